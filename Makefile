@@ -1,0 +1,47 @@
+# The two commands of the README rest on `make install`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PLUGINS := plugins/clean plugins/ner
+
+.PHONY: install broker demo test unit integration lint typecheck check clean-broker
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/stream broker fetch
+	@touch $@
+
+broker: install
+	$(BIN)/stream broker start
+
+demo: broker
+	$(BIN)/stream demo examples/articles examples/malformed.jsonl
+
+# pytest exits 5 when it collected no test: that is a failure, not a pass.
+test: broker
+	@$(BIN)/pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
+
+unit: install
+	$(BIN)/pytest -m "not integration"
+
+integration: broker
+	$(BIN)/pytest -m integration
+
+lint: install
+	$(BIN)/ruff check src plugins tests
+
+typecheck: install
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean-broker: install
+	$(BIN)/stream broker stop

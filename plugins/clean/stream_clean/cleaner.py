@@ -1,0 +1,228 @@
+"""Turning a raw article text into ``clean_text``.
+
+In order:
+
+1. HTML: when the text contains tags, scripts and styles are dropped whole, block tags
+   become paragraph breaks, other tags go; entities are decoded (also in plain text);
+2. Unicode: ftfy repairs mojibake and normalises to NFC (curly quotes are kept);
+   zero-width, bidirectional-control and other invisible characters are removed, so they
+   cannot hide a keyword or a duplicate;
+3. leading metadata (`` date 2022-01-22``) is removed and returned;
+4. the text is split into paragraphs (one per line; a line that is a hard wrap of the
+   previous one is joined to it), whitespace is collapsed within each;
+5. boilerplate paragraphs go: the rules of ``boilerplate.toml``, then the structural
+   rules: runs of related headlines, trailing bylines and navigation words, repeats;
+6. glued words and stray punctuation are repaired (``negotiationsLavrov`` ->
+   ``negotiations Lavrov``, ``said. .`` -> ``said.``).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import ftfy
+
+from .rules import Rules
+
+__all__ = ["Cleaned", "clean"]
+
+_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?>")
+_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
+_BLOCK_TAGS = frozenset(
+    "p div br li ul ol h1 h2 h3 h4 h5 h6 blockquote section article header footer tr table "
+    "figure figcaption pre hr dd dt".split()
+)
+_SKIP_TAGS = frozenset("script style noscript template iframe svg head".split())
+# Zero-width, bidi controls, word joiners, BOM, soft hyphen, and the like.
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
+)
+_SPACES = re.compile(r"[^\S\n]+")
+_TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$|[\"”’»]$")
+_WORD = re.compile(r"\w+(?:[’'-]\w+)*")
+_GLUED = re.compile(r"\b([a-z]{3,})([A-Z][a-z]{2,})\b")
+_SPACE_BEFORE_PUNCT = re.compile(r"(?<=\S)\s+([.,;:!?])(?=\s|$)")
+_DOUBLE_PERIOD = re.compile(r"(?<![.])\.\s*\.(?![.])")
+_CLOSE_QUOTE_GLUED = re.compile(r"\s*”(?=[^\W\d_])")
+_LIST_MARK = re.compile(r"\s+[-–—]\s*$")
+
+
+@dataclass
+class Cleaned:
+    """The clean text and what was learnt on the way."""
+
+    text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: ``[(rule name, paragraph)]`` of what was removed, for debugging and tests.
+    removed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _strip_html(text: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def normalize(text: str) -> str:
+    """Steps 1-2: HTML, entities, mojibake, NFC, invisible characters."""
+    if _TAG.search(text):
+        text = _strip_html(text)
+    elif _ENTITY.search(text):
+        text = html.unescape(text)
+    text = ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
+    text = _INVISIBLE.sub("", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def _ends_sentence(text: str) -> bool:
+    return bool(_TERMINAL.search(text))
+
+
+def _paragraphs(text: str) -> list[str]:
+    """One paragraph per line; a line continuing a hard-wrapped sentence joins the previous."""
+    paragraphs: list[str] = []
+    previous_blank = True
+    for raw in text.split("\n"):
+        line = _SPACES.sub(" ", raw).strip()
+        if not line:
+            previous_blank = True
+            continue
+        if (paragraphs and not previous_blank and not _ends_sentence(paragraphs[-1])
+                and line[0].islower()):
+            paragraphs[-1] += " " + line
+        else:
+            paragraphs.append(line)
+        previous_blank = False
+    return paragraphs
+
+
+def _repair(paragraph: str) -> str:
+    paragraph = _CLOSE_QUOTE_GLUED.sub("” ", paragraph)
+    paragraph = _SPACE_BEFORE_PUNCT.sub(r"\1", paragraph)
+    paragraph = _DOUBLE_PERIOD.sub(".", paragraph)
+    paragraph = _GLUED.sub(r"\1 \2", paragraph)
+    return paragraph.strip()
+
+
+def _key(paragraph: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(paragraph))
+
+
+def clean(text: str, rules: Rules) -> Cleaned:
+    """Clean one article text with ``rules``.  Never raises on odd input."""
+    result = Cleaned(text="")
+    text = normalize(text)
+    for meta in rules.metadata:
+        match = meta.pattern.match(text)
+        if match:
+            result.metadata[meta.field] = match.group(1)
+            text = text[match.end():]
+    paragraphs = _paragraphs(text)
+    structure = rules.structure
+
+    kept: list[str] = []
+    for paragraph in paragraphs:
+        for strip in rules.strip:
+            paragraph = strip.pattern.sub("", paragraph).strip()
+        if not paragraph:
+            continue
+        words = _words(paragraph)
+        rule = next((r.name for r in rules.drop if words <= r.max_words and r.pattern.search(paragraph)), None)
+        if rule:
+            result.removed.append((rule, paragraph))
+        else:
+            kept.append(paragraph)
+
+    def headline_like(p: str) -> bool:
+        core = _LIST_MARK.sub("", p)
+        return _words(core) <= structure.headline_max_words and (
+            not _ends_sentence(core) or core != p
+        )
+
+    # Runs of related headlines after the body has started.
+    flags = [headline_like(p) for p in kept]
+    body_started = False
+    drop = [False] * len(kept)
+    i = 0
+    while i < len(kept):
+        if not flags[i]:
+            body_started = True
+            i += 1
+            continue
+        j = i
+        while j < len(kept) and flags[j]:
+            j += 1
+        if body_started and j - i >= structure.headline_run:
+            for k in range(i, j):
+                drop[k] = True
+                result.removed.append(("headline-list", kept[k]))
+        i = j
+    # Trailing navigation words, bylines and the like.
+    k = len(kept) - 1
+    first_body = next((n for n, f in enumerate(flags) if not f), len(kept))
+    while k > first_body:
+        p = kept[k]
+        if drop[k]:
+            k -= 1
+            continue
+        if p.lower().strip(" .:|»") in rules.trailing or (
+            flags[k] and _words(p) <= structure.trailing_max_words
+        ):
+            drop[k] = True
+            result.removed.append(("trailing", p))
+            k -= 1
+            continue
+        break
+    kept = [p for p, d in zip(kept, drop, strict=True) if not d]
+
+    # Repeats: a paragraph contained in another, longer (or equal and earlier) one.
+    keys = [f" {_key(p)} " for p in kept]
+    final: list[str] = []
+    for n, p in enumerate(kept):
+        if _words(p) >= structure.repeat_min_words and any(
+            m != n and keys[n] in keys[m] and (len(keys[m]) > len(keys[n]) or m < n)
+            for m in range(len(kept))
+        ):
+            result.removed.append(("repeat", p))
+            continue
+        final.append(_repair(p))
+    result.text = "\n\n".join(p for p in final if p)
+    return result

@@ -1,0 +1,133 @@
+"""Loading and validating the boilerplate rules (``boilerplate.toml`` and a user's own)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError
+
+__all__ = ["DEFAULT_RULES", "DropRule", "MetadataRule", "Rules", "Structure", "StripRule", "load_rules"]
+
+DEFAULT_RULES = Path(__file__).with_name("boilerplate.toml")
+_FLAGS = re.IGNORECASE | re.UNICODE
+
+
+@dataclass(frozen=True)
+class DropRule:
+    name: str
+    pattern: re.Pattern[str]
+    max_words: int
+
+
+@dataclass(frozen=True)
+class StripRule:
+    name: str
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class MetadataRule:
+    name: str
+    pattern: re.Pattern[str]
+    field: str
+
+
+@dataclass(frozen=True)
+class Structure:
+    headline_max_words: int = 20
+    headline_run: int = 2
+    trailing_max_words: int = 8
+    repeat_min_words: int = 6
+
+
+@dataclass(frozen=True)
+class Rules:
+    drop: tuple[DropRule, ...] = ()
+    strip: tuple[StripRule, ...] = ()
+    metadata: tuple[MetadataRule, ...] = ()
+    trailing: frozenset[str] = frozenset()
+    structure: Structure = field(default_factory=Structure)
+
+    def merged(self, other: Rules) -> Rules:
+        return Rules(
+            drop=self.drop + other.drop,
+            strip=self.strip + other.strip,
+            metadata=self.metadata + other.metadata,
+            trailing=self.trailing | other.trailing,
+            structure=other.structure if other.structure != Structure() else self.structure,
+        )
+
+
+def _line(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]) -> dict[str, Any]:
+    name = entry.get("name", "?") if isinstance(entry, dict) else "?"
+    where = _line(text, f'name = "{name}"') if name != "?" else None
+    if not isinstance(entry, dict):
+        raise ConfigError(f"each [[{kind}]] entry must be a table", path=path)
+    for key, kind_type in keys.items():
+        if key not in entry:
+            raise ConfigError(f"[[{kind}]] rule {name!r} has no {key!r}; add {key} = ...",
+                              path=path, line=where)
+        if not isinstance(entry[key], kind_type):
+            raise ConfigError(f"[[{kind}]] rule {name!r}: {key!r} must be a {kind_type.__name__}",
+                              path=path, line=where)
+    unknown = set(entry) - set(keys)
+    if unknown:
+        raise ConfigError(f"[[{kind}]] rule {name!r}: unknown key(s) {', '.join(sorted(unknown))}",
+                          path=path, line=where)
+    out = dict(entry)
+    try:
+        out["pattern"] = re.compile(entry["pattern"], _FLAGS)
+    except re.error as exc:
+        raise ConfigError(f"[[{kind}]] rule {name!r}: invalid regular expression: {exc}",
+                          path=path, line=_line(text, entry["pattern"][:30]) or where) from None
+    return out
+
+
+def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
+    """Read and validate a rules file.  :raises ConfigError: with the file, line and fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the boilerplate rules: {exc.strerror}", path=path) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", path=path,
+                          line=int(match.group(1)) if match else None) from None
+    known = {"drop", "strip", "metadata", "trailing", "structure"}
+    for key in set(data) - known:
+        raise ConfigError(f"unknown section {key!r}; known: {', '.join(sorted(known))}",
+                          path=path, line=_line(text, key))
+    drop = tuple(DropRule(**_compile(path, text, "drop", e, {"name": str, "pattern": str, "max_words": int}))
+                 for e in data.get("drop", []))
+    strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}))
+                  for e in data.get("strip", []))
+    metadata = tuple(MetadataRule(**_compile(path, text, "metadata", e,
+                                             {"name": str, "pattern": str, "field": str}))
+                     for e in data.get("metadata", []))
+    for rule in metadata:
+        if rule.field != "published_at":
+            raise ConfigError(f"[[metadata]] rule {rule.name!r}: field must be 'published_at'",
+                              path=path, line=_line(text, f'name = "{rule.name}"'))
+    trailing = data.get("trailing", [])
+    if not isinstance(trailing, list) or not all(isinstance(t, str) for t in trailing):
+        raise ConfigError("'trailing' must be a list of strings", path=path, line=_line(text, "trailing"))
+    structure_data = data.get("structure", {})
+    try:
+        structure = Structure(**structure_data)
+    except TypeError as exc:
+        raise ConfigError(f"[structure]: {exc}", path=path, line=_line(text, "[structure]")) from None
+    return Rules(drop, strip, metadata, frozenset(t.lower() for t in trailing), structure)

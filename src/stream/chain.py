@@ -1,0 +1,100 @@
+"""Building the chain, and turning a processed batch into the records to publish.
+
+Shared by the worker (:mod:`stream.app`) and the embedded mode (``stream process``), so
+both produce byte-for-byte the same records.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .pipeline import BatchResult, Pipeline
+from .plugins import PluginHost, get_plugin_manager
+from .processor import Context
+from .records import Article, DeadLetter, dumps, utcnow
+from .settings import Settings
+
+__all__ = ["Outputs", "build_chain", "collect_outputs", "sanitize"]
+
+_SECRETISH = re.compile(
+    r"(?i)((?:secret|password|passwd|token|api[_-]?key|authorization)\s*[=:]\s*)\S+"
+    r"|whsec_[A-Za-z0-9+/=]+"
+)
+
+
+def sanitize(message: str, limit: int = 500) -> str:
+    """An exception message fit for a dead letter or a log: secrets masked, one line, short."""
+    text = _SECRETISH.sub(lambda m: (m.group(1) or "") + "***", message)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_chain(
+    settings: Settings, mode: Literal["worker", "embedded"]
+) -> tuple[PluginHost, Pipeline]:
+    """Load the plugins and set up their processors, in order.
+
+    :raises PluginError: a plugin failed to load or to set up (naming it).
+    """
+    host = get_plugin_manager(settings)
+    pipeline = Pipeline(host.processors())
+    pipeline.setup(
+        lambda proc: Context(
+            settings=settings,
+            config=settings.plugin_config(proc.name),
+            log=logging.getLogger(f"stream.plugins.{proc.name}"),
+            mode=mode,
+        )
+    )
+    return host, pipeline
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one batch produces: ``(key, value)`` pairs per topic kind."""
+
+    enriched: list[tuple[bytes, bytes]] = field(default_factory=list)
+    alerts: list[tuple[bytes, bytes, dict[str, Any]]] = field(default_factory=list)
+    dead: list[tuple[Article, DeadLetter]] = field(default_factory=list)
+
+
+def collect_outputs(
+    result: BatchResult,
+    *,
+    worker: str,
+    max_record_bytes: int,
+    original: dict[int, bytes],
+) -> Outputs:
+    """Encode the enriched records and alerts of a processed batch; build dead letters.
+
+    :param original: ``id(article) -> original bytes``, for dead letters.
+    """
+    out = Outputs()
+    now = utcnow()
+    for article in result.articles:
+        value = dumps(article.to_dict(worker=worker, processed_at=now))
+        if len(value) > max_record_bytes:
+            out.dead.append((article, DeadLetter(
+                error_type="RecordTooLarge",
+                message=f"the enriched record is {len(value)} bytes, over the limit of "
+                        f"{max_record_bytes} (setting max_record_bytes)",
+                stage="publish",
+                original=original.get(id(article), b""),
+                article_id=article.id,
+            )))
+            continue
+        out.enriched.append((article.id.encode(), value))
+        for alert in article.alerts:
+            out.alerts.append((str(alert.get("rule_id", "")).encode(), dumps(alert), alert))
+    for failure in result.failures:
+        out.dead.append((failure.article, DeadLetter(
+            error_type=type(failure.error).__name__,
+            message=sanitize(str(failure.error)),
+            stage=failure.stage,
+            original=original.get(id(failure.article), b""),
+            article_id=failure.article.id,
+        )))
+    return out

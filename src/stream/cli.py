@@ -1,0 +1,254 @@
+"""The ``stream`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Any, Callable, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ConfigError, StreamError
+from .settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    settings: Settings = ctx.obj["settings"]
+    if any(v is not None for v in overrides.values()):
+        return load_settings(ctx.obj["config"], **overrides)
+    return settings
+
+
+class _Group(click.Group):
+    """Turns stream's own errors into one clear line and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"stream: configuration error: {exc}", err=True)
+            sys.exit(2)
+        except StreamError as exc:
+            click.echo(f"stream: error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Settings file (TOML). Default: $STREAM_CONFIG, else ./stream.toml if present.")
+@click.version_option(__version__, prog_name="stream")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """stream: news articles in, enriched records and alerts out, over Apache Kafka."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+    try:
+        ctx.obj["settings"] = load_settings(config)
+    except ConfigError as exc:
+        click.echo(f"stream: configuration error: {exc}", err=True)
+        sys.exit(2)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+# -- broker ----------------------------------------------------------------------------
+
+
+@main.group()
+def broker() -> None:
+    """Run a local single-node Apache Kafka (KRaft) for development and tests."""
+
+
+def _port_option(f: F) -> F:
+    return click.option("--port", type=int, default=None, envvar="STREAM_BROKER_PORT",
+                        help="Client port on 127.0.0.1 (default 9092, or the port of the "
+                             "broker setting); the controller uses PORT+1.")(f)
+
+
+def _local(ctx: click.Context, port: int | None) -> Any:
+    from .broker import LocalBroker
+
+    if port is None:
+        first = ctx.obj["settings"].broker.split(",")[0]
+        port = int(first.rsplit(":", 1)[1]) if ":" in first else 9092
+    return LocalBroker(port)
+
+
+@broker.command("start")
+@_port_option
+@click.option("--timeout", type=float, default=90.0, show_default=True,
+              help="Seconds to wait for the broker to answer.")
+@click.pass_context
+def broker_start(ctx: click.Context, port: int | None, timeout: float) -> None:
+    """Start the broker in the background (fetching Kafka first if needed)."""
+    local = _local(ctx, port)
+    if not local.status().running:
+        click.echo(f"starting Apache Kafka {local.version} on {local.bootstrap} ...", err=True)
+    click.echo(local.start(timeout=timeout))
+
+
+@broker.command("stop")
+@_port_option
+@click.pass_context
+def broker_stop(ctx: click.Context, port: int | None) -> None:
+    """Stop the broker cleanly."""
+    click.echo(_local(ctx, port).stop())
+
+
+@broker.command("status")
+@_port_option
+@click.pass_context
+def broker_status(ctx: click.Context, port: int | None) -> None:
+    """Say whether the broker runs; exit status 0 if it does, 3 if not."""
+    status = _local(ctx, port).status()
+    if status.running:
+        click.echo(f"running on {status.bootstrap} (pid {status.pid}); log: {status.log}")
+    else:
+        click.echo(f"not running on {status.bootstrap}")
+        sys.exit(3)
+
+
+@broker.command("fetch")
+@click.pass_context
+def broker_fetch(ctx: click.Context) -> None:
+    """Fetch the Kafka artifacts from Maven Central into the cache (no start)."""
+    libs = _local(ctx, None).libs()
+    click.echo(f"Apache Kafka jars in {libs}")
+
+
+# -- produce / tail --------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--topic", default=None, help="Topic to send to (default: the topic_raw setting).")
+@click.pass_context
+def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
+    """Send articles from FILES (.txt, .json, .jsonl, or - for stdin) to Kafka."""
+    from .inputs import read_inputs
+    from .kafka import ensure_topics, make_producer
+
+    settings = _settings(ctx)
+    target = topic or settings.topic_raw
+    records = list(read_inputs(files))
+
+    async def run() -> int:
+        await ensure_topics(settings.broker, [(target, settings.partitions, False)],
+                            settings.replication_factor)
+        producer = make_producer(settings.broker)
+        await producer.start()
+        try:
+            futures = [await producer.send(target, value=r.value, key=r.key) for r in records]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        return len(futures)
+
+    sent = asyncio.run(run())
+    click.echo(f"sent {sent} record{'s' if sent != 1 else ''} to {target}")
+
+
+@main.command()
+@click.argument("topic")
+@click.option("-n", "--lines", "count", type=int, default=10, show_default=True,
+              help="Print the last N records (0: all of them).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records as they arrive.")
+@click.pass_context
+def tail(ctx: click.Context, topic: str, count: int, follow: bool) -> None:
+    """Print the last records of TOPIC as JSON lines."""
+    from .kafka import end_offsets, read_records
+
+    settings = _settings(ctx)
+
+    async def run() -> None:
+        ends = await end_offsets(settings.broker, topic)
+        start = {p: max(0, end - count) for p, end in ends.items()} if count else None
+        records = [r async for r in read_records(settings.broker, topic, start=start, timeout=5)]
+        records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
+        for rec in records[-count:] if count else records:
+            _print_value(rec.value)
+        if follow:
+            after = {p: off for p, off in (await end_offsets(settings.broker, topic)).items()}
+            async for rec in read_records(settings.broker, topic, start=after, timeout=None, follow=True):
+                _print_value(rec.value)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_value(value: bytes | None) -> None:
+    sys.stdout.buffer.write((value or b"null").rstrip(b"\n") + b"\n")
+    sys.stdout.flush()
+
+
+# -- process / worker / plugins --------------------------------------------------------
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.pass_context
+def process(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Run the plugin chain in-process on FILES, no Kafka: one enriched JSON line per input.
+
+    Dead letters are printed to stderr as JSON lines; the exit status is 1 if there were any.
+    """
+    from .embedded import run_embedded
+
+    settings = _settings(ctx)
+    dead = run_embedded(settings, files, sys.stdout.buffer, sys.stderr.buffer)
+    if dead:
+        click.echo(f"stream: {dead} record(s) could not be processed (see the dead letters above)",
+                   err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--batch-size", type=int, default=None, help="Articles per batch.")
+@click.option("-l", "--loglevel", type=click.Choice(["debug", "info", "warn", "error"]),
+              default=None, help="Log level (default: the log_level setting).")
+@click.pass_context
+def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None) -> None:
+    """Run a worker: consume articles.raw, run the chain, publish the results."""
+    from .worker import run_worker
+
+    settings = _settings(ctx, batch_size=batch_size, log_level=loglevel)
+    sys.exit(run_worker(settings))
+
+
+@main.command()
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """List the loaded plugins and the processors in the order they run."""
+    from .plugins import get_plugin_manager
+
+    host = get_plugin_manager(_settings(ctx))
+    procs = host.processors()
+    by_name = {p.name: p for p in host.loaded}
+    click.echo(f"{'#':>2}  {'processor':<12} {'version':<9} {'order':>5}  plugin (package version)")
+    for position, proc in enumerate(procs, start=1):
+        owner = by_name.get(host.owner.get(proc.name, ""))
+        source = f"{owner.name} ({owner.package} {owner.version})" if owner else "?"
+        click.echo(f"{position:>2}  {proc.name:<12} {proc.version:<9} {proc.order:>5}  {source}")
+    idle = [p for p in host.loaded if p.name not in host.owner.values()]
+    for p in idle:
+        click.echo(f" -  {'(no processor)':<12} {'':<9} {'':>5}  {p.name} ({p.package} {p.version})")
+    if not host.loaded:
+        click.echo("no plugins installed (entry-point group 'stream.plugins')")
+
+
+@main.command()
+@click.argument("files", nargs=-1)
+@click.option("--timeout", type=float, default=180.0, show_default=True,
+              help="Seconds to wait for the results.")
+@click.pass_context
+def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
+    """Run a worker over sample articles on the local broker and show what comes out."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(_settings(ctx), files or ("examples/articles",), timeout=timeout))

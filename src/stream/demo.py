@@ -1,0 +1,128 @@
+"""``stream demo``: produce sample articles, run a worker, show what comes out."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import click
+
+from .errors import BrokerError
+from .inputs import read_inputs
+from .kafka import end_offsets, ensure_topics, make_producer, read_records
+from .records import loads
+from .settings import Settings
+
+__all__ = ["run_demo"]
+
+
+def _expand(paths: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            out += sorted(str(p) for p in path.iterdir() if p.suffix in (".txt", ".json", ".jsonl"))
+        else:
+            out.append(name)
+    return out
+
+
+async def _snapshot(settings: Settings) -> dict[str, dict[int, int]]:
+    topics = (settings.topic_enriched, settings.topic_alerts, settings.topic_dlq)
+    await ensure_topics(settings.broker, [(t, settings.partitions, False) for t in
+                                          (settings.topic_raw, *topics)], settings.replication_factor)
+    return {t: await end_offsets(settings.broker, t) for t in topics}
+
+
+async def _produce(settings: Settings, files: list[str]) -> int:
+    producer = make_producer(settings.broker)
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic_raw, value=r.value, key=r.key)
+                   for r in read_inputs(files)]
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def _collect(settings: Settings, start: dict[str, dict[int, int]], expected: int,
+                   timeout: float) -> tuple[list[Any], list[Any], list[Any]]:
+    enriched: list[Any] = []
+    dead: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while len(enriched) + len(dead) < expected and time.monotonic() < deadline:
+        for topic, bucket in ((settings.topic_enriched, enriched), (settings.topic_dlq, dead)):
+            async for rec in read_records(settings.broker, topic, start=start[topic], timeout=1):
+                bucket.append(loads(rec.value or b"null"))
+                start[topic][rec.partition] = rec.offset + 1
+        await asyncio.sleep(0.5)
+    alerts = [loads(r.value or b"null") async for r in
+              read_records(settings.broker, settings.topic_alerts, start=start[settings.topic_alerts], timeout=1)]
+    return enriched, alerts, dead
+
+
+def _show(enriched: list[Any], alerts: list[Any], dead: list[Any]) -> None:
+    echo = click.echo
+    for rec in sorted(enriched, key=lambda r: r["id"]):
+        echo(click.style(f"\n== {rec['id']}  {rec.get('title') or ''}"[:100], bold=True))
+        if rec.get("published_at"):
+            echo(f"   published_at: {rec['published_at']}")
+        body = textwrap.shorten(rec["clean_text"], 300, placeholder=" ...")
+        echo(textwrap.indent(textwrap.fill(body, 96), "   "))
+        summary = rec.get("entity_summary") or []
+        if summary:
+            top = ", ".join(f"{e['canonical']} ({e['label']} x{e['mentions']})" for e in summary[:8])
+            echo(f"   entities: {top}")
+        if rec.get("dedup"):
+            echo(f"   dedup: {rec['dedup']}")
+        for alert in rec.get("alerts") or []:
+            echo(click.style(f"   ALERT {alert['rule_id']} [{alert['severity']}]: {alert['snippet'][:120]}",
+                             fg="red"))
+        steps = ", ".join(f"{p['name']} {p['ms']}ms" for p in rec["processing"]["plugins"])
+        echo(f"   processing: {steps}")
+    echo(click.style(f"\n{len(enriched)} enriched record(s), {len(alerts)} alert(s), "
+                     f"{len(dead)} dead letter(s)", bold=True))
+    for letter in dead:
+        err = letter["error"]
+        echo(f"   dead letter from {letter['source']}: {err['type']} in {err['plugin']}: {err['message']}")
+
+
+def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int:
+    files = _expand(paths)
+    if not files:
+        click.echo("stream demo: no input files", err=True)
+        return 2
+    try:
+        start = asyncio.run(_snapshot(settings))
+    except Exception as exc:  # connection refused and friends
+        raise BrokerError(f"cannot reach Kafka at {settings.broker} ({exc!r}); start the local "
+                          "broker with `stream broker start`") from exc
+    log = Path(settings.data_dir) / "demo-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"starting a worker (log: {log}) ...")
+    with open(log, "ab") as fh:
+        worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=fh,
+                                  stderr=subprocess.STDOUT, env=os.environ.copy())
+    try:
+        sent = asyncio.run(_produce(settings, files))
+        click.echo(f"sent {sent} record(s) from {len(files)} file(s) to {settings.topic_raw}; waiting for results ...")
+        enriched, alerts, dead = asyncio.run(_collect(settings, start, sent, timeout))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    _show(enriched, alerts, dead)
+    if len(enriched) + len(dead) < sent:
+        click.echo(f"stream demo: only {len(enriched) + len(dead)} of {sent} results arrived; see {log}", err=True)
+        return 1
+    return 0

@@ -1,0 +1,74 @@
+"""The errors stream raises, one tree with one root.
+
+::
+
+    StreamError
+     ├── ConfigError (also ValueError)     bad settings, rules or plugin configuration
+     ├── PluginError                       a plugin failed to load, configure or process
+     ├── RecordError (also ValueError)     an input record cannot be decoded or validated
+     └── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
+
+Every message says what happened, where, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["BrokerError", "ConfigError", "PluginError", "RecordError", "StreamError"]
+
+
+class StreamError(Exception):
+    """Root of every error stream raises on purpose."""
+
+
+class ConfigError(StreamError, ValueError):
+    """Invalid configuration.  Carries the file and line when they are known.
+
+    :param message: what is wrong and how to fix it.
+    :param path: the configuration file, or ``None`` for an environment variable.
+    :param line: 1-based line number in ``path``, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.reason = message
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{line}: " if line else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class PluginError(StreamError):
+    """A plugin failed.  ``plugin`` names it (the entry-point name)."""
+
+    def __init__(self, plugin: str, message: str):
+        self.plugin = plugin
+        self.reason = message
+        super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class RecordError(StreamError, ValueError):
+    """An input record cannot be decoded or validated.
+
+    ``topic``, ``partition`` and ``offset`` say where it came from when it came from Kafka.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ):
+        self.reason = message
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        super().__init__(message)
+
+
+class BrokerError(StreamError, RuntimeError):
+    """The local Apache Kafka broker could not be fetched, started or stopped."""

@@ -1,0 +1,85 @@
+"""The plugin contract: the hooks a stream plugin may implement.
+
+A plugin is a module (or object) registered under the ``stream.plugins`` entry-point group
+whose functions are marked with :data:`stream.hookimpl`.  Hooks are called with keyword
+arguments only, and an implementation may accept fewer arguments than its spec (pluggy's
+"opt-in arguments"), so new arguments can be added here without breaking plugins.
+
+Per-batch work is not a hook: a plugin returns :class:`~stream.processor.Processor` objects
+from :func:`stream_register_processors`, and the pipeline runs them in their declared order.
+This keeps the order explicit and testable and lets each processor take a whole batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .processor import Processor, TopicSpec
+    from .records import Alert, DeadLetter
+    from .settings import Settings
+
+hookspec = pluggy.HookspecMarker("stream")
+
+
+@hookspec
+def stream_register_processors(settings: Settings) -> list[Processor]:  # type: ignore[empty-body]
+    """Return the processors this plugin adds to the chain.
+
+    Called once, when ``stream worker``, ``stream process`` or ``stream plugins`` builds the
+    chain, before any article is read.
+
+    :param settings: the validated settings; a plugin's own settings are
+        ``settings.plugin_config("NAME")``.
+    :return: a list of :class:`~stream.processor.Processor` instances (possibly empty).
+        Results of all plugins are merged and sorted by ``(order, name)``.
+    :raises: anything, to refuse to start: the program stops, naming the plugin.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def stream_register_topics(settings: Settings) -> list[TopicSpec]:  # type: ignore[empty-body]
+    """Return the Kafka topics this plugin needs besides stream's own.
+
+    Called once by ``stream worker`` at start, before it consumes; missing topics are
+    created with the given partitions (default: the ``partitions`` setting).
+
+    :param settings: the validated settings.
+    :return: a list of :class:`~stream.processor.TopicSpec`.
+    :raises: anything, to refuse to start: the worker stops, naming the plugin.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def stream_article_failed(dead_letter: DeadLetter) -> None:
+    """Notification: an article was sent to the dead-letter topic.
+
+    Called in the worker (and in ``stream process``) after the dead letter is handed to the
+    producer, once per failed article.  Keep it fast: it runs on the event loop.
+
+    :param dead_letter: the :class:`~stream.records.DeadLetter`, with the reason.
+    :return: ignored.
+    :raises: an exception is logged and otherwise ignored; the worker goes on.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def stream_alert_raised(alert: Alert) -> None:
+    """Notification: an alert was raised and is about to be published.
+
+    Called once per alert, after the chain has run on its article.  Keep it fast.
+
+    :param alert: the :class:`~stream.records.Alert`.
+    :return: ignored.
+    :raises: an exception is logged and otherwise ignored; the worker goes on.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,152 @@
+"""Small aiokafka helpers shared by the command line, the worker and the tests.
+
+Every producer stream creates uses ``acks="all"`` and idempotence, so an acknowledged
+record is on the broker exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+__all__ = ["KafkaRecord", "ensure_topics", "end_offsets", "make_producer", "read_records"]
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    """A producer with ``acks="all"``, idempotence and a short linger for batching."""
+    options.setdefault("linger_ms", 5)
+    options.setdefault("max_request_size", 4 * 1024 * 1024)
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
+    )
+
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: Iterable[tuple[str, int, bool]],
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the ``(name, partitions, compacted)`` topics that do not exist yet.
+
+    :return: the names created.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = []
+        for name, partitions, compacted in topics:
+            if name in existing or any(t.name == name for t in new):
+                continue
+            config = {"cleanup.policy": "compact"} if compacted else {}
+            new.append(NewTopic(name, partitions, replication_factor, topic_configs=config))
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:  # another worker created it meanwhile
+                pass
+            log.info("created topics %s", ", ".join(t.name for t in new))
+        return [t.name for t in new]
+    finally:
+        await admin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """``{partition: end offset}`` of ``topic`` now (empty when it does not exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_records(
+    bootstrap: str,
+    topic: str,
+    *,
+    start: dict[int, int] | None = None,
+    limit: int | None = None,
+    timeout: float | None = 10.0,
+    follow: bool = False,
+) -> AsyncIterator[KafkaRecord]:
+    """Yield records of ``topic`` from ``start`` offsets (default: the beginning).
+
+    Stops after ``limit`` records; without ``follow`` also when every partition has been
+    read to its end as of the call; and when nothing arrived for ``timeout`` seconds.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + (timeout or 0)
+        parts: set[int] = set()
+        while not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(topic) or set()
+            if parts or (timeout is not None and asyncio.get_running_loop().time() > deadline):
+                break
+            await asyncio.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return
+        consumer.assign(tps)
+        starts = start or {}
+        for tp in tps:
+            if tp.partition in starts:
+                consumer.seek(tp, starts[tp.partition])
+            else:
+                await consumer.seek_to_beginning(tp)
+        ends = {tp.partition: off for tp, off in (await consumer.end_offsets(tps)).items()}
+        done = {p for p in ends if ends[p] <= starts.get(p, 0)} if not follow else set()
+        count = 0
+        idle_since = asyncio.get_running_loop().time()
+        while True:
+            if not follow and done >= set(ends):
+                return
+            batch = await consumer.getmany(timeout_ms=200)
+            now = asyncio.get_running_loop().time()
+            if not any(batch.values()):
+                if timeout is not None and now - idle_since > timeout:
+                    return
+                continue
+            idle_since = now
+            for tp, messages in batch.items():
+                for msg in messages:
+                    yield KafkaRecord(
+                        msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                        tuple(msg.headers or ()), msg.timestamp,
+                    )
+                    count += 1
+                    if limit is not None and count >= limit:
+                        return
+                    if not follow and msg.offset + 1 >= ends.get(tp.partition, 0):
+                        done.add(tp.partition)
+    finally:
+        await consumer.stop()

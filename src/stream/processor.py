@@ -1,0 +1,94 @@
+"""The base class of every processor, and the context it is set up with.
+
+A plugin returns :class:`Processor` instances from its ``stream_register_processors`` hook.
+The pipeline calls, in this order and on this object:
+
+* :meth:`Processor.setup` once, before the first batch (load models, compile rules);
+* :meth:`Processor.process` for every batch, in the order given by :attr:`Processor.order`;
+* :meth:`Processor.close` once, when the worker or ``stream process`` stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, ClassVar, Literal, Mapping
+
+if TYPE_CHECKING:
+    from .records import Article
+    from .settings import Settings
+
+__all__ = ["Context", "Processor", "TopicSpec"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a processor gets at setup.
+
+    :ivar settings: the whole, validated :class:`~stream.settings.Settings`.
+    :ivar config: this plugin's own settings (``[plugins.NAME]`` in the settings file and
+        ``STREAM_PLUGIN_NAME_KEY`` variables), as strings or TOML values.
+    :ivar log: a logger named ``stream.plugins.NAME``.
+    :ivar mode: ``"worker"`` inside ``stream worker``, ``"embedded"`` in ``stream process``.
+    """
+
+    settings: Settings
+    config: Mapping[str, Any] = field(default_factory=dict)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("stream.plugins"))
+    mode: Literal["worker", "embedded"] = "embedded"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A Kafka topic a plugin needs; the worker creates it at start when it is missing.
+
+    :ivar name: the topic name.
+    :ivar partitions: ``None`` uses the ``partitions`` setting.
+    :ivar compacted: ``True`` for a log-compacted topic (state changelogs).
+    """
+
+    name: str
+    partitions: int | None = None
+    compacted: bool = False
+
+
+class Processor:
+    """One step of the chain.  Subclass it and override :meth:`process`.
+
+    Class attributes a subclass sets:
+
+    * :attr:`name` - unique, short, lowercase (the plugin's entry-point name is a good one);
+    * :attr:`version` - shown in ``stream plugins`` and in every record's ``processing``;
+    * :attr:`order` - position in the chain, lowest first.  Built-ins: clean 100, ner 200,
+      dedup 300, alerts 400.  Ties are broken by name, so the order is always stable;
+    * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
+      worker thread so the event loop (Kafka heartbeats) stays responsive;
+    * :attr:`on_error` - ``"dlq"`` sends articles this processor fails on to the dead-letter
+      topic; ``"skip"`` passes them on without this processor's enrichment, and records
+      ``"skipped": true`` in their ``processing`` entry.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    order: ClassVar[int] = 500
+    cpu_bound: ClassVar[bool] = False
+    on_error: ClassVar[Literal["dlq", "skip"]] = "dlq"
+
+    def setup(self, context: Context) -> None:
+        """Called once before the first batch.  Raise to refuse to start (bad config,
+        model not installed): the worker stops with the plugin's name and your message."""
+
+    def process(self, articles: list[Article]) -> None | Awaitable[None]:
+        """Enrich ``articles`` in place.  May be ``async def``.
+
+        The list is a batch in arrival order; do not add, remove or reorder articles.
+        When it raises, the pipeline calls it again with each article alone to find the
+        ones that fail, so process each article idempotently.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once at shutdown; release what :meth:`setup` acquired."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.version} order={self.order}>"

@@ -1,0 +1,265 @@
+"""The records stream reads and writes: the public contract, ``docs/records.md``.
+
+Everything is JSON encoded with orjson.  Decoding an input record checks its size before
+parsing and validates every field; what fails raises :class:`~stream.errors.RecordError`
+with a reason that goes into the dead letter.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .errors import RecordError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Alert",
+    "Article",
+    "DeadLetter",
+    "decode_article",
+    "dumps",
+    "loads",
+    "make_id",
+    "utcnow",
+]
+
+#: Version of the enriched-record schema; bumped on an incompatible change.
+SCHEMA_VERSION = 1
+
+INPUT_FIELDS = ("id", "url", "title", "text", "source", "published_at", "language")
+_OPTIONAL_STR = ("url", "title", "source", "published_at", "language")
+#: Names that processors fill; an input record may not carry them.
+ENRICHMENT_FIELDS = (
+    "clean_text",
+    "entities",
+    "entity_summary",
+    "dedup",
+    "alerts",
+    "processing",
+    "schema_version",
+    "extra",
+)
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as JSON bytes (orjson; non-str dict keys allowed)."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON bytes (orjson)."""
+    return orjson.loads(data)
+
+
+def utcnow() -> str:
+    """The current time as ISO 8601 in UTC with milliseconds, e.g. ``2026-11-23T10:00:00.000Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_id(url: str | None, text: str) -> str:
+    """A stable id: a hash of the url when there is one, otherwise of the text."""
+    basis = url.strip() if url and url.strip() else text
+    return hashlib.blake2b(basis.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class Article:
+    """One article on its way through the processors.
+
+    The input fields come from the record; processors fill the enrichment fields in place.
+    ``extra`` is where third-party plugins put their own enrichment, under their name.
+    """
+
+    id: str
+    text: str
+    url: str | None = None
+    title: str | None = None
+    source: str | None = None
+    published_at: str | None = None
+    language: str | None = None
+    #: Input fields outside the contract, passed through untouched.
+    passthrough: dict[str, Any] = field(default_factory=dict)
+    clean_text: str = ""
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    entity_summary: list[dict[str, Any]] = field(default_factory=list)
+    dedup: dict[str, Any] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: ``[{"name", "version", "ms"}]``, one entry per processor that ran.
+    plugins_run: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Article:
+        """Validate a decoded input record.  :raises RecordError: with the reason."""
+        if not isinstance(data, dict):
+            raise RecordError(f"an article must be a JSON object, not {type(data).__name__}")
+        text = data.get("text")
+        if text is None:
+            raise RecordError("missing required field 'text'")
+        if not isinstance(text, str):
+            raise RecordError(f"field 'text' must be a string, not {type(text).__name__}")
+        if not text.strip():
+            raise RecordError("field 'text' is empty")
+        kwargs: dict[str, Any] = {}
+        for name in _OPTIONAL_STR:
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise RecordError(f"field {name!r} must be a string, not {type(value).__name__}")
+            kwargs[name] = value
+        if kwargs["published_at"]:
+            try:
+                datetime.fromisoformat(kwargs["published_at"].replace("Z", "+00:00"))
+            except ValueError:
+                raise RecordError(
+                    f"field 'published_at' is not an ISO 8601 date: {kwargs['published_at']!r}"
+                ) from None
+        ident = data.get("id")
+        if ident is None:
+            ident = make_id(kwargs["url"], text)
+        elif not isinstance(ident, str) or not ident.strip():
+            raise RecordError("field 'id' must be a non-empty string")
+        reserved = [k for k in data if k in ENRICHMENT_FIELDS]
+        if reserved:
+            raise RecordError(
+                f"input carries enrichment field(s) {', '.join(reserved)}; send the original "
+                "article, not an enriched record"
+            )
+        passthrough = {k: v for k, v in data.items() if k not in INPUT_FIELDS}
+        if passthrough:
+            _check_numbers(passthrough)
+        return cls(id=ident, text=text, passthrough=passthrough, **kwargs)
+
+    def to_dict(self, *, worker: str = "", processed_at: str | None = None) -> dict[str, Any]:
+        """The enriched record (see ``docs/records.md``)."""
+        out: dict[str, Any] = {"id": self.id}
+        for name in ("url", "title", "text", "source", "published_at", "language"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        out.update(self.passthrough)
+        out["clean_text"] = self.clean_text
+        out["entities"] = self.entities
+        out["entity_summary"] = self.entity_summary
+        out["dedup"] = self.dedup
+        out["alerts"] = self.alerts
+        if self.extra:
+            out["extra"] = self.extra
+        out["processing"] = {
+            "plugins": self.plugins_run,
+            "worker": worker,
+            "processed_at": processed_at or utcnow(),
+        }
+        out["schema_version"] = SCHEMA_VERSION
+        return out
+
+
+def _check_numbers(value: Any) -> None:
+    """Refuse numbers that orjson read as floats but were integers beyond 64 bits: they
+    would come out changed (orjson turns them into lossy floats)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and item.is_integer() and abs(item) >= 2**63:
+            raise RecordError(
+                f"a number ({item:.0f}) is beyond 64-bit integers and would lose precision; "
+                "send it as a string"
+            )
+
+
+def decode_article(data: bytes, *, max_bytes: int) -> Article:
+    """Decode and validate one input record.
+
+    The size is checked before parsing; orjson rejects invalid UTF-8, lone surrogates,
+    integers beyond 64 bits and nesting deeper than 1024 levels.
+
+    :raises RecordError: with a reason fit for a dead letter.
+    """
+    if len(data) > max_bytes:
+        raise RecordError(
+            f"record is {len(data)} bytes, over the limit of {max_bytes} (setting max_article_bytes)"
+        )
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise RecordError(f"not valid JSON: {exc}") from None
+    except RecursionError:  # pragma: no cover - orjson has its own depth limit
+        raise RecordError("JSON nested too deeply") from None
+    return Article.from_dict(parsed)
+
+
+@dataclass(slots=True)
+class Alert:
+    """An alert raised by a rule on an article (``docs/records.md``)."""
+
+    alert_id: str
+    rule_id: str
+    article_id: str
+    title: str | None
+    url: str | None
+    matched: list[dict[str, Any]]
+    snippet: str
+    severity: str
+    created_at: str = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert_id": self.alert_id,
+            "rule_id": self.rule_id,
+            "article_id": self.article_id,
+            "title": self.title,
+            "url": self.url,
+            "matched": self.matched,
+            "snippet": self.snippet,
+            "severity": self.severity,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record that could not be processed, with the reason and the original bytes."""
+
+    error_type: str
+    message: str
+    stage: str
+    original: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    article_id: str | None = None
+    failed_at: str = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": {"type": self.error_type, "message": self.message, "plugin": self.stage},
+            "article_id": self.article_id,
+            "original": base64.b64encode(self.original).decode("ascii"),
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "failed_at": self.failed_at,
+            "schema_version": SCHEMA_VERSION,
+        }
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers added to the dead letter (the original headers are kept too)."""
+        pairs = [
+            ("stream-error-type", self.error_type),
+            ("stream-error-stage", self.stage),
+            ("stream-error-message", self.message[:500]),
+        ]
+        if self.topic is not None:
+            pairs += [
+                ("stream-source-topic", self.topic),
+                ("stream-source-partition", str(self.partition)),
+                ("stream-source-offset", str(self.offset)),
+            ]
+        return [(k, v.encode("utf-8", "replace")) for k, v in pairs]

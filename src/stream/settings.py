@@ -1,0 +1,259 @@
+"""Every setting stream reads: typed, defaulted, documented and validated at start.
+
+Settings come from, in increasing priority:
+
+1. the defaults below;
+2. a TOML settings file: ``--config FILE``, else ``$STREAM_CONFIG``, else ``./stream.toml``
+   when it exists.  Top-level keys are the setting names below; ``[plugins.NAME]`` tables
+   hold each plugin's own settings;
+3. environment variables ``STREAM_<NAME>`` (for example ``STREAM_BROKER``), and
+   ``STREAM_PLUGIN_<PLUGIN>_<KEY>`` for a plugin's settings (``STREAM_PLUGIN_NER_MODEL``).
+
+An invalid value stops the program with a :class:`~stream.errors.ConfigError` naming the
+file and line (or the variable) and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
+    return os.path.join(base, "stream")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The worker's and the command line's settings.  See ``docs/operations.md``."""
+
+    #: Kafka bootstrap servers, ``host:port[,host:port...]``.
+    broker: str = "127.0.0.1:9092"
+    #: Faust application id; also the consumer group of the workers.
+    app_id: str = "stream"
+    #: Topic that receives input articles.
+    topic_raw: str = "articles.raw"
+    #: Topic that receives enriched articles.
+    topic_enriched: str = "articles.enriched"
+    #: Topic that receives alerts.
+    topic_alerts: str = "alerts"
+    #: Topic that receives dead letters (articles that could not be processed).
+    topic_dlq: str = "articles.dlq"
+    #: Partitions for the topics stream creates (enough for a few workers).
+    partitions: int = 6
+    #: Replication factor for the topics stream creates (1 for a single broker).
+    replication_factor: int = 1
+    #: Articles per batch handed to the processors.
+    batch_size: int = 64
+    #: Seconds to wait for a batch to fill before processing what has arrived.
+    batch_timeout: float = 0.5
+    #: Largest accepted input record, in bytes; checked before parsing.
+    max_article_bytes: int = 1_000_000
+    #: Largest enriched record published; a bigger one goes to the dead letters.
+    max_record_bytes: int = 1_000_000
+    #: Where the worker keeps its local state (faust's data directory).
+    data_dir: str = field(default_factory=_default_state_dir)
+    #: Log level: debug, info, warn, error.
+    log_level: str = "info"
+    #: Name of this worker in ``processing.worker``; defaults to host:pid.
+    worker_name: str = ""
+    #: Plugin names to load; empty loads every installed plugin (autoload).
+    plugins: tuple[str, ...] = ()
+    #: Plugin names never to load, even when installed.
+    plugins_block: tuple[str, ...] = ()
+    #: Per-plugin settings, ``{plugin_name: {key: value}}``.
+    plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: The settings file these settings were read from, if any.
+    source: str | None = None
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        """The settings of plugin ``name`` (an empty mapping when it has none)."""
+        return self.plugin_settings.get(name, {})
+
+    def worker_id(self) -> str:
+        return self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
+
+    def replace(self, **changes: Any) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+_LOG_LEVELS = ("debug", "info", "warn", "error")
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
+_TYPES: dict[str, type] = {
+    "broker": str,
+    "app_id": str,
+    "topic_raw": str,
+    "topic_enriched": str,
+    "topic_alerts": str,
+    "topic_dlq": str,
+    "partitions": int,
+    "replication_factor": int,
+    "batch_size": int,
+    "batch_timeout": float,
+    "max_article_bytes": int,
+    "max_record_bytes": int,
+    "data_dir": str,
+    "log_level": str,
+    "worker_name": str,
+    "plugins": tuple,
+    "plugins_block": tuple,
+}
+
+
+def _line_of(text: str, key: str, table: str | None = None) -> int | None:
+    """Best-effort line number of ``key = ...`` (inside ``[table]`` when given)."""
+    current: str | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([^\]]+?)\s*\]$", stripped)
+        if header:
+            current = header.group(1)
+            continue
+        if re.match(rf"^{re.escape(key)}\s*=", stripped) and current == table:
+            return number
+    return None
+
+
+def _convert(name: str, value: Any, *, where: str) -> Any:
+    kind = _TYPES[name]
+    if kind is tuple:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ValueError(f"{where} must be a list of names, such as [\"clean\", \"ner\"]")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{where} must be a whole number, not {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be a whole number, such as 6; got {value!r}") from None
+        if number <= 0:
+            raise ValueError(f"{where} must be greater than 0; got {number}")
+        return number
+    if kind is float:
+        try:
+            number_f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} must be a number of seconds, such as 0.5; got {value!r}") from None
+        if number_f < 0:
+            raise ValueError(f"{where} must not be negative; got {number_f}")
+        return number_f
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string; got {value!r}")
+    if name == "log_level" and value.lower() not in _LOG_LEVELS:
+        raise ValueError(f"{where} must be one of {', '.join(_LOG_LEVELS)}; got {value!r}")
+    if name == "log_level":
+        return value.lower()
+    if not value and name not in ("worker_name",):
+        raise ValueError(f"{where} must not be empty")
+    return value
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the settings file: {exc.strerror}", path=path) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            f"not valid TOML ({exc}); fix the syntax at that line",
+            path=path,
+            line=int(match.group(1)) if match else None,
+        ) from None
+
+
+def load_settings(
+    config: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the settings file (if any) and the environment, validate, return :class:`Settings`.
+
+    :param config: the settings file; ``None`` means ``$STREAM_CONFIG`` or ``./stream.toml``.
+    :param environ: the environment to read (``os.environ`` by default).
+    :param overrides: values given on the command line; they win over everything.
+    :raises ConfigError: naming the file and line or the variable, and the fix.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    plugin_settings: dict[str, dict[str, Any]] = {}
+    source: str | None = None
+
+    path: Path | None = None
+    if config is not None:
+        path = Path(config)
+    elif env.get("STREAM_CONFIG"):
+        path = Path(env["STREAM_CONFIG"])
+    elif Path("stream.toml").is_file():
+        path = Path("stream.toml")
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(
+                "the settings file does not exist; create it or point STREAM_CONFIG/--config at "
+                "an existing file",
+                path=path,
+            )
+        data, text = _read_file(path)
+        source = str(path)
+        for key, value in data.items():
+            if key == "plugins" and isinstance(value, dict):
+                for plugin, table in value.items():
+                    if not isinstance(table, dict):
+                        raise ConfigError(
+                            f"[plugins.{plugin}] must be a table of that plugin's settings",
+                            path=path,
+                            line=_line_of(text, plugin, "plugins"),
+                        )
+                    plugin_settings[plugin] = dict(table)
+                continue
+            if key not in _FIELDS:
+                known = ", ".join(sorted(_FIELDS))
+                raise ConfigError(
+                    f"unknown setting {key!r}; known settings are: {known} "
+                    "(plugin settings go in a [plugins.NAME] table)",
+                    path=path,
+                    line=_line_of(text, key),
+                )
+            try:
+                values[key] = _convert(key, value, where=f"setting {key!r}")
+            except ValueError as exc:
+                raise ConfigError(str(exc), path=path, line=_line_of(text, key)) from None
+
+    for name in _FIELDS:
+        var = f"STREAM_{name.upper()}"
+        if var in env:
+            try:
+                values[name] = _convert(name, env[var], where=f"environment variable {var}")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+    for var, value in env.items():
+        match = re.match(r"^STREAM_PLUGIN_([A-Z0-9]+)_([A-Z0-9_]+)$", var)
+        if match:
+            plugin, key = match.group(1).lower(), match.group(2).lower()
+            plugin_settings.setdefault(plugin, {})[key] = value
+
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name not in _FIELDS:
+            raise TypeError(f"unknown setting {name!r}")
+        values[name] = _convert(name, value, where=f"option --{name.replace('_', '-')}")
+
+    return Settings(**values, plugin_settings=plugin_settings, source=source)

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from stream import Article, Context, PluginError, Processor
+from stream.pipeline import Pipeline
+from stream.settings import Settings
+
+
+def articles(*ids: str) -> list[Article]:
+    return [Article(id=i, text=f"text of {i}") for i in ids]
+
+
+class Upper(Processor):
+    name = "upper"
+    order = 10
+
+    def process(self, batch: list[Article]) -> None:
+        for a in batch:
+            a.clean_text = a.text.upper()
+
+
+class FailsOn(Processor):
+    name = "fails"
+    order = 20
+
+    def __init__(self, bad: str, on_error: str = "dlq") -> None:
+        self.bad = bad
+        self.on_error = on_error  # type: ignore[misc]
+        self.calls: list[list[str]] = []
+
+    def process(self, batch: list[Article]) -> None:
+        self.calls.append([a.id for a in batch])
+        for a in batch:
+            if a.id == self.bad:
+                raise ValueError(f"cannot handle {a.id}")
+            a.extra["fails"] = "ok"
+
+
+class AsyncTag(Processor):
+    name = "atag"
+    order = 30
+
+    async def process(self, batch: list[Article]) -> None:
+        await asyncio.sleep(0)
+        for a in batch:
+            a.extra["atag"] = True
+
+
+class Heavy(Processor):
+    name = "heavy"
+    order = 5
+    cpu_bound = True
+
+    def __init__(self) -> None:
+        self.thread = ""
+
+    def process(self, batch: list[Article]) -> None:
+        self.thread = threading.current_thread().name
+
+
+def ready(*procs: Processor) -> Pipeline:
+    p = Pipeline(procs)
+    p.setup(lambda proc: Context(settings=Settings()))
+    return p
+
+
+async def test_processors_run_in_order_and_time_is_recorded_per_article() -> None:
+    p = ready(Upper(), AsyncTag())
+    result = await p.run(articles("a", "b"))
+    assert [a.clean_text for a in result.articles] == ["TEXT OF A", "TEXT OF B"]
+    assert all(a.extra["atag"] for a in result.articles)
+    names = [step["name"] for step in result.articles[0].plugins_run]
+    assert names == ["upper", "atag"]
+    assert all(step["ms"] >= 0 for step in result.articles[0].plugins_run)
+
+
+async def test_a_failing_article_is_isolated_and_the_rest_go_on() -> None:
+    failing = FailsOn("b")
+    p = ready(Upper(), failing, AsyncTag())
+    result = await p.run(articles("a", "b", "c"))
+    assert [a.id for a in result.articles] == ["a", "c"]
+    assert [(f.article.id, f.stage, str(f.error)) for f in result.failures] == [("b", "fails", "cannot handle b")]
+    assert failing.calls == [["a", "b", "c"], ["a"], ["b"], ["c"]]
+    assert all(a.extra == {"fails": "ok", "atag": True} for a in result.articles)
+
+
+async def test_on_error_skip_passes_the_article_on_and_marks_it() -> None:
+    p = ready(FailsOn("b", on_error="skip"), AsyncTag())
+    result = await p.run(articles("a", "b"))
+    assert [a.id for a in result.articles] == ["a", "b"] and not result.failures
+    b = result.articles[1]
+    assert b.plugins_run[0]["skipped"] is True and "fails" not in b.extra
+    assert "skipped" not in result.articles[0].plugins_run[0]
+
+
+async def test_cpu_bound_processors_run_off_the_event_loop_thread() -> None:
+    heavy = Heavy()
+    await ready(heavy).run(articles("a"))
+    assert heavy.thread.startswith("stream-cpu")
+
+
+def test_a_setup_failure_names_the_processor() -> None:
+    class Broken(Processor):
+        name = "broken"
+
+        def setup(self, context: Context) -> None:
+            raise RuntimeError("model missing")
+
+    with pytest.raises(PluginError, match="plugin 'broken': setup failed: model missing"):
+        ready(Broken())

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream.errors import ConfigError
+from stream.settings import load_settings
+
+
+def test_defaults_need_no_file_and_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(environ={})
+    assert s.broker == "127.0.0.1:9092"
+    assert (s.topic_raw, s.topic_enriched, s.topic_alerts, s.topic_dlq) == (
+        "articles.raw", "articles.enriched", "alerts", "articles.dlq")
+    assert s.partitions >= 3
+
+
+def test_environment_wins_over_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "stream.toml"
+    cfg.write_text('broker = "10.0.0.1:9092"\npartitions = 4\n[plugins.ner]\nmodel = "x"\n')
+    s = load_settings(cfg, environ={"STREAM_PARTITIONS": "12", "STREAM_PLUGIN_NER_BATCH_SIZE": "8"})
+    assert s.broker == "10.0.0.1:9092"
+    assert s.partitions == 12
+    assert s.plugin_config("ner") == {"model": "x", "batch_size": "8"}
+    assert s.source == str(cfg)
+
+
+def test_an_unknown_key_names_the_file_the_line_and_the_known_keys(tmp_path: Path) -> None:
+    cfg = tmp_path / "stream.toml"
+    cfg.write_text('broker = "h:1"\n\nbatchsize = 5\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    assert str(info.value).startswith(f"{cfg}:3: unknown setting 'batchsize'")
+    assert "batch_size" in str(info.value)
+
+
+def test_a_wrong_type_names_the_line_and_the_fix(tmp_path: Path) -> None:
+    cfg = tmp_path / "stream.toml"
+    cfg.write_text('partitions = "many"\n')
+    with pytest.raises(ConfigError, match=r":1: setting 'partitions' must be a whole number, such as 6"):
+        load_settings(cfg, environ={})
+
+
+def test_a_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "stream.toml"
+    cfg.write_text('broker = "a"\nbatch_size = = 3\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    assert info.value.line == 2
+
+
+def test_a_bad_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="environment variable STREAM_BATCH_SIZE must be a whole number"):
+        load_settings(None, environ={"STREAM_BATCH_SIZE": "lots"})
+
+
+def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml", environ={})
