@@ -24,7 +24,7 @@ demo: broker
 	$(BIN)/stream demo examples/articles examples/malformed.jsonl
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
-test: broker
+test: broker lint typecheck
 	@$(BIN)/pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status

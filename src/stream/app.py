@@ -93,7 +93,11 @@ def create_app(settings: Settings, host: PluginHost, pipeline: Pipeline) -> faus
 
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
+        # take_events exists on faust's Stream but not on its StreamT protocol.
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_size, within=settings.batch_timeout
+        )
+        async for events in batches:
             articles: list[Article] = []
             origin: dict[int, Any] = {}
             for event in events:
@@ -128,7 +132,7 @@ def create_app(settings: Settings, host: PluginHost, pipeline: Pipeline) -> faus
                 await send_dead(letter, msg.key, msg.headers)
             log.debug("batch of %d: %d enriched, %d dead", len(events), len(out.enriched), len(out.dead))
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
     async def _ready() -> None:
         await asyncio.sleep(0)
         log.info("stream worker %s: consuming %s, chain: %s", worker, settings.topic_raw,

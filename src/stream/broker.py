@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from .errors import BrokerError
 
-__all__ = ["KAFKA_VERSION", "LocalBroker", "BrokerStatus"]
+__all__ = ["KAFKA_VERSION", "BrokerStatus", "LocalBroker"]
 
 #: The Apache Kafka release fetched from Maven Central (``STREAM_KAFKA_VERSION`` overrides).
 KAFKA_VERSION = "4.1.1"
@@ -130,10 +132,8 @@ async def _metadata_ok(bootstrap: str, timeout: float) -> bool:
     except Exception:
         return False
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await client.close()
-        except Exception:
-            pass
 
 
 @dataclass(frozen=True)
@@ -252,9 +252,8 @@ class LocalBroker:
         :raises BrokerError: a port is taken by another program, or the broker did not come up.
         """
         pid = self._pid()
-        if pid is not None:
-            if asyncio.run(_metadata_ok(self.bootstrap, 5.0)):
-                return f"broker already running on {self.bootstrap} (pid {pid}); nothing to do"
+        if pid is not None and asyncio.run(_metadata_ok(self.bootstrap, 5.0)):
+            return f"broker already running on {self.bootstrap} (pid {pid}); nothing to do"
         for port in (self.port, self.controller_port):
             if pid is None and _port_open(port):
                 raise BrokerError(
@@ -283,26 +282,31 @@ class LocalBroker:
             if fmt.returncode != 0:
                 raise BrokerError(f"formatting the broker storage failed:\n{fmt.stdout}{fmt.stderr}")
         heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx1g").split()
-        stdout = open(self.directory / "stdout.log", "ab")
+        command = shlex.join([java, *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                              f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+                              "kafka.Kafka", str(props)])
+        stdout = shlex.quote(str(self.directory / "stdout.log"))
+        # Detached: sh starts Kafka in the background and exits, so Kafka is not our child
+        # (no zombie, no Popen left running) and outlives this process.
+        launcher = subprocess.run(
+            ["/bin/sh", "-c", f"{command} >>{stdout} 2>&1 </dev/null & echo $!"],
+            capture_output=True, text=True, start_new_session=True, check=False,
+        )
         try:
-            proc = subprocess.Popen(
-                [java, *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                 f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(props)],
-                stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            stdout.close()
-        self._pid_path.write_text(str(proc.pid))
+            pid = int(launcher.stdout.strip())
+        except ValueError:
+            raise BrokerError(f"could not start Java: {launcher.stderr.strip()}") from None
+        self._pid_path.write_text(str(pid))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if not _pid_alive(pid):
+                self._pid_path.unlink(missing_ok=True)
                 raise BrokerError(
-                    f"the broker exited with status {proc.returncode} during start; see "
-                    f"{self.log_path} and {self.directory / 'stdout.log'}:\n{self._tail()}"
+                    f"the broker exited during start; see {self.log_path} and "
+                    f"{self.directory / 'stdout.log'}:\n{self._tail()}"
                 )
             if _port_open(self.port) and asyncio.run(_metadata_ok(self.bootstrap, 3.0)):
-                return f"broker started on {self.bootstrap} (pid {proc.pid}); log: {self.log_path}"
+                return f"broker started on {self.bootstrap} (pid {pid}); log: {self.log_path}"
             time.sleep(0.5)
         self.stop()
         raise BrokerError(f"the broker did not answer within {timeout:.0f}s; see {self.log_path}:\n{self._tail()}")
@@ -329,9 +333,5 @@ class LocalBroker:
             time.sleep(0.2)
         if _pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         self._pid_path.unlink(missing_ok=True)
         return f"broker on {self.bootstrap} stopped (pid {pid})"

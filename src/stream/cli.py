@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from typing import Any, Callable, TypeVar
@@ -176,10 +177,8 @@ def tail(ctx: click.Context, topic: str, count: int, follow: bool) -> None:
             async for rec in read_records(settings.broker, topic, start=after, timeout=None, follow=True):
                 _print_value(rec.value)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 def _print_value(value: bytes | None) -> None:

@@ -7,6 +7,7 @@ record is on the broker exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
@@ -15,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["KafkaRecord", "ensure_topics", "end_offsets", "make_producer", "read_records"]
+__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "make_producer", "read_records"]
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +43,15 @@ async def ensure_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = []
+        new: list[NewTopic] = []
         for name, partitions, compacted in topics:
             if name in existing or any(t.name == name for t in new):
                 continue
             config = {"cleanup.policy": "compact"} if compacted else {}
             new.append(NewTopic(name, partitions, replication_factor, topic_configs=config))
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:  # another worker created it meanwhile
-                pass
             log.info("created topics %s", ", ".join(t.name for t in new))
         return [t.name for t in new]
     finally:
@@ -77,7 +76,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     try:
         parts = consumer.partitions_for_topic(topic)
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public API
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         ends = await consumer.end_offsets(tps) if tps else {}
@@ -108,7 +107,7 @@ async def read_records(
         deadline = asyncio.get_running_loop().time() + (timeout or 0)
         parts: set[int] = set()
         while not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
             if parts or (timeout is not None and asyncio.get_running_loop().time() > deadline):
                 break

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -55,9 +55,9 @@ class PluginHost:
         for impl in self.pm.hook.stream_register_processors.get_hookimpls():
             plugin_name = self.pm.get_name(impl.plugin) or "?"
             try:
-                result = impl.function(
+                result = cast(list[Any], impl.function(
                     **{k: self.settings for k in impl.argnames if k == "settings"}
-                )
+                ))
             except Exception as exc:
                 raise PluginError(plugin_name, f"stream_register_processors failed: {exc!r}") from exc
             for proc in result or []:

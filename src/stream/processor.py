@@ -78,7 +78,7 @@ class Processor:
         """Called once before the first batch.  Raise to refuse to start (bad config,
         model not installed): the worker stops with the plugin's name and your message."""
 
-    def process(self, articles: list[Article]) -> None | Awaitable[None]:
+    def process(self, articles: list[Article]) -> Awaitable[None] | None:
         """Enrich ``articles`` in place.  May be ``async def``.
 
         The list is a batch in arrival order; do not add, remove or reorder articles.

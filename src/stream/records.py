@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -59,7 +59,7 @@ def loads(data: bytes | str) -> Any:
 
 def utcnow() -> str:
     """The current time as ISO 8601 in UTC with milliseconds, e.g. ``2026-11-23T10:00:00.000Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def make_id(url: str | None, text: str) -> str:

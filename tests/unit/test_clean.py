@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from stream import Article, ConfigError, Context
+from stream.settings import Settings
 from stream_clean import CleanProcessor
 from stream_clean.cleaner import clean
 from stream_clean.rules import load_rules
-
-from stream import Article, Context, ConfigError
-from stream.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "articles"
 RULES = load_rules()
@@ -154,7 +154,8 @@ def test_html_is_reduced_to_text_and_scripts_never_pass_through() -> None:
 
 
 def test_mojibake_is_repaired_and_text_is_nfc() -> None:
-    assert cleaned("The minister\u00e2\u20ac\u2122s visit to Montr\u00c3\u00a9al.") == "The minister’s visit to Montréal."
+    mojibake = "The minister\u00e2\u20ac\u2122s visit to Montr\u00c3\u00a9al."
+    assert cleaned(mojibake) == "The minister’s visit to Montréal."
     assert cleaned("Cafe\u0301 talks.") == "Caf\u00e9 talks."
 
 

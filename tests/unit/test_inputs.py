@@ -36,5 +36,5 @@ def test_a_json_file_may_hold_a_list(tmp_path: Path) -> None:
 def test_an_unsupported_file_is_refused(tmp_path: Path) -> None:
     f = tmp_path / "a.csv"
     f.write_text("x")
-    with pytest.raises(ConfigError, match="unsupported file type .csv"):
+    with pytest.raises(ConfigError, match=r"unsupported file type \.csv"):
         list(read_inputs([str(f)]))

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stream_ner import NerProcessor
-from stream_ner.canonical import AliasTable, canonicalize, load_aliases
 
 from stream import Article, ConfigError, Context, PluginError
 from stream.settings import Settings
 from stream.testing import run_chain
+from stream_ner import NerProcessor
+from stream_ner.canonical import AliasTable, canonicalize, load_aliases
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "articles"
 

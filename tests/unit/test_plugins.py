@@ -42,7 +42,7 @@ def test_a_blocked_plugin_is_not_imported() -> None:
 
 
 def test_naming_a_plugin_that_is_not_installed_stops_with_its_name() -> None:
-    with pytest.raises(PluginError, match="'nosuch'.*not installed"):
+    with pytest.raises(PluginError, match=r"'nosuch'.*not installed"):
         get_plugin_manager(Settings(plugins=("clean", "nosuch")))
 
 

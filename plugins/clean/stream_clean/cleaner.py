@@ -32,11 +32,11 @@ __all__ = ["Cleaned", "clean"]
 
 _TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^<>]*)?/?>")
 _ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]{2,8});")
-_BLOCK_TAGS = frozenset(
-    "p div br li ul ol h1 h2 h3 h4 h5 h6 blockquote section article header footer tr table "
-    "figure figcaption pre hr dd dt".split()
-)
-_SKIP_TAGS = frozenset("script style noscript template iframe svg head".split())
+_BLOCK_TAGS = frozenset({
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "section",
+    "article", "header", "footer", "tr", "table", "figure", "figcaption", "pre", "hr", "dd", "dt",
+})
+_SKIP_TAGS = frozenset(["script", "style", "noscript", "template", "iframe", "svg", "head"])
 # Zero-width, bidi controls, word joiners, BOM, soft hyphen, and the like.
 _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"

@@ -10,7 +10,7 @@ from typing import Any
 
 from stream.errors import ConfigError
 
-__all__ = ["DEFAULT_RULES", "DropRule", "MetadataRule", "Rules", "Structure", "StripRule", "load_rules"]
+__all__ = ["DEFAULT_RULES", "DropRule", "MetadataRule", "Rules", "StripRule", "Structure", "load_rules"]
 
 DEFAULT_RULES = Path(__file__).with_name("boilerplate.toml")
 _FLAGS = re.IGNORECASE | re.UNICODE

@@ -1,0 +1,11 @@
+# The stream worker image used by docker-compose.yml.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY plugins ./plugins
+RUN pip install --no-cache-dir . ./plugins/clean ./plugins/ner
+USER nobody
+ENV STREAM_DATA_DIR=/tmp/stream
+ENTRYPOINT ["stream"]
+CMD ["worker"]

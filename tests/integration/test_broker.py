@@ -1,0 +1,47 @@
+"""The local broker launcher against a real Apache Kafka."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from stream.broker import LocalBroker
+from stream.errors import BrokerError
+
+pytestmark = pytest.mark.integration
+
+
+def test_starting_a_running_broker_is_a_no_op_with_a_message(broker: LocalBroker) -> None:
+    assert "already running" in broker.start()
+    status = broker.status()
+    assert status.running and status.pid
+    assert "Kafka Server started" in broker.log_path.read_text()
+
+
+def test_a_port_taken_by_another_program_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        other = LocalBroker(port, directory=tmp_path / "b")
+        with pytest.raises(BrokerError, match=f"port {port} on 127.0.0.1 is already in use by another program"):
+            other.start()
+
+
+def test_stopping_a_broker_that_is_not_running_says_so(tmp_path: Path) -> None:
+    assert "nothing to do" in LocalBroker(19999, directory=tmp_path / "none").stop()
+
+
+def test_a_second_broker_starts_and_stops_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # two free ports in a row are very likely above a free one
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    local = LocalBroker(port, controller_port=port + 1, directory=tmp_path / "k")
+    try:
+        assert "broker started" in local.start()
+        assert local.status().running
+    finally:
+        assert "stopped" in local.stop()
+    assert not local.status().running

@@ -1,0 +1,85 @@
+"""The whole path on the real broker: `stream produce` -> `stream worker` -> topics."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.broker import LocalBroker
+from stream.kafka import read_records
+
+from ..conftest import SAMPLES, Topics
+
+pytestmark = pytest.mark.integration
+STREAM = [sys.executable, "-m", "stream"]
+
+
+def read_all(broker: LocalBroker, topic: str, expected: int, timeout: float = 120) -> list[Any]:
+    """Every record of ``topic``, waiting until at least ``expected`` arrived (then 2 s more)."""
+
+    async def run() -> list[Any]:
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [r async for r in read_records(broker.bootstrap, topic, timeout=2)]
+            if len(got) >= expected:
+                await asyncio.sleep(2)
+                return [r async for r in read_records(broker.bootstrap, topic, timeout=2)]
+            await asyncio.sleep(1)
+        return got
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def worker(broker: LocalBroker, topics: Topics, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(tmp_path / "worker.log", "wb") as log:
+        proc = subprocess.Popen([*STREAM, "worker"], env=topics.env(broker, tmp_path / "data"),
+                                stdout=log, stderr=subprocess.STDOUT)
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def test_sample_articles_come_out_enriched_once_each_and_bad_input_goes_to_the_dlq(
+    broker: LocalBroker, topics: Topics, tmp_path: Path, worker: subprocess.Popen[bytes]
+) -> None:
+    env = topics.env(broker, tmp_path / "data")
+    out = subprocess.run([*STREAM, "produce", *map(str, SAMPLES)], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == f"sent {len(SAMPLES)} records to {topics.raw}"
+    malformed = b'{"id": "broken", "text": "no closing brace"'
+    out = subprocess.run([*STREAM, "produce", "-"], input=malformed.decode(), env=env,
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"sent 1 record to {topics.raw}"
+
+    enriched = [orjson.loads(r.value) for r in read_all(broker, topics.enriched, len(SAMPLES))]
+    assert sorted(r["id"] for r in enriched) == sorted(p.stem for p in SAMPLES)
+    for record in enriched:
+        assert record["schema_version"] == 1
+        assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner"]
+        assert record["clean_text"] and "Pages" not in record["clean_text"].split("\n\n")[-1]
+        for m in record["entities"]:
+            assert record["clean_text"][m["start"]:m["end"]] == m["text"]
+    lavrov = {e["canonical"] for r in enriched for e in r["entity_summary"] if e["label"] == "PERSON"}
+    assert {"Sergei Lavrov", "Antony Blinken", "Vladimir Putin"} <= lavrov
+
+    [dead] = [orjson.loads(r.value) for r in read_all(broker, topics.dlq, 1)]
+    assert dead["error"]["type"] == "RecordError" and dead["error"]["plugin"] == "decode"
+    assert "not valid JSON" in dead["error"]["message"]
+    assert base64.b64decode(dead["original"]) == malformed
+    assert dead["source"]["topic"] == topics.raw and dead["source"]["offset"] >= 0
