@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGINS := plugins/clean plugins/ner
 
-.PHONY: install broker demo test unit integration lint typecheck check clean-broker
+.PHONY: install broker demo test unit integration lint typecheck check clean-broker bench
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ typecheck: install
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# Not part of `make test`: figures, not pass/fail.
+bench: broker
+	$(BIN)/stream bench --articles 300 --rounds 3
 
 clean-broker: install
 	$(BIN)/stream broker stop

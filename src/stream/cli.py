@@ -251,3 +251,34 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
     from .demo import run_demo
 
     sys.exit(run_demo(_settings(ctx), files or ("examples/articles",), timeout=timeout))
+
+
+@main.command()
+@click.option("--articles", "count", type=int, default=200, show_default=True,
+              help="Articles in the generated corpus.")
+@click.option("--rounds", type=int, default=3, show_default=True, help="A/B alternations.")
+@click.option("--samples", type=click.Path(exists=True, file_okay=False), default="examples/articles",
+              show_default=True, help="Directory of sample .txt articles to build the corpus from.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the figures as JSON here (default: bench/results/DATE-ner.json).")
+@click.pass_context
+def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | None) -> None:
+    """Measure the NER stage inside a real worker against standalone spaCy nlp.pipe."""
+    import datetime
+    import json
+    from pathlib import Path
+
+    from .bench import run_ner_bench
+
+    settings = _settings(ctx)
+    figures = run_ner_bench(settings, sorted(Path(samples).glob("*.txt")), count=count, rounds=rounds)
+    r2 = figures["R2_ner_stage_vs_standalone"]
+    click.echo(f"R2  NER stage in the worker / standalone nlp.pipe: median {r2['median']:.3f} "
+               f"(min {r2['min']:.3f}, max {r2['max']:.3f}; target >= {r2['target']})")
+    click.echo(f"    standalone nlp.pipe: {figures['standalone_words_per_s']:,.0f} words/s, "
+               f"{figures['standalone_articles_per_s']:.1f} articles/s; "
+               f"NER stage in the worker: {figures['worker_ner_words_per_s']:,.0f} words/s")
+    path = Path(out or f"bench/results/{datetime.date.today().isoformat()}-ner.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    click.echo(f"figures written to {path}")
