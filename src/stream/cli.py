@@ -25,7 +25,33 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 class _Group(click.Group):
-    """Turns stream's own errors into one clear line and an exit status."""
+    """Turns stream's own errors into one clear line and an exit status, and adds the
+    commands of plugins (``stream_register_commands``) when they are asked for."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugin_commands_loaded:
+            return
+        self._plugin_commands_loaded = True
+        from .plugins import get_plugin_manager
+
+        try:
+            host = get_plugin_manager(load_settings(ctx.params.get("config")))
+            host.pm.hook.stream_register_commands(cli=self)
+        except Exception as exc:  # a broken plugin must not take the command line down
+            click.echo(f"stream: warning: plugin commands unavailable: {exc}", err=True)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -189,17 +215,23 @@ def _print_value(value: bytes | None) -> None:
 # -- process / worker / plugins --------------------------------------------------------
 
 
+def _rules_option(f: F) -> F:
+    return click.option("--rules", type=click.Path(dir_okay=False, exists=True), default=None,
+                        help="Alert rules file (default: the rules setting, else the built-in rules).")(f)
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True)
+@_rules_option
 @click.pass_context
-def process(ctx: click.Context, files: tuple[str, ...]) -> None:
+def process(ctx: click.Context, files: tuple[str, ...], rules: str | None) -> None:
     """Run the plugin chain in-process on FILES, no Kafka: one enriched JSON line per input.
 
     Dead letters are printed to stderr as JSON lines; the exit status is 1 if there were any.
     """
     from .embedded import run_embedded
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, rules=rules)
     dead = run_embedded(settings, files, sys.stdout.buffer, sys.stderr.buffer)
     if dead:
         click.echo(f"stream: {dead} record(s) could not be processed (see the dead letters above)",
@@ -209,14 +241,15 @@ def process(ctx: click.Context, files: tuple[str, ...]) -> None:
 
 @main.command()
 @click.option("--batch-size", type=int, default=None, help="Articles per batch.")
+@_rules_option
 @click.option("-l", "--loglevel", type=click.Choice(["debug", "info", "warn", "error"]),
               default=None, help="Log level (default: the log_level setting).")
 @click.pass_context
-def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None) -> None:
+def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None, rules: str | None) -> None:
     """Run a worker: consume articles.raw, run the chain, publish the results."""
     from .worker import run_worker
 
-    settings = _settings(ctx, batch_size=batch_size, log_level=loglevel)
+    settings = _settings(ctx, batch_size=batch_size, log_level=loglevel, rules=rules)
     sys.exit(run_worker(settings))
 
 
@@ -263,22 +296,31 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
               help="Write the figures as JSON here (default: bench/results/DATE-ner.json).")
 @click.pass_context
 def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | None) -> None:
-    """Measure the NER stage inside a real worker against standalone spaCy nlp.pipe."""
+    """Figures as ratios measured in one run: R2 (the NER stage inside a real worker /
+    standalone spaCy nlp.pipe) and R6 (alerting with 10,000 rules / with 10 rules)."""
     import datetime
     import json
     from pathlib import Path
 
-    from .bench import run_ner_bench
+    from .bench import run_alert_scale_bench, run_ner_bench
 
     settings = _settings(ctx)
-    figures = run_ner_bench(settings, sorted(Path(samples).glob("*.txt")), count=count, rounds=rounds)
+    files = sorted(Path(samples).glob("*.txt"))
+    figures = run_ner_bench(settings, files, count=count, rounds=rounds)
+    figures["alerts"] = run_alert_scale_bench(files, count=count, rounds=rounds)
     r2 = figures["R2_ner_stage_vs_standalone"]
     click.echo(f"R2  NER stage in the worker / standalone nlp.pipe: median {r2['median']:.3f} "
                f"(min {r2['min']:.3f}, max {r2['max']:.3f}; target >= {r2['target']})")
     click.echo(f"    standalone nlp.pipe: {figures['standalone_words_per_s']:,.0f} words/s, "
                f"{figures['standalone_articles_per_s']:.1f} articles/s; "
                f"NER stage in the worker: {figures['worker_ner_words_per_s']:,.0f} words/s")
-    path = Path(out or f"bench/results/{datetime.date.today().isoformat()}-ner.json")
+    r6 = figures["alerts"]["R6_alerts_10000_vs_10_rules"]
+    ms = figures["alerts"]["ms_per_article"]
+    click.echo(f"R6  alerting with 10,000 rules / with 10 rules: median {r6['median']:.3f} "
+               f"(min {r6['min']:.3f}, max {r6['max']:.3f}; target <= {r6['target']})")
+    click.echo(f"    ms per article: 10 rules {ms['10']:.2f}, 1,000 rules {ms['1000']:.2f}, "
+               f"10,000 rules {ms['10000']:.2f}")
+    path = Path(out or f"bench/results/{datetime.date.today().isoformat()}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")
     click.echo(f"figures written to {path}")

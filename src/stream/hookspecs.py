@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .processor import Processor, TopicSpec
     from .records import Alert, DeadLetter
     from .settings import Settings
@@ -51,6 +53,22 @@ def stream_register_topics(settings: Settings) -> list[TopicSpec]:  # type: igno
     :param settings: the validated settings.
     :return: a list of :class:`~stream.processor.TopicSpec`.
     :raises: anything, to refuse to start: the worker stops, naming the plugin.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def stream_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``stream`` command line.
+
+    Called once when the command line starts, with the top-level ``click`` group; add
+    your commands with ``cli.add_command(...)``.  The alerts plugin adds ``stream rules``.
+
+    :param cli: the ``stream`` command group.
+    :return: ignored.
+    :raises: an exception is reported as a warning, and the command line goes on without
+        this plugin's commands.
 
     .. versionadded:: 0.1
     """

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .errors import PluginError
+from .errors import ConfigError, PluginError
 from .processor import Context, Processor
 from .records import Article
 
@@ -64,8 +64,8 @@ class Pipeline:
         for proc in self.processors:
             try:
                 proc.setup(make_context(proc))
-            except PluginError:
-                raise
+            except (PluginError, ConfigError):
+                raise  # already says what and where (a ConfigError names the file and line)
             except Exception as exc:
                 raise PluginError(proc.name, f"setup failed: {exc}") from exc
         self._ready = True

@@ -67,6 +67,8 @@ class Settings:
     log_level: str = "info"
     #: Name of this worker in ``processing.worker``; defaults to host:pid.
     worker_name: str = ""
+    #: The alert rules file (read by the alerts plugin); empty: its built-in rules.
+    rules: str = ""
     #: Plugin names to load; empty loads every installed plugin (autoload).
     plugins: tuple[str, ...] = ()
     #: Plugin names never to load, even when installed.
@@ -107,6 +109,7 @@ _TYPES: dict[str, type] = {
     "data_dir": str,
     "log_level": str,
     "worker_name": str,
+    "rules": str,
     "plugins": tuple,
     "plugins_block": tuple,
 }
@@ -158,7 +161,7 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         raise ValueError(f"{where} must be one of {', '.join(_LOG_LEVELS)}; got {value!r}")
     if name == "log_level":
         return value.lower()
-    if not value and name not in ("worker_name",):
+    if not value and name not in ("worker_name", "rules"):
         raise ValueError(f"{where} must not be empty")
     return value
 

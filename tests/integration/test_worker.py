@@ -71,12 +71,21 @@ def test_sample_articles_come_out_enriched_once_each_and_bad_input_goes_to_the_d
     assert sorted(r["id"] for r in enriched) == sorted(p.stem for p in SAMPLES)
     for record in enriched:
         assert record["schema_version"] == 1
-        assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner"]
+        assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner", "alerts"]
         assert record["clean_text"] and "Pages" not in record["clean_text"].split("\n\n")[-1]
         for m in record["entities"]:
             assert record["clean_text"][m["start"]:m["end"]] == m["text"]
     lavrov = {e["canonical"] for r in enriched for e in r["entity_summary"] if e["label"] == "PERSON"}
     assert {"Sergei Lavrov", "Antony Blinken", "Vladimir Putin"} <= lavrov
+
+    # Alerts: every alert listed in an enriched record is on the alerts topic, keyed by rule id.
+    listed = {(a["alert_id"], a["rule_id"]) for r in enriched for a in r["alerts"]}
+    on_topic = read_all(broker, topics.alerts, len(listed))
+    assert {(orjson.loads(r.value)["alert_id"], r.key.decode()) for r in on_topic} == listed
+    fired = {(r["id"][:3], a["rule_id"], a["kind"]) for r in enriched for a in r["alerts"]}
+    assert {("000", "military-escalation", "keyword"), ("001", "military-escalation", "keyword"),
+            ("002", "military-escalation", "keyword")} <= fired
+    assert any(kind == "burst" for _a, _r, kind in fired)  # 5 Ukraine articles within the hour
 
     [dead] = [orjson.loads(r.value) for r in read_all(broker, topics.dlq, 1)]
     assert dead["error"]["type"] == "RecordError" and dead["error"]["plugin"] == "decode"

@@ -1,0 +1,207 @@
+"""stream's keyword alerting processor.
+
+Matches the rules (``docs/alerts.md``) against ``clean_text`` and fills ``alerts``; the
+worker publishes each alert to the ``alerts`` topic keyed by rule id.
+
+The rules file is the ``rules`` setting (``STREAM_RULES``, ``--rules FILE``), else the
+built-in ``default_rules.toml``.  A changed file is picked up at the next batch (and on
+SIGHUP); a bad new file is rejected with an error in the log and the old rules stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stream import Alert, Article, Context, Processor, Settings, hookimpl
+from stream.errors import ConfigError
+
+from .matcher import Matcher, RuleMatch
+from .rules import DEFAULT_RULES, Rule, load_rules
+
+__version__ = "0.1.0"
+__all__ = ["AlertsProcessor", "__version__", "alert_id"]
+
+log = logging.getLogger("stream.plugins.alerts")
+
+
+def alert_id(rule_id: str, article_id: str, kind: str = "keyword") -> str:
+    """Stable for one rule and one article: a redelivered article gives the same id."""
+    return hashlib.blake2b(f"{kind}\0{rule_id}\0{article_id}".encode(), digest_size=12).hexdigest()
+
+
+def _entities_ok(rule: Rule, article: Article) -> bool:
+    for cond in rule.entities:
+        if not any(
+            (cond.label is None or e["label"] == cond.label)
+            and (cond.canonical is None or e["canonical"].casefold() == cond.canonical.casefold())
+            for e in article.entity_summary
+        ):
+            return False
+    return True
+
+
+class AlertsProcessor(Processor):
+    """Fills ``alerts``."""
+
+    name = "alerts"
+    version = __version__
+    order = 400
+    cpu_bound = True
+
+    def __init__(self, rules_path: str | Path | None = None) -> None:
+        self.path = Path(rules_path) if rules_path else DEFAULT_RULES
+        self.matcher = Matcher(())
+        self._mtime = 0.0
+        self._checked = 0.0
+        self._reload_requested = threading.Event()
+        #: rule id (and entity) -> (fired at, article id); see docs/alerts.md "Cooldown".
+        self.cooldowns: dict[str, tuple[float, str]] = {}
+        #: rule id -> recent (time, article id) of matching unique articles.
+        self.windows: dict[str, deque[tuple[float, str]]] = {}
+        self.burst_fired: dict[str, float] = {}
+        #: counters: suppressed matches by rule, duplicates skipped by rule.
+        self.suppressed: Counter[str] = Counter()
+        self.duplicates_skipped: Counter[str] = Counter()
+        self.clock = time.time
+
+    def setup(self, context: Context) -> None:
+        configured = context.settings.rules or context.config.get("rules")
+        if configured:
+            self.path = Path(str(configured))
+        self._load()
+        if context.mode == "worker" and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
+
+    def _load(self) -> None:
+        rules = load_rules(self.path)
+        self._mtime = self.path.stat().st_mtime
+        self.matcher = Matcher(rules)
+        log.info("alerts: %d rules from %s (%d patterns)", len(rules), self.path, self.matcher.patterns)
+
+    def maybe_reload(self) -> bool:
+        """Reload the rules when the file changed (checked at most once a second) or on
+        SIGHUP.  A bad file is logged and the old rules stay.  :return: reloaded or not."""
+        now = time.monotonic()
+        if not self._reload_requested.is_set() and now - self._checked < 1.0:
+            return False
+        self._checked = now
+        try:
+            changed = self.path.stat().st_mtime != self._mtime
+        except OSError:
+            changed = False
+        if not (changed or self._reload_requested.is_set()):
+            return False
+        self._reload_requested.clear()
+        try:
+            self._load()
+        except ConfigError as exc:
+            self._mtime = self.path.stat().st_mtime if self.path.exists() else self._mtime
+            log.error("alerts: the new rules were rejected, the old ones stay active: %s", exc)
+            return False
+        return True
+
+    def process(self, articles: list[Article]) -> None:
+        self.maybe_reload()
+        now = self.clock()
+        for article in articles:
+            text = article.clean_text or article.text
+            duplicate = article.dedup.get("status") not in (None, "unique")
+            for match in self.matcher.match(text):
+                rule = match.rule
+                if duplicate and not rule.duplicates:
+                    self.duplicates_skipped[rule.id] += 1
+                    continue
+                if not _entities_ok(rule, article):
+                    continue
+                # A burst counts every matching unique article, suppressed or not.
+                burst = self._burst(rule, article, now) if rule.burst else None
+                if self._cooling(rule, article, now):
+                    self.suppressed[rule.id] += 1
+                else:
+                    article.alerts.append(self._alert(rule, article, match))
+                if burst:
+                    article.alerts.append(burst)
+
+    def _alert(self, rule: Rule, article: Article, match: RuleMatch) -> dict[str, Any]:
+        alert = Alert(
+            alert_id=alert_id(rule.id, article.id),
+            rule_id=rule.id,
+            article_id=article.id,
+            title=article.title,
+            url=article.url,
+            matched=[{"term": h.term, "text": (article.clean_text or article.text)[h.start:h.end],
+                      "start": h.start, "end": h.end} for h in match.hits],
+            snippet=match.snippet,
+            severity=rule.severity,
+        ).to_dict()
+        alert["kind"] = "keyword"
+        return alert
+
+    def _cooldown_keys(self, rule: Rule, article: Article) -> list[str]:
+        assert rule.cooldown is not None
+        per = rule.cooldown.per
+        if not per:
+            return [rule.id]
+        wanted = [c.canonical for c in rule.entities if c.label == per and c.canonical]
+        names = wanted or [e["canonical"] for e in article.entity_summary if e["label"] == per][:1]
+        return [f"{rule.id}\0{n.casefold()}" for n in names] or [f"{rule.id}\0"]
+
+    def _cooling(self, rule: Rule, article: Article, now: float) -> bool:
+        if rule.cooldown is None:
+            return False
+        keys = self._cooldown_keys(rule, article)
+        window = rule.cooldown.minutes * 60
+        cooling = all(
+            key in self.cooldowns and now - self.cooldowns[key][0] < window
+            and self.cooldowns[key][1] != article.id  # a redelivery decides as the first time
+            for key in keys
+        )
+        if not cooling:
+            for key in keys:
+                if key not in self.cooldowns or self.cooldowns[key][1] != article.id:
+                    self.cooldowns[key] = (now, article.id)
+        return cooling
+
+    def _burst(self, rule: Rule, article: Article, now: float) -> dict[str, Any] | None:
+        assert rule.burst is not None
+        span = rule.burst.minutes * 60
+        window = self.windows.setdefault(rule.id, deque())
+        while window and now - window[0][0] > span:
+            window.popleft()
+        if any(aid == article.id for _t, aid in window):
+            return None
+        window.append((now, article.id))
+        if len(window) < rule.burst.count or now - self.burst_fired.get(rule.id, -1e18) < span:
+            return None
+        self.burst_fired[rule.id] = now
+        ids = [aid for _t, aid in window]
+        alert = Alert(
+            alert_id=alert_id(rule.id, ids[0] + "\0" + article.id, kind="burst"),
+            rule_id=rule.id, article_id=article.id, title=article.title, url=article.url,
+            matched=[], severity=rule.severity,
+            snippet=f"{len(ids)} articles matched rule {rule.id!r} within {rule.burst.minutes:g} minutes",
+        ).to_dict()
+        alert.update(kind="burst", articles=ids, window_minutes=rule.burst.minutes)
+        return alert
+
+
+@hookimpl
+def stream_register_processors(settings: Settings) -> list[Processor]:
+    return [AlertsProcessor()]
+
+
+@hookimpl
+def stream_register_commands(cli: click.Group) -> None:
+    from .commands import rules
+
+    cli.add_command(rules)
+

@@ -1,0 +1,210 @@
+"""All rules compiled into one Aho-Corasick automaton.
+
+The text is tokenised into words (``\\w+``, case-folded) and joined by single spaces with a
+space at each end; every term is tokenised the same way and becomes the pattern
+``" w1 w2 "``.  So a match is always on word boundaries ("troops" never matches
+"paratroopers"), case-insensitive, and a phrase matches across line breaks and repeated
+spaces.  With ``match = "lemma"`` each word of a term is expanded to its inflections
+(lemminflect's lexicon: troop/troops, invasion/invasions, crisis/crises; "invasion" never
+becomes "invasive"), and the automaton holds every form.
+
+One pass of the automaton finds the hits of every rule; only the rules that got a hit are
+evaluated further, so the cost per article barely grows with the number of rules.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import ahocorasick
+
+from .rules import Rule
+
+__all__ = ["Hit", "Matcher", "RuleMatch", "inflections", "tokenize"]
+
+_TOKEN = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n\s*\n")
+_MAX_FORMS = 256
+_ANY, _ALL, _NONE, _PROX = 0, 1, 2, 3
+
+
+def tokenize(text: str) -> list[tuple[str, int, int]]:
+    """``[(folded word, start, end)]`` with character offsets into ``text``."""
+    return [(m.group().casefold(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+
+
+@lru_cache(maxsize=65536)
+def inflections(word: str) -> frozenset[str]:
+    """The word and every inflection of each of its lemmas."""
+    import lemminflect
+
+    forms = {word}
+    lemmas: set[str] = set()
+    for found in lemminflect.getAllLemmas(word).values():
+        lemmas.update(found)
+    for lemma in lemmas or {word}:
+        forms.add(lemma)
+        for found in lemminflect.getAllInflections(lemma).values():
+            forms.update(found)
+    return frozenset(f.casefold() for f in forms)
+
+
+def _patterns(term: str, mode: str) -> set[str]:
+    words = [w for w, _s, _e in tokenize(term)]
+    if mode == "word":
+        return {" " + " ".join(words) + " "}
+    choices = [sorted(inflections(w)) for w in words]
+    combos = itertools.islice(itertools.product(*choices), _MAX_FORMS)
+    return {" " + " ".join(c) + " " for c in combos}
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    term: str
+    start: int  # character offsets into the text
+    end: int
+    first_token: int
+
+
+@dataclass(slots=True)
+class RuleMatch:
+    rule: Rule
+    hits: list[Hit]
+    snippet: str
+
+
+class Matcher:
+    """Compiled rules.  Build once (it takes a while for 10,000 rules); match many."""
+
+    def __init__(self, rules: tuple[Rule, ...]):
+        self.rules = rules
+        self.automaton: Any = ahocorasick.Automaton()
+        table: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        for r, rule in enumerate(rules):
+            for slot, terms in ((_ANY, rule.any), (_ALL, rule.all), (_NONE, rule.none)):
+                for t, term in enumerate(terms):
+                    for pattern in _patterns(term, rule.match):
+                        table[pattern].append((r, slot, t))
+            for p, prox in enumerate(rule.proximity):
+                for side, term in enumerate(prox.terms):
+                    for pattern in _patterns(term, rule.match):
+                        table[pattern].append((r, _PROX, 2 * p + side))
+        for pattern, payload in table.items():
+            self.automaton.add_word(pattern, (len(pattern), tuple(payload)))
+        if table:
+            self.automaton.make_automaton()
+        self.patterns = len(table)
+
+    def match(self, text: str) -> list[RuleMatch]:
+        """The rules whose term conditions hold on ``text`` (entity conditions and
+        duplicates are the caller's), each with its hits and a snippet."""
+        if not self.patterns:
+            return []
+        tokens = tokenize(text)
+        if not tokens:
+            return []
+        parts = [" "]
+        starts = []  # position of each token in the normalised string
+        pos = 1
+        for word, _s, _e in tokens:
+            starts.append(pos)
+            parts.append(word)
+            parts.append(" ")
+            pos += len(word) + 1
+        normal = "".join(parts)
+        found: dict[int, dict[tuple[int, int], list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+        for end, (length, payload) in self.automaton.iter(normal):
+            first = bisect.bisect_left(starts, end - length + 2)
+            last = bisect.bisect_left(starts, end) - 1
+            for r, slot, t in payload:
+                found[r][(slot, t)].append((first, last))
+        results = []
+        bounds: list[re.Match[str]] | None = None
+        for r, slots in found.items():
+            rule = self.rules[r]
+            if rule.any and not any((_ANY, t) in slots for t in range(len(rule.any))):
+                continue
+            if not all((_ALL, t) in slots for t in range(len(rule.all))):
+                continue
+            if any((_NONE, t) in slots for t in range(len(rule.none))):
+                continue
+            if not all(self._near(slots, p, prox.within) for p, prox in enumerate(rule.proximity)):
+                continue
+            hits = []
+            for (slot, t), spans in slots.items():
+                if slot == _NONE:
+                    continue
+                term = (rule.any[t] if slot == _ANY else rule.all[t] if slot == _ALL
+                        else rule.proximity[t // 2].terms[t % 2])
+                for first, last in spans:
+                    hits.append(Hit(term, tokens[first][1], tokens[last][2], first))
+            hits.sort(key=lambda h: (h.start, h.end))
+            if bounds is None:
+                bounds = _boundaries(text)  # once per text, only when a rule matched
+            results.append(RuleMatch(rule, _dedupe(hits), snippet(text, hits[0].start, hits[0].end, bounds=bounds)))
+        results.sort(key=lambda m: m.rule.id)
+        return results
+
+    @staticmethod
+    def _near(slots: dict[tuple[int, int], list[tuple[int, int]]], p: int, within: int) -> bool:
+        a, b = slots.get((_PROX, 2 * p), []), slots.get((_PROX, 2 * p + 1), [])
+        return any(abs(fa - fb) <= within for fa, _la in a for fb, _lb in b)
+
+
+def _dedupe(hits: list[Hit]) -> list[Hit]:
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for h in hits:
+        if (h.start, h.end) not in seen:
+            seen.add((h.start, h.end))
+            out.append(h)
+    return out
+
+
+_ABBREVIATIONS = frozenset({
+    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mr", "mrs", "ms",
+    "dr", "prof", "st", "no", "vs", "etc", "gen", "col", "lt", "sgt", "gov", "sen", "rep", "inc", "ltd",
+    "co", "corp", "jr", "sr", "u.s", "u.k", "u.n", "e.u",
+})
+
+
+def _boundaries(text: str) -> list[re.Match[str]]:
+    """Sentence ends, except after abbreviations ("Jan. 24") and initials ("C. Elwood")."""
+    out = []
+    for m in _SENTENCE_END.finditer(text):
+        if text[m.start() - 1:m.start()] == ".":
+            word = text[:m.start() - 1].rsplit(None, 1)[-1].casefold() if text[:m.start() - 1].strip() else ""
+            if word in _ABBREVIATIONS or len(word) == 1:
+                continue
+        out.append(m)
+    return out
+
+
+def snippet(text: str, start: int, end: int, limit: int = 400,
+            bounds: list[re.Match[str]] | None = None) -> str:
+    """The sentence(s) around ``text[start:end]``."""
+    if bounds is None:
+        bounds = _boundaries(text)
+    begin = 0
+    for m in bounds:
+        if m.end() <= start:
+            begin = m.end()
+        else:
+            break
+    finish = len(text)
+    for m in bounds:
+        if m.start() >= end:
+            finish = m.start()
+            break
+    out = " ".join(text[begin:finish].split())
+    if len(out) > limit:
+        centre = start - begin
+        lo = max(0, centre - limit // 2)
+        out = ("…" if lo else "") + out[lo:lo + limit].strip() + "…"
+    return out

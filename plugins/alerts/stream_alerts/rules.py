@@ -1,0 +1,211 @@
+"""The rule language: reading and validating a rules file (``docs/alerts.md``)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stream.errors import ConfigError
+
+__all__ = ["SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "load_rules", "parse_rules"]
+
+DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
+SEVERITIES = ("low", "medium", "high", "critical")
+_KEYS = {"id", "description", "any", "all", "none", "match", "severity", "entities", "proximity",
+         "burst", "cooldown", "duplicates"}
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class EntityCondition:
+    """An entity that must be in the article: ``label`` and/or ``canonical`` name."""
+
+    label: str | None = None
+    canonical: str | None = None
+
+
+@dataclass(frozen=True)
+class Proximity:
+    """Two terms within ``within`` words of each other."""
+
+    terms: tuple[str, str]
+    within: int
+
+
+@dataclass(frozen=True)
+class Burst:
+    """A burst alert when ``count`` distinct non-duplicate articles match within ``minutes``."""
+
+    count: int
+    minutes: float
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """At most one alert per rule (and per entity of label ``per``) every ``minutes``."""
+
+    minutes: float
+    per: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    description: str = ""
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    match: str = "lemma"
+    severity: str = "medium"
+    entities: tuple[EntityCondition, ...] = ()
+    proximity: tuple[Proximity, ...] = ()
+    burst: Burst | None = None
+    cooldown: Cooldown | None = None
+    duplicates: bool = False
+    line: int | None = field(default=None, compare=False)
+
+
+class _Where:
+    """Finds the line of a rule (its ``id = ...``) and of a key inside it."""
+
+    def __init__(self, text: str):
+        self.lines = text.splitlines()
+        self.starts = [n for n, line in enumerate(self.lines, 1) if line.strip() == "[[rules]]"]
+
+    def rule(self, index: int) -> int | None:
+        """The line of the ``id`` of the index-th ``[[rules]]`` block (or of its header)."""
+        if index >= len(self.starts):
+            return None
+        return self.key(self.starts[index] + 1, "id")
+
+    def key(self, start: int | None, key: str) -> int | None:
+        if start is None:
+            return None
+        begin = start - 1
+        while begin > 0 and self.lines[begin].strip() != "[[rules]]":
+            begin -= 1
+        for n in range(begin + 1, len(self.lines)):
+            line = self.lines[n]
+            if line.strip() == "[[rules]]":
+                break
+            if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+                return n + 1
+        return start
+
+
+def _terms(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValueError(f"{what} must be a list of words or phrases, such as [\"invasion\", \"troops\"]")
+    terms = tuple(t.strip() for t in value)
+    if any(not re.search(r"\w", t) for t in terms):
+        raise ValueError(f"{what} holds an empty term or one without letters or digits")
+    return terms
+
+
+def _parse_rule(entry: Any) -> Rule:
+    if not isinstance(entry, dict):
+        raise ValueError("each [[rules]] entry must be a table")
+    unknown = set(entry) - _KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
+    rule_id = entry.get("id")
+    if not isinstance(rule_id, str) or not _ID.match(rule_id):
+        raise ValueError("id must be a short name of letters, digits, '.', '_', ':' or '-', such as "
+                         "\"military-escalation\"")
+    match = entry.get("match", "lemma")
+    if match not in ("lemma", "word"):
+        raise ValueError(f"match must be \"lemma\" or \"word\", not {match!r}")
+    severity = entry.get("severity", "medium")
+    if severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+    any_ = _terms(entry.get("any", []), "any")
+    all_ = _terms(entry.get("all", []), "all")
+    none = _terms(entry.get("none", []), "none")
+    entities = []
+    for cond in entry.get("entities", []):
+        if not isinstance(cond, dict) or not (set(cond) <= {"label", "canonical"}) or not cond:
+            raise ValueError("entities must be a list of {label = \"GPE\", canonical = \"Ukraine\"} tables")
+        entities.append(EntityCondition(cond.get("label"), cond.get("canonical")))
+    proximity = []
+    for cond in entry.get("proximity", []):
+        terms = cond.get("terms") if isinstance(cond, dict) else None
+        within = cond.get("within") if isinstance(cond, dict) else None
+        if not (isinstance(terms, list) and len(terms) == 2 and isinstance(within, int) and within > 0):
+            raise ValueError("proximity must be a list of {terms = [\"a\", \"b\"], within = N} tables, N > 0")
+        a, b = _terms(terms, "proximity terms")
+        proximity.append(Proximity((a, b), within))
+    if not (any_ or all_ or proximity):
+        raise ValueError("a rule needs at least one term: any, all or proximity")
+    burst = None
+    if "burst" in entry:
+        b_ = entry["burst"]
+        if not (isinstance(b_, dict) and set(b_) == {"count", "minutes"}
+                and isinstance(b_["count"], int) and b_["count"] >= 2
+                and isinstance(b_["minutes"], (int, float)) and b_["minutes"] > 0):
+            raise ValueError("burst must be {count = N (2 or more), minutes = T (> 0)}")
+        burst = Burst(b_["count"], float(b_["minutes"]))
+    cooldown = None
+    if "cooldown" in entry:
+        c_ = entry["cooldown"]
+        if not (isinstance(c_, dict) and isinstance(c_.get("minutes"), (int, float)) and c_["minutes"] > 0
+                and set(c_) <= {"minutes", "per"} and isinstance(c_.get("per", ""), str)):
+            raise ValueError("cooldown must be {minutes = T (> 0), per = \"GPE\" (optional entity label)}")
+        cooldown = Cooldown(float(c_["minutes"]), c_.get("per"))
+    duplicates = entry.get("duplicates", False)
+    if not isinstance(duplicates, bool):
+        raise ValueError("duplicates must be true or false")
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise ValueError("description must be a string")
+    return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities),
+                tuple(proximity), burst, cooldown, duplicates)
+
+
+def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:
+    """Parse and validate rules.  :raises ConfigError: with the file, the line, the rule id
+    and what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", path=path,
+                          line=int(match.group(1)) if match else None) from None
+    where = _Where(text)
+    extra = set(data) - {"rules"}
+    if extra:
+        raise ConfigError(f"unknown top-level key(s) {', '.join(sorted(extra))}; rules go in [[rules]] tables",
+                          path=path)
+    entries = data.get("rules", [])
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("no rules: add [[rules]] tables (see docs/alerts.md)", path=path)
+    rules: list[Rule] = []
+    seen: dict[str, int | None] = {}
+    for index, entry in enumerate(entries):
+        rule_id = entry.get("id") if isinstance(entry, dict) else None
+        line = where.rule(index)
+        try:
+            rule = _parse_rule(entry)
+        except ValueError as exc:
+            message = str(exc)
+            key = next((k for k in _KEYS if message.startswith(k) or f"{k} " in message[:20]), None)
+            name = f"rule {rule_id!r}" if isinstance(rule_id, str) else f"rule #{index + 1}"
+            raise ConfigError(f"{name}: {message}", path=path,
+                              line=where.key(line, key) if key else line) from None
+        if rule.id in seen:
+            raise ConfigError(f"rule {rule.id!r} is defined twice (first at line {seen[rule.id]})",
+                              path=path, line=line)
+        seen[rule.id] = line
+        rules.append(Rule(**{**rule.__dict__, "line": line}))
+    return tuple(rules)
+
+
+def load_rules(path: str | Path = DEFAULT_RULES) -> tuple[Rule, ...]:
+    """Read and validate a rules file.  :raises ConfigError: naming the file, line and fix."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the rules file: {exc.strerror}", path=path) from None
+    return parse_rules(text, path)
