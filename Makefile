@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PLUGINS := plugins/clean plugins/ner plugins/alerts
+PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts
 
 .PHONY: install broker demo test unit integration lint typecheck check clean-broker bench
 

@@ -1,17 +1,26 @@
-"""The faust application: topics and the agent that wires the pipeline to Kafka.
+"""The faust application: topics, tables and the agents that wire the pipeline to Kafka.
 
-One agent consumes ``articles.raw`` in batches (``stream.take_events``), decodes each
-record (failures go to ``articles.dlq`` at once), runs the chain on the rest, and publishes
-enriched records to ``articles.enriched``, alerts to ``alerts`` (keyed by rule id) and dead
-letters to ``articles.dlq``.  Offsets of a batch are acknowledged by faust only after the
-body of the loop has run, i.e. after every output of the batch was handed to the producer.
+Two stages (see ``docs/architecture.md``):
+
+* **stage 1** (agent ``stream.process``) consumes ``articles.raw`` in batches
+  (``stream.take_events``), decodes each record (failures go to ``articles.dlq`` at once)
+  and runs the stateless processors (clean, ner: the CPU-heavy part, spread over the
+  partitions of ``articles.raw`` and so over the workers);
+* **stage 2** (agent ``stream.stateful``) consumes the one-partition topic
+  ``articles.stateful`` and runs the stateful processors (dedup, alerts) with their faust
+  Tables, so that every article meets the whole state, whichever worker read it first.
+
+Without stateful processors, stage 1 publishes the results itself.  The results are
+enriched records (``articles.enriched``), alerts (``alerts``, keyed by rule id) and dead
+letters (``articles.dlq``).  faust acknowledges a batch's offsets only after the body of the
+loop has run, i.e. after every output of the batch was handed to the producer.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import logging
-from typing import Any
+from typing import Any, MutableMapping
 
 import faust
 from faust.serializers import codecs
@@ -19,12 +28,12 @@ from faust.serializers import codecs
 from .chain import collect_outputs, sanitize
 from .errors import RecordError
 from .kafka import ensure_topics
-from .pipeline import Pipeline
+from .pipeline import BatchResult, Pipeline
 from .plugins import PluginHost
 from .records import Article, DeadLetter, decode_article, dumps, loads
 from .settings import Settings
 
-__all__ = ["OrjsonCodec", "create_app", "prepare_topics"]
+__all__ = ["OrjsonCodec", "create_app", "make_table", "prepare_topics", "wire_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +55,7 @@ def _broker_url(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
-async def prepare_topics(settings: Settings, host: PluginHost) -> list[str]:
+async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool) -> list[str]:
     """Create stream's topics and the plugins' topics that do not exist yet."""
     wanted = [
         (settings.topic_raw, settings.partitions, False),
@@ -54,13 +63,17 @@ async def prepare_topics(settings: Settings, host: PluginHost) -> list[str]:
         (settings.topic_alerts, settings.partitions, False),
         (settings.topic_dlq, settings.partitions, False),
     ]
+    if stateful:
+        wanted.append((settings.stateful_topic, 1, False))
+    if settings.route_duplicates:
+        wanted.append((settings.topic_duplicates, settings.partitions, False))
     wanted += [(t.name, t.partitions or settings.partitions, t.compacted) for t in host.topics()]
     return await ensure_topics(settings.broker, wanted, settings.replication_factor)
 
 
-def create_app(settings: Settings, host: PluginHost, pipeline: Pipeline) -> faust.App:
-    """The faust app for ``stream worker``; the pipeline must be set up already."""
-    app = faust.App(
+def create_app(settings: Settings) -> faust.App:
+    """The faust app for ``stream worker`` (no agents yet: see :func:`wire_agents`)."""
+    return faust.App(
         settings.app_id,
         broker=_broker_url(settings.broker),
         store="memory://",
@@ -70,26 +83,75 @@ def create_app(settings: Settings, host: PluginHost, pipeline: Pipeline) -> faus
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
-        producer_max_request_size=max(settings.max_record_bytes, settings.max_article_bytes) + 65536,
+        producer_max_request_size=max(settings.max_record_bytes, settings.max_article_bytes) * 2 + 65536,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         key_serializer="raw",
         value_serializer="raw",
     )
+
+
+def make_table(app: faust.App, name: str) -> MutableMapping[str, Any]:
+    """A state table for a stateful processor: one partition (like ``articles.stateful``),
+    keys and values in JSON (faust's json codec), backed by the compacted changelog
+    ``APPID-NAME-changelog``.  ``use_partitioner`` lets a batch write to it: with one
+    partition every key goes to partition 0, which the stateful stage's worker owns."""
+    table: MutableMapping[str, Any] = app.Table(name, default=None, partitions=1, use_partitioner=True)
+    return table
+
+
+def _origin(event: Any) -> dict[str, Any]:
+    msg = event.message
+    value = event.value if isinstance(event.value, bytes) else (msg.value or b"")
+    headers = list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
+    return {
+        "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+        "key": base64.b64encode(msg.key).decode() if msg.key else None,
+        "value": base64.b64encode(value).decode(),
+        "headers": [[k, base64.b64encode(v or b"").decode()] for k, v in headers],
+    }
+
+
+def _unpack(origin: dict[str, Any]) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    key = base64.b64decode(origin["key"]) if origin.get("key") else None
+    headers = [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])]
+    return key, base64.b64decode(origin["value"]), headers
+
+
+def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
+                stage2: Pipeline | None) -> None:
+    """Define the agents of the two stages on ``app``."""
     raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     enriched = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
     alerts = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topic_dlq, key_serializer="raw", value_serializer="raw")
+    duplicates = app.topic(settings.topic_duplicates, key_serializer="raw", value_serializer="raw")
+    handoff = app.topic(settings.stateful_topic, partitions=1, key_serializer="raw",
+                        value_serializer="raw")
     worker = settings.worker_id()
 
-    async def send_dead(letter: DeadLetter, key: bytes | None, headers: Any) -> None:
-        extra = letter.headers()
-        original = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
-        await dlq.send(key=key, value=dumps(letter.to_dict()), headers=original + extra)
+    async def send_dead(letter: DeadLetter, origin: dict[str, Any]) -> None:
+        key, value, headers = _unpack(origin)
+        letter.original = value
+        letter.topic, letter.partition, letter.offset = origin["topic"], origin["partition"], origin["offset"]
+        await dlq.send(key=key, value=dumps(letter.to_dict()), headers=headers + letter.headers())
         log.warning("article %s -> %s: %s in %s: %s", letter.article_id or "?",
                     settings.topic_dlq, letter.error_type, letter.stage, letter.message)
         host.notify("stream_article_failed", dead_letter=letter)
+
+    async def publish(result: BatchResult, origins: dict[int, dict[str, Any]]) -> None:
+        out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
+                              original={}, route_duplicates=settings.route_duplicates)
+        for key, value in out.enriched:
+            await enriched.send(key=key, value=value)
+        for key, value in out.duplicates:
+            await duplicates.send(key=key, value=value)
+        for key, value, alert in out.alerts:
+            await alerts.send(key=key, value=value)
+            host.notify("stream_alert_raised", alert=alert)
+        for article, letter in out.dead:
+            await send_dead(letter, origins[id(article)])
 
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
@@ -99,43 +161,52 @@ def create_app(settings: Settings, host: PluginHost, pipeline: Pipeline) -> faus
         )
         async for events in batches:
             articles: list[Article] = []
-            origin: dict[int, Any] = {}
+            origins: dict[int, dict[str, Any]] = {}
             for event in events:
-                msg = event.message
-                value = event.value if isinstance(event.value, bytes) else (msg.value or b"")
+                value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
                 try:
                     article = decode_article(value, max_bytes=settings.max_article_bytes)
                 except RecordError as exc:
-                    await send_dead(DeadLetter(
-                        error_type="RecordError", message=sanitize(exc.reason), stage="decode",
-                        original=value, topic=msg.topic, partition=msg.partition,
-                        offset=msg.offset,
-                    ), msg.key, msg.headers)
+                    await send_dead(DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
+                                               stage="decode", original=value), _origin(event))
                     continue
                 articles.append(article)
-                origin[id(article)] = event
+                origins[id(article)] = _origin(event)
             if not articles:
                 continue
-            result = await pipeline.run(articles)
-            out = collect_outputs(
-                result, worker=worker, max_record_bytes=settings.max_record_bytes,
-                original={k: (e.value if isinstance(e.value, bytes) else b"") for k, e in origin.items()},
-            )
-            for key, value in out.enriched:
-                await enriched.send(key=key, value=value)
-            for key, value, alert in out.alerts:
-                await alerts.send(key=key, value=value)
-                host.notify("stream_alert_raised", alert=alert)
-            for article, letter in out.dead:
-                msg = origin[id(article)].message
-                letter.topic, letter.partition, letter.offset = msg.topic, msg.partition, msg.offset
-                await send_dead(letter, msg.key, msg.headers)
-            log.debug("batch of %d: %d enriched, %d dead", len(events), len(out.enriched), len(out.dead))
+            result = await stage1.run(articles)
+            if stage2 is None:
+                await publish(result, origins)
+                continue
+            for failure in result.failures:
+                await send_dead(DeadLetter(
+                    error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
+                    stage=failure.stage, original=b"", article_id=failure.article.id,
+                ), origins[id(failure.article)])
+            for article in result.articles:
+                await handoff.send(key=article.id.encode(), value=dumps(
+                    {"article": article.to_state(), "origin": origins[id(article)]}))
 
-    @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
-    async def _ready() -> None:
-        await asyncio.sleep(0)
-        log.info("stream worker %s: consuming %s, chain: %s", worker, settings.topic_raw,
-                 ", ".join(p.name for p in pipeline.processors) or "(empty)")
+    if stage2 is None:
+        return
+    stateful_stage = stage2
 
-    return app
+    @app.agent(handoff, name="stream.stateful")
+    async def stateful(stream: faust.StreamT[bytes]) -> None:
+        batches = stream.take_events(  # type: ignore[attr-defined]
+            settings.batch_size, within=settings.batch_timeout
+        )
+        async for events in batches:
+            articles: list[Article] = []
+            origins: dict[int, dict[str, Any]] = {}
+            for event in events:
+                data = loads(event.value if isinstance(event.value, bytes) else event.message.value)
+                article = Article.from_state(data["article"])
+                articles.append(article)
+                origins[id(article)] = data["origin"]
+            result = await stateful_stage.run(articles)
+            # The tables' changelog writes are buffered by faust (send_soon): make them
+            # durable (acknowledged by the broker) before any output of this batch is
+            # published, so that no worker can see an output whose state was lost.
+            await app.producer.flush()
+            await publish(result, origins)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal, MutableMapping
 
 from .pipeline import BatchResult, Pipeline
 from .plugins import PluginHost, get_plugin_manager
-from .processor import Context
+from .processor import Context, Processor
 from .records import Article, DeadLetter, dumps, utcnow
 from .settings import Settings
 
-__all__ = ["Outputs", "build_chain", "collect_outputs", "sanitize"]
+__all__ = ["Outputs", "build_chain", "collect_outputs", "sanitize", "setup_pipeline"]
 
 _SECRETISH = re.compile(
     r"(?i)((?:secret|password|passwd|token|api[_-]?key|authorization)\s*[=:]\s*)\S+"
@@ -32,23 +32,40 @@ def sanitize(message: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def build_chain(
-    settings: Settings, mode: Literal["worker", "embedded"]
-) -> tuple[PluginHost, Pipeline]:
-    """Load the plugins and set up their processors, in order.
+def setup_pipeline(
+    processors: list[Processor],
+    settings: Settings,
+    mode: Literal["worker", "embedded"],
+    make_table: Callable[[str], MutableMapping[str, Any]],
+) -> Pipeline:
+    """Set up ``processors`` (in order) as a :class:`Pipeline`; each gets the tables it
+    declared, made by ``make_table(name)``.
 
-    :raises PluginError: a plugin failed to load or to set up (naming it).
+    :raises PluginError: a processor failed to set up (naming it).
+    :raises ConfigError: a processor's configuration is invalid (naming the file and line).
     """
-    host = get_plugin_manager(settings)
-    pipeline = Pipeline(host.processors())
+    pipeline = Pipeline(processors)
     pipeline.setup(
         lambda proc: Context(
             settings=settings,
             config=settings.plugin_config(proc.name),
             log=logging.getLogger(f"stream.plugins.{proc.name}"),
             mode=mode,
+            tables={name: make_table(name) for name in proc.tables},
         )
     )
+    return pipeline
+
+
+def build_chain(settings: Settings, mode: Literal["worker", "embedded"] = "embedded") -> tuple[PluginHost, Pipeline]:
+    """Load the plugins and set up the whole chain in-process, tables as dicts
+    (``stream process`` and ``stream.testing``).
+
+    :raises PluginError: a plugin failed to load or to set up (naming it).
+    """
+    host = get_plugin_manager(settings)
+    tables: dict[str, dict[str, Any]] = {}
+    pipeline = setup_pipeline(host.processors(), settings, mode, lambda n: tables.setdefault(n, {}))
     return host, pipeline
 
 
@@ -57,6 +74,8 @@ class Outputs:
     """What one batch produces: ``(key, value)`` pairs per topic kind."""
 
     enriched: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: duplicates, when the ``route_duplicates`` setting sends them to their own topic.
+    duplicates: list[tuple[bytes, bytes]] = field(default_factory=list)
     alerts: list[tuple[bytes, bytes, dict[str, Any]]] = field(default_factory=list)
     dead: list[tuple[Article, DeadLetter]] = field(default_factory=list)
 
@@ -67,6 +86,7 @@ def collect_outputs(
     worker: str,
     max_record_bytes: int,
     original: dict[int, bytes],
+    route_duplicates: bool = False,
 ) -> Outputs:
     """Encode the enriched records and alerts of a processed batch; build dead letters.
 
@@ -86,7 +106,10 @@ def collect_outputs(
                 article_id=article.id,
             )))
             continue
-        out.enriched.append((article.id.encode(), value))
+        if route_duplicates and article.dedup.get("status") in ("exact", "near"):
+            out.duplicates.append((article.id.encode(), value))
+        else:
+            out.enriched.append((article.id.encode(), value))
         for alert in article.alerts:
             out.alerts.append((str(alert.get("rule_id", "")).encode(), dumps(alert), alert))
     for failure in result.failures:

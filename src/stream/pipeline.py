@@ -26,9 +26,18 @@ from .errors import ConfigError, PluginError
 from .processor import Context, Processor
 from .records import Article
 
-__all__ = ["BatchResult", "Failure", "Pipeline"]
+__all__ = ["BatchResult", "Failure", "Pipeline", "split_stateful"]
 
 log = logging.getLogger(__name__)
+
+
+def split_stateful(processors: Sequence[Processor]) -> tuple[list[Processor], list[Processor]]:
+    """``(stateless, stateful)``: the first processor with tables and all after it are the
+    stateful stage (the order of the chain is kept)."""
+    for n, proc in enumerate(processors):
+        if proc.tables:
+            return list(processors[:n]), list(processors[n:])
+    return list(processors), []
 
 
 @dataclass(slots=True)
@@ -79,7 +88,7 @@ class Pipeline:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, proc: Processor, articles: list[Article]) -> None:
-        if proc.cpu_bound and not inspect.iscoroutinefunction(proc.process):
+        if proc.cpu_bound and not proc.tables and not inspect.iscoroutinefunction(proc.process):
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self._executor, proc.process, articles)
             return

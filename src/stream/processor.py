@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, ClassVar, Literal, Mapping, MutableMapping
 
 if TYPE_CHECKING:
     from .records import Article
@@ -30,12 +30,17 @@ class Context:
         ``STREAM_PLUGIN_NAME_KEY`` variables), as strings or TOML values.
     :ivar log: a logger named ``stream.plugins.NAME``.
     :ivar mode: ``"worker"`` inside ``stream worker``, ``"embedded"`` in ``stream process``.
+    :ivar tables: the state tables the processor declared in :attr:`Processor.tables`, by
+        name: mappings of str keys to JSON-able values.  In the worker each is a faust Table
+        backed by a compacted Kafka changelog (it survives restarts and moves with the work
+        to another worker); in ``stream process`` a dict.
     """
 
     settings: Settings
     config: Mapping[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("stream.plugins"))
     mode: Literal["worker", "embedded"] = "embedded"
+    tables: Mapping[str, MutableMapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ class Processor:
       dedup 300, alerts 400.  Ties are broken by name, so the order is always stable;
     * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
       worker thread so the event loop (Kafka heartbeats) stays responsive;
+    * :attr:`tables` - names of the state tables this processor keeps (see
+      :class:`Context`).  A processor with tables is *stateful*: in the worker it and every
+      processor after it run in the stateful stage, which sees every article in one place
+      (one partition), so its state is complete.  Stateful processors run on the event
+      loop (table writes are not thread-safe); keep them cheap;
     * :attr:`on_error` - ``"dlq"`` sends articles this processor fails on to the dead-letter
       topic; ``"skip"`` passes them on without this processor's enrichment, and records
       ``"skipped": true`` in their ``processing`` entry.
@@ -73,6 +83,7 @@ class Processor:
     order: ClassVar[int] = 500
     cpu_bound: ClassVar[bool] = False
     on_error: ClassVar[Literal["dlq", "skip"]] = "dlq"
+    tables: ClassVar[tuple[str, ...]] = ()
 
     def setup(self, context: Context) -> None:
         """Called once before the first batch.  Raise to refuse to start (bad config,

@@ -135,6 +135,14 @@ class Article:
             _check_numbers(passthrough)
         return cls(id=ident, text=text, passthrough=passthrough, **kwargs)
 
+    def to_state(self) -> dict[str, Any]:
+        """Every field, for handing an article from one stage of the worker to the next."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Article:
+        return cls(**state)
+
     def to_dict(self, *, worker: str = "", processed_at: str | None = None) -> dict[str, Any]:
         """The enriched record (see ``docs/records.md``)."""
         out: dict[str, Any] = {"id": self.id}

@@ -49,6 +49,14 @@ class Settings:
     topic_alerts: str = "alerts"
     #: Topic that receives dead letters (articles that could not be processed).
     topic_dlq: str = "articles.dlq"
+    #: Topic for duplicates when ``route_duplicates`` is on.
+    topic_duplicates: str = "articles.duplicates"
+    #: Send duplicates (``dedup.status`` exact or near) to ``topic_duplicates`` instead of
+    #: ``topic_enriched`` (where they are otherwise published, marked).
+    route_duplicates: bool = False
+    #: Internal topic between the worker's stages (one partition: the stateful stage).
+    #: Empty: ``APP_ID-stateful``, so that it belongs to one application (consumer group).
+    topic_stateful: str = ""
     #: Partitions for the topics stream creates (enough for a few workers).
     partitions: int = 6
     #: Replication factor for the topics stream creates (1 for a single broker).
@@ -82,6 +90,11 @@ class Settings:
         """The settings of plugin ``name`` (an empty mapping when it has none)."""
         return self.plugin_settings.get(name, {})
 
+    @property
+    def stateful_topic(self) -> str:
+        """The internal topic of the stateful stage: ``topic_stateful`` or ``APP_ID-stateful``."""
+        return self.topic_stateful or f"{self.app_id}-stateful"
+
     def worker_id(self) -> str:
         return self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -100,6 +113,9 @@ _TYPES: dict[str, type] = {
     "topic_enriched": str,
     "topic_alerts": str,
     "topic_dlq": str,
+    "topic_stateful": str,
+    "topic_duplicates": str,
+    "route_duplicates": bool,
     "partitions": int,
     "replication_factor": int,
     "batch_size": int,
@@ -131,6 +147,12 @@ def _line_of(text: str, key: str, table: str | None = None) -> int | None:
 
 def _convert(name: str, value: Any, *, where: str) -> Any:
     kind = _TYPES[name]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        raise ValueError(f"{where} must be true or false (1/0, yes/no); got {value!r}")
     if kind is tuple:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -161,7 +183,7 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         raise ValueError(f"{where} must be one of {', '.join(_LOG_LEVELS)}; got {value!r}")
     if name == "log_level":
         return value.lower()
-    if not value and name not in ("worker_name", "rules"):
+    if not value and name not in ("worker_name", "rules", "topic_stateful"):
         raise ValueError(f"{where} must not be empty")
     return value
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any, MutableMapping
 
-from .chain import build_chain
+from .chain import setup_pipeline
+from .errors import PluginError
+from .pipeline import split_stateful
+from .plugins import get_plugin_manager
 from .settings import Settings
 
 __all__ = ["run_worker"]
@@ -19,25 +23,36 @@ _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "err
 def run_worker(settings: Settings) -> int:
     """Run until stopped (SIGTERM/SIGINT).  :return: the exit status.
 
-    Plugins are loaded and set up (models loaded) before anything connects to Kafka, so a
-    broken plugin or a missing model stops the worker at once with its name.
+    Plugins are loaded and set up (models loaded, rules compiled) before anything connects
+    to Kafka, so a broken plugin or a missing model stops the worker at once with its name.
     """
     from faust.worker import Worker
 
-    from .app import create_app, prepare_topics
+    from .app import create_app, make_table, prepare_topics, wire_agents
 
-    host, pipeline = build_chain(settings, "worker")
-    created = asyncio.run(prepare_topics(settings, host))
+    host = get_plugin_manager(settings)
+    stateless, stateful = split_stateful(host.processors())
+    app = create_app(settings)
+
+    def no_tables(name: str) -> MutableMapping[str, Any]:  # pragma: no cover - split guarantees it
+        raise PluginError(name, "a stateless processor asked for a table")
+
+    stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
+    stage2 = setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name)) if stateful else None
+    created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None))
     if created:
         log.info("created topics: %s", ", ".join(created))
     os.makedirs(settings.data_dir, exist_ok=True)
-    app = create_app(settings, host, pipeline)
-    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True,
-                    redirect_stdouts=False)
+    wire_agents(app, settings, host, stage1, stage2)
+    log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
+             [p.name for p in stateless], [p.name for p in stateful])
+    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) or exc.code is None else 1
     finally:
-        pipeline.close()
+        stage1.close()
+        if stage2 is not None:
+            stage2.close()
     return 0

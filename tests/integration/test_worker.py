@@ -71,7 +71,7 @@ def test_sample_articles_come_out_enriched_once_each_and_bad_input_goes_to_the_d
     assert sorted(r["id"] for r in enriched) == sorted(p.stem for p in SAMPLES)
     for record in enriched:
         assert record["schema_version"] == 1
-        assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner", "alerts"]
+        assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner", "dedup", "alerts"]
         assert record["clean_text"] and "Pages" not in record["clean_text"].split("\n\n")[-1]
         for m in record["entities"]:
             assert record["clean_text"][m["start"]:m["end"]] == m["text"]

@@ -1,0 +1,126 @@
+"""stream's deduplication processor: exact and near-duplicates, story clusters.
+
+Reads ``clean_text`` and fills ``dedup``::
+
+    {"status": "unique" | "exact" | "near", "duplicate_of": id or null,
+     "similarity": float or null, "cluster_id": str}
+
+The first article of a story is ``unique`` and its id is the cluster id; later copies
+point at it (``duplicate_of`` = ``cluster_id`` = the first article's id) with the
+similarity to the closest earlier copy.  Reprocessing an article (same id) returns the
+decision taken the first time.
+
+State: the table ``dedup`` (in the worker a faust Table with a compacted Kafka changelog,
+in the stateful stage, so every article meets every earlier signature whichever worker
+read it).  Entries expire after ``retention_hours`` or beyond ``max_signatures``.
+
+Settings (``[plugins.dedup]`` or ``STREAM_PLUGIN_DEDUP_<KEY>``), defaults measured on
+copies built from the sample articles (see ``docs/dedup.md``):
+
+``jaccard`` (0.5)        near if the Jaccard similarity of word 5-grams is at least this;
+``overlap`` (0.8)        ... or if this share of the shorter text is in the longer one;
+``lsh_threshold`` (0.5)  MinHash LSH candidate threshold;
+``retention_hours`` (72) and ``max_signatures`` (200000): the bounds of the state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, MutableMapping
+
+from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
+
+from .index import DedupIndex, Signature, sign
+
+__version__ = "0.1.0"
+__all__ = ["DedupProcessor", "__version__"]
+
+_DEFAULTS: dict[str, float] = {"jaccard": 0.5, "overlap": 0.8, "lsh_threshold": 0.5,
+                               "retention_hours": 72.0, "max_signatures": 200_000}
+
+
+class DedupProcessor(Processor):
+    """Fills ``dedup``."""
+
+    name = "dedup"
+    version = __version__
+    order = 300
+    tables = ("dedup",)
+
+    def __init__(self) -> None:
+        self.table: MutableMapping[str, Any] = {}
+        self.index: DedupIndex | None = None
+        self.options = dict(_DEFAULTS)
+        self.clock = time.time
+
+    def setup(self, context: Context) -> None:
+        for key, default in _DEFAULTS.items():
+            raw = context.config.get(key, default)
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"[plugins.dedup] {key} must be a number, not {raw!r}") from None
+            if value <= 0 or (key in ("jaccard", "overlap", "lsh_threshold") and value > 1):
+                raise ConfigError(f"[plugins.dedup] {key} = {value} is out of range")
+            self.options[key] = value
+        unknown = set(context.config) - set(_DEFAULTS)
+        if unknown:
+            raise ConfigError(f"[plugins.dedup]: unknown setting(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(_DEFAULTS)}")
+        self.table = context.tables["dedup"]
+        self.index = None
+
+    def _ensure_index(self) -> DedupIndex:
+        """Build the in-memory indexes from the table (at the first batch after a start or
+        a take-over, when the table has been restored from its changelog)."""
+        if self.index is None:
+            index = DedupIndex(jaccard=self.options["jaccard"], overlap=self.options["overlap"],
+                               lsh_threshold=self.options["lsh_threshold"])
+            entries = sorted(((v["t"], k[2:], v["s"]) for k, v in self.table.items()
+                              if k.startswith("a:") and v), key=lambda e: e[0])
+            for at, article_id, state in entries:
+                index.add(article_id, Signature.from_state(state), at)
+            self.index = index
+        return self.index
+
+    def process(self, articles: list[Article]) -> None:
+        index = self._ensure_index()
+        now = self.clock()
+        self._expire(index, now)
+        for article in articles:
+            key = f"a:{article.id}"
+            stored = self.table.get(key)
+            if stored:
+                article.dedup = dict(stored["d"])
+                continue
+            sig = sign(article.clean_text or article.text)
+            match = index.find(article.id, sig)
+            if match is None:
+                decision: dict[str, Any] = {"status": "unique", "duplicate_of": None, "similarity": None,
+                                            "cluster_id": article.id}
+            else:
+                earlier = self.table.get(f"a:{match.article_id}")
+                cluster = earlier["d"]["cluster_id"] if earlier else match.article_id
+                decision = {"status": match.kind, "duplicate_of": cluster, "similarity": match.similarity,
+                            "cluster_id": cluster}
+            self.table[key] = {"d": decision, "t": now, "s": sig.to_state()}
+            index.add(article.id, sig, now)
+            article.dedup = decision
+        self._expire(index, now)
+
+    def _expire(self, index: DedupIndex, now: float) -> None:
+        horizon = now - self.options["retention_hours"] * 3600
+        limit = int(self.options["max_signatures"])
+        while True:
+            oldest = index.oldest()
+            if oldest is None or (len(index) <= limit and oldest[1] >= horizon):
+                return
+            index.remove(oldest[0])
+            key = f"a:{oldest[0]}"
+            if key in self.table:
+                del self.table[key]
+
+
+@hookimpl
+def stream_register_processors(settings: Settings) -> list[Processor]:
+    return [DedupProcessor()]

@@ -1,0 +1,159 @@
+"""Signatures and the dedup index.
+
+A signature of a text is: the hash of its normalised words (exact copies), a MinHash of
+its word 5-gram shingles (datasketch, 128 permutations) with the shingle count, and the
+hashes of its first substantial paragraphs ("lead" paragraphs).
+
+Candidates for a near copy come from two in-memory indexes: MinHash LSH (for edited and
+re-headlined copies, Jaccard >= ``lsh_threshold``) and the lead-paragraph index (a truncated
+syndicated copy keeps the lead, but its Jaccard with the full text can be as low as 0.2).
+Each candidate is verified with the MinHash estimates: Jaccard J, and the overlap
+coefficient |A∩B| / min(|A|, |B|) (how much of the shorter text is in the longer one),
+computed as J(|A|+|B|)/(1+J) / min(|A|, |B|).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+__all__ = ["DedupIndex", "Signature", "sign"]
+
+_WORD = re.compile(r"\w+")
+NUM_PERM = 128
+#: datasketch's permutation scheme, fixed so that stored signatures stay comparable.
+SCHEME = "affine32"
+SHINGLE = 5
+LEAD_PARAGRAPHS = 4
+LEAD_MIN_WORDS = 8
+#: A paragraph shared by more articles than this is a stock phrase: not a candidate source.
+LEAD_FANOUT = 50
+
+
+def _crc32(data: bytes) -> int:
+    return zlib.crc32(data)
+
+
+@dataclass(slots=True)
+class Signature:
+    exact: str
+    minhash: MinHash
+    size: int  # distinct shingles
+    leads: list[str]
+
+    def to_state(self) -> dict[str, Any]:
+        values = np.asarray(self.minhash.hashvalues, dtype=np.uint32).tobytes()
+        return {"x": self.exact, "h": base64.b64encode(values).decode(), "n": self.size, "l": self.leads}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Signature:
+        values = np.frombuffer(base64.b64decode(state["h"]), dtype=np.uint32).copy()
+        minhash = MinHash(num_perm=NUM_PERM, hashvalues=values, hashfunc=_crc32, scheme=SCHEME)
+        return cls(state["x"], minhash, state["n"], state["l"])
+
+
+def _key(words: list[str]) -> str:
+    return hashlib.blake2b(" ".join(words).encode(), digest_size=12).hexdigest()
+
+
+def sign(text: str) -> Signature:
+    """The signature of ``text`` (``clean_text``): case, whitespace and punctuation ignored."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    shingles = {" ".join(words[i:i + SHINGLE]).encode() for i in range(max(1, len(words) - SHINGLE + 1))}
+    minhash = MinHash(num_perm=NUM_PERM, hashfunc=_crc32, scheme=SCHEME)
+    minhash.update_batch(list(shingles))
+    leads = []
+    for paragraph in text.split("\n\n"):
+        pw = [w.casefold() for w in _WORD.findall(paragraph)]
+        if len(pw) >= LEAD_MIN_WORDS:
+            leads.append(_key(pw))
+            if len(leads) == LEAD_PARAGRAPHS:
+                break
+    return Signature(_key(words), minhash, len(shingles), leads)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    article_id: str
+    kind: str  # "exact" or "near"
+    similarity: float
+    jaccard: float
+    overlap: float
+
+
+class DedupIndex:
+    """The in-memory indexes over the signatures kept in state (rebuilt from it at start)."""
+
+    def __init__(self, *, jaccard: float, overlap: float, lsh_threshold: float):
+        self.jaccard = jaccard
+        self.overlap = overlap
+        self.lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM)
+        self.signatures: OrderedDict[str, tuple[Signature, float]] = OrderedDict()  # oldest first
+        self.exact: dict[str, str] = {}
+        self.leads: dict[str, list[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self.signatures)
+
+    def add(self, article_id: str, sig: Signature, at: float) -> None:
+        if article_id in self.signatures:
+            return
+        self.signatures[article_id] = (sig, at)
+        self.lsh.insert(article_id, sig.minhash, check_duplication=False)
+        self.exact.setdefault(sig.exact, article_id)
+        for lead in sig.leads:
+            ids = self.leads.setdefault(lead, [])
+            if len(ids) <= LEAD_FANOUT:
+                ids.append(article_id)
+
+    def remove(self, article_id: str) -> None:
+        entry = self.signatures.pop(article_id, None)
+        if entry is None:
+            return
+        sig, _at = entry
+        self.lsh.remove(article_id)
+        if self.exact.get(sig.exact) == article_id:
+            del self.exact[sig.exact]
+        for lead in sig.leads:
+            ids = self.leads.get(lead)
+            if ids and article_id in ids:
+                ids.remove(article_id)
+                if not ids:
+                    del self.leads[lead]
+
+    def oldest(self) -> tuple[str, float] | None:
+        for article_id, (_sig, at) in self.signatures.items():
+            return article_id, at
+        return None
+
+    def find(self, article_id: str, sig: Signature) -> Match | None:
+        """The best earlier copy of ``sig``, or None."""
+        first = self.exact.get(sig.exact)
+        if first is not None and first != article_id:
+            return Match(first, "exact", 1.0, 1.0, 1.0)
+        candidates = set(self.lsh.query(sig.minhash))
+        for lead in sig.leads:
+            candidates.update(self.leads.get(lead, ()))
+        candidates.discard(article_id)
+        best: Match | None = None
+        for other in candidates:
+            entry = self.signatures.get(other)
+            if entry is None:
+                continue
+            osig = entry[0]
+            j = float(sig.minhash.jaccard(osig.minhash))
+            inter = j * (sig.size + osig.size) / (1 + j)
+            ov = min(1.0, inter / max(1, min(sig.size, osig.size)))
+            if j >= self.jaccard or ov >= self.overlap:
+                score = max(j, ov)
+                if best is None or score > best.similarity or (score == best.similarity and other < best.article_id):
+                    best = Match(other, "near", round(score, 4), round(j, 4), round(ov, 4))
+        return best
