@@ -214,3 +214,58 @@ def run_alert_scale_bench(samples: list[Path], *, sizes: tuple[int, ...] = (10, 
         "R6_alerts_10000_vs_10_rules": {"median": statistics.median(ratios), "min": min(ratios),
                                         "max": max(ratios), "target": 1.5},
     }
+
+
+def run_dedup_bench(samples: list[Path], *, sizes: tuple[int, ...] = (10_000, 100_000), count: int = 300,
+                    rounds: int = 3) -> dict[str, Any]:
+    """Dedup insert+query per article with ``sizes`` signatures already in the index (the
+    index is prefilled with random signatures, which cost what real ones do in the LSH
+    buckets and share nothing with the corpus); the corpus has planted copies."""
+    import numpy as np
+    from datasketch import MinHash
+
+    from stream_dedup import DedupProcessor
+    from stream_dedup.index import NUM_PERM, SCHEME, DedupIndex, Signature, _crc32
+
+    from .processor import Context
+    from .records import Article
+
+    corpus = build_corpus(samples, count)
+    rng = random.Random(3)
+    copies = [dict(a, id=a["id"] + "-copy") for a in rng.sample(corpus, count // 10)]
+    texts = corpus + copies
+    nrng = np.random.default_rng(9)
+    prefilled: dict[int, DedupIndex] = {}
+    for size in sizes:
+        index = DedupIndex(jaccard=0.5, overlap=0.8, lsh_threshold=0.5)
+        for n in range(size):
+            values = nrng.integers(0, 2**32 - 1, NUM_PERM, dtype=np.uint64).astype(np.uint32)
+            mh = MinHash(num_perm=NUM_PERM, hashvalues=values, hashfunc=_crc32, scheme=SCHEME)
+            index.add(f"old-{n}", Signature(f"x{n}", mh, 500, [f"l{n}"]), 0.0)
+        prefilled[size] = index
+    timings: dict[int, list[float]] = {size: [] for size in sizes}
+    found: dict[int, int] = {}
+    for _ in range(rounds):
+        for size in sizes:
+            proc = DedupProcessor()
+            proc.setup(Context(settings=Settings(), config={"max_signatures": 10**7, "retention_hours": 10**6},
+                               tables={"dedup": {}}))
+            index = prefilled[size]
+            proc.index = index
+            batch = [Article(id=t["id"], text=t["text"], clean_text=t["text"]) for t in texts]
+            start = time.process_time()
+            proc.process(batch)
+            timings[size].append((time.process_time() - start) / len(batch) * 1000)
+            found[size] = sum(a.dedup["status"] != "unique" for a in batch)
+            for a in batch:  # back to the prefilled state for the next round
+                index.remove(a.id)
+    small, big = sizes[0], sizes[-1]
+    ratios = [b / s for b, s in zip(timings[big], timings[small], strict=True)]
+    return {
+        "articles": len(texts), "planted_copies": len(copies),
+        "copies_found": {str(s): n for s, n in found.items()},
+        "ms_per_article": {str(s): statistics.median(v) for s, v in timings.items()},
+        "articles_per_s": {str(s): 1000 / statistics.median(v) for s, v in timings.items()},
+        f"dedup_{big}_vs_{small}_signatures": {"median": statistics.median(ratios), "min": min(ratios),
+                                               "max": max(ratios), "target": 1.5},
+    }

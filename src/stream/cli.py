@@ -297,17 +297,19 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
 @click.pass_context
 def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | None) -> None:
     """Figures as ratios measured in one run: R2 (the NER stage inside a real worker /
-    standalone spaCy nlp.pipe) and R6 (alerting with 10,000 rules / with 10 rules)."""
+    standalone spaCy nlp.pipe), R6 (alerting with 10,000 rules / with 10 rules), and dedup
+    with 100,000 signatures in state / with 10,000."""
     import datetime
     import json
     from pathlib import Path
 
-    from .bench import run_alert_scale_bench, run_ner_bench
+    from .bench import run_alert_scale_bench, run_dedup_bench, run_ner_bench
 
     settings = _settings(ctx)
     files = sorted(Path(samples).glob("*.txt"))
     figures = run_ner_bench(settings, files, count=count, rounds=rounds)
     figures["alerts"] = run_alert_scale_bench(files, count=count, rounds=rounds)
+    figures["dedup"] = run_dedup_bench(files, count=count, rounds=rounds)
     r2 = figures["R2_ner_stage_vs_standalone"]
     click.echo(f"R2  NER stage in the worker / standalone nlp.pipe: median {r2['median']:.3f} "
                f"(min {r2['min']:.3f}, max {r2['max']:.3f}; target >= {r2['target']})")
@@ -320,6 +322,12 @@ def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | 
                f"(min {r6['min']:.3f}, max {r6['max']:.3f}; target <= {r6['target']})")
     click.echo(f"    ms per article: 10 rules {ms['10']:.2f}, 1,000 rules {ms['1000']:.2f}, "
                f"10,000 rules {ms['10000']:.2f}")
+    dd = figures["dedup"]
+    ratio = dd["dedup_100000_vs_10000_signatures"]
+    click.echo(f"    dedup with 100,000 signatures in state: {dd['ms_per_article']['100000']:.2f} ms per article "
+               f"({dd['articles_per_s']['100000']:.0f} articles/s); / with 10,000: median {ratio['median']:.3f} "
+               f"(min {ratio['min']:.3f}, max {ratio['max']:.3f}); copies found "
+               f"{dd['copies_found']['100000']} of {dd['planted_copies']} planted")
     path = Path(out or f"bench/results/{datetime.date.today().isoformat()}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")

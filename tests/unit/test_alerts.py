@@ -154,6 +154,10 @@ def test_a_burst_fires_once_when_enough_distinct_articles_match(tmp_path: Path) 
     bursts = [(a.id, x) for a in arts for x in a.alerts if x["kind"] == "burst"]
     assert len(bursts) == 1 and bursts[0][0] == "a2"
     assert bursts[0][1]["articles"] == ["a0", "a1", "a2"]
+    again = Article(id="a2", text="Troops.", clean_text="Troops.")
+    proc.process([again])  # redelivered: the same burst alert, same id
+    [burst] = [x for x in again.alerts if x["kind"] == "burst"]
+    assert burst["alert_id"] == bursts[0][1]["alert_id"] and burst["articles"] == ["a0", "a1", "a2"]
 
 
 def test_a_changed_rules_file_is_picked_up_and_a_bad_one_is_rejected(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, MutableMapping
 
 import click
 
@@ -55,7 +55,9 @@ class AlertsProcessor(Processor):
     name = "alerts"
     version = __version__
     order = 400
-    cpu_bound = True
+    #: Cooldowns and burst windows live in this table: in the worker a faust Table with a
+    #: Kafka changelog, so they hold across restarts and workers (stateful stage).
+    tables = ("alerts",)
 
     def __init__(self, rules_path: str | Path | None = None) -> None:
         self.path = Path(rules_path) if rules_path else DEFAULT_RULES
@@ -63,17 +65,17 @@ class AlertsProcessor(Processor):
         self._mtime = 0.0
         self._checked = 0.0
         self._reload_requested = threading.Event()
-        #: rule id (and entity) -> (fired at, article id); see docs/alerts.md "Cooldown".
-        self.cooldowns: dict[str, tuple[float, str]] = {}
-        #: rule id -> recent (time, article id) of matching unique articles.
-        self.windows: dict[str, deque[tuple[float, str]]] = {}
-        self.burst_fired: dict[str, float] = {}
+        #: The state table: "c:RULE\0ENTITY" -> [fired at, article id] (cooldowns),
+        #: "w:RULE" -> [[time, article id], ...] (burst window), "b:RULE" -> the last burst
+        #: {"t": fired at, "by": article id, "ids": [...]}.
+        self.state: MutableMapping[str, Any] = {}
         #: counters: suppressed matches by rule, duplicates skipped by rule.
         self.suppressed: Counter[str] = Counter()
         self.duplicates_skipped: Counter[str] = Counter()
         self.clock = time.time
 
     def setup(self, context: Context) -> None:
+        self.state = context.tables.get("alerts", self.state)
         configured = context.settings.rules or context.config.get("rules")
         if configured:
             self.path = Path(str(configured))
@@ -158,32 +160,40 @@ class AlertsProcessor(Processor):
     def _cooling(self, rule: Rule, article: Article, now: float) -> bool:
         if rule.cooldown is None:
             return False
-        keys = self._cooldown_keys(rule, article)
+        keys = [f"c:{k}" for k in self._cooldown_keys(rule, article)]
         window = rule.cooldown.minutes * 60
+        entries = {key: self.state.get(key) for key in keys}
         cooling = all(
-            key in self.cooldowns and now - self.cooldowns[key][0] < window
-            and self.cooldowns[key][1] != article.id  # a redelivery decides as the first time
-            for key in keys
+            entry is not None and now - entry[0] < window
+            and entry[1] != article.id  # a redelivery decides as the first time
+            for entry in entries.values()
         )
         if not cooling:
-            for key in keys:
-                if key not in self.cooldowns or self.cooldowns[key][1] != article.id:
-                    self.cooldowns[key] = (now, article.id)
+            for key, entry in entries.items():
+                if entry is None or entry[1] != article.id:
+                    self.state[key] = [now, article.id]
         return cooling
 
     def _burst(self, rule: Rule, article: Article, now: float) -> dict[str, Any] | None:
         assert rule.burst is not None
         span = rule.burst.minutes * 60
-        window = self.windows.setdefault(rule.id, deque())
-        while window and now - window[0][0] > span:
-            window.popleft()
+        fired = self.state.get(f"b:{rule.id}")  # {"t": when, "by": article id, "ids": [...]}
+        window = [entry for entry in (self.state.get(f"w:{rule.id}") or []) if now - entry[0] <= span]
         if any(aid == article.id for _t, aid in window):
+            # A redelivery: the same decision as the first time.
+            if fired is not None and fired["by"] == article.id:
+                return self._burst_alert(rule, article, fired["ids"])
             return None
-        window.append((now, article.id))
-        if len(window) < rule.burst.count or now - self.burst_fired.get(rule.id, -1e18) < span:
+        window.append([now, article.id])
+        self.state[f"w:{rule.id}"] = window[-max(rule.burst.count * 4, 64):]
+        if len(window) < rule.burst.count or (fired is not None and now - fired["t"] < span):
             return None
-        self.burst_fired[rule.id] = now
         ids = [aid for _t, aid in window]
+        self.state[f"b:{rule.id}"] = {"t": now, "by": article.id, "ids": ids}
+        return self._burst_alert(rule, article, ids)
+
+    def _burst_alert(self, rule: Rule, article: Article, ids: list[str]) -> dict[str, Any]:
+        assert rule.burst is not None
         alert = Alert(
             alert_id=alert_id(rule.id, ids[0] + "\0" + article.id, kind="burst"),
             rule_id=rule.id, article_id=article.id, title=article.title, url=article.url,
