@@ -4,16 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts
+# The example third-party plugin: installed the way an author installs theirs.
+EXAMPLE_PLUGINS := examples/stream-quotes
 
 .PHONY: install broker demo test unit integration lint typecheck check clean-broker bench
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS))
 	$(BIN)/stream broker fetch
 	@touch $@
 
@@ -36,7 +38,7 @@ integration: broker
 	$(BIN)/pytest -m integration
 
 lint: install
-	$(BIN)/ruff check src plugins tests
+	$(BIN)/ruff check src plugins tests examples
 
 typecheck: install
 	$(BIN)/mypy

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pluggy
 
 from .errors import BrokerError, ConfigError, PluginError, RecordError, StreamError
-from .processor import Context, Processor, TopicSpec
+from .processor import PLUGIN_API, Context, Processor, TopicSpec
 from .records import SCHEMA_VERSION, Alert, Article, DeadLetter
 from .settings import Settings
 
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("stream")
 
 __all__ = [
+    "PLUGIN_API",
     "SCHEMA_VERSION",
     "Alert",
     "Article",

@@ -332,3 +332,18 @@ def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=2) + "\n")
     click.echo(f"figures written to {path}")
+
+
+@main.command("new-plugin")
+@click.argument("name")
+@click.option("--directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Where to create the NAME/ directory.")
+def new_plugin_command(name: str, directory: str) -> None:
+    """Create NAME/, a working plugin package: pyproject.toml with the entry point, a
+    processor, a README and a passing test that uses stream.testing."""
+    from pathlib import Path
+
+    from .scaffold import new_plugin
+
+    root = new_plugin(name, Path(directory))
+    click.echo(f"created {root}/\nnext: cd {root} && pip install -e '.[test]' && stream plugins && pytest")

@@ -81,6 +81,8 @@ def _show(enriched: list[Any], alerts: list[Any], dead: list[Any]) -> None:
         if summary:
             top = ", ".join(f"{e['canonical']} ({e['label']} x{e['mentions']})" for e in summary[:8])
             echo(f"   entities: {top}")
+        for plugin, value in (rec.get("extra") or {}).items():
+            echo(f"   {plugin}: " + textwrap.shorten(str(value), 150, placeholder=" ..."))
         if rec.get("dedup"):
             echo(f"   dedup: {rec['dedup']}")
         for alert in rec.get("alerts") or []:

@@ -16,10 +16,10 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .processor import Processor, TopicSpec
+from .processor import PLUGIN_API, Processor, TopicSpec
 from .settings import Settings
 
-__all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "PluginHost", "get_plugin_manager"]
+__all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "PluginHost", "get_plugin_manager", "order_processors"]
 
 ENTRY_POINT_GROUP = "stream.plugins"
 log = logging.getLogger(__name__)
@@ -74,8 +74,15 @@ class PluginHost:
         for proc in found:
             if proc.name in seen:
                 raise PluginError(proc.name, "two processors are registered under this name")
+            if proc.api_version != PLUGIN_API:
+                raise PluginError(
+                    self.owner.get(proc.name, proc.name),
+                    f"processor {proc.name!r} was built for stream plugin API {proc.api_version}, and this "
+                    f"stream implements API {PLUGIN_API}; install a version of the plugin made for API "
+                    f"{PLUGIN_API}, or a stream that implements API {proc.api_version}",
+                )
             seen[proc.name] = proc
-        return sorted(found, key=lambda p: (p.order, p.name))
+        return order_processors(found)
 
     def topics(self) -> list[TopicSpec]:
         """Every topic the plugins declare."""
@@ -90,6 +97,36 @@ class PluginHost:
             getattr(self.pm.hook, hook)(**kwargs)
         except Exception:
             log.exception("a %s hook raised; ignored", hook)
+
+
+def order_processors(processors: list[Processor]) -> list[Processor]:
+    """Sort by ``(order, name)``, then honour ``before``/``after`` constraints: a stable
+    topological sort that takes, at each step, the lowest ``(order, name)`` whose
+    predecessors have all been placed.
+
+    :raises PluginError: the constraints form a cycle (its processors are named).
+    """
+    by_name = {p.name: p for p in processors}
+    preds: dict[str, set[str]] = {p.name: set() for p in processors}
+    for p in processors:
+        for other in p.after:
+            if other in by_name:
+                preds[p.name].add(other)
+        for other in p.before:
+            if other in by_name:
+                preds[other].add(p.name)
+    placed: list[Processor] = []
+    done: set[str] = set()
+    pending = sorted(processors, key=lambda p: (p.order, p.name))
+    while pending:
+        ready = next((p for p in pending if preds[p.name] <= done), None)
+        if ready is None:
+            cycle = ", ".join(sorted(p.name for p in pending))
+            raise PluginError(cycle, "the processors' before/after constraints form a cycle; remove one of them")
+        placed.append(ready)
+        done.add(ready.name)
+        pending.remove(ready)
+    return placed
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
@@ -118,6 +155,13 @@ def get_plugin_manager(settings: Settings) -> PluginHost:
             module = ep.load()
         except Exception as exc:
             raise PluginError(ep.name, f"failed to import {ep.value!r}: {exc!r}") from exc
+        api = getattr(module, "STREAM_PLUGIN_API", PLUGIN_API)
+        if api != PLUGIN_API:
+            raise PluginError(
+                ep.name,
+                f"built for stream plugin API {api}, and this stream implements API {PLUGIN_API}; "
+                f"install a version of the plugin made for API {PLUGIN_API}",
+            )
         try:
             pm.register(module, name=ep.name)
         except pluggy.PluginValidationError as exc:

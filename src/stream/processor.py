@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from .records import Article
     from .settings import Settings
 
-__all__ = ["Context", "Processor", "TopicSpec"]
+__all__ = ["PLUGIN_API", "Context", "Processor", "TopicSpec"]
+
+#: The version of the plugin contract (hook specs, Processor, Context, records) that this
+#: stream implements.  It changes only on an incompatible change.
+PLUGIN_API = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,11 @@ class Processor:
     * :attr:`version` - shown in ``stream plugins`` and in every record's ``processing``;
     * :attr:`order` - position in the chain, lowest first.  Built-ins: clean 100, ner 200,
       dedup 300, alerts 400.  Ties are broken by name, so the order is always stable;
+    * :attr:`before` / :attr:`after` - names of processors this one must run before / after,
+      whatever their ``order`` (names that are not loaded are ignored).  A cycle stops the
+      program at start, naming the processors in it;
+    * :attr:`api_version` - the plugin API this processor was written for
+      (:data:`stream.PLUGIN_API`); another one is refused at start;
     * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
       worker thread so the event loop (Kafka heartbeats) stays responsive;
     * :attr:`tables` - names of the state tables this processor keeps (see
@@ -84,6 +93,9 @@ class Processor:
     cpu_bound: ClassVar[bool] = False
     on_error: ClassVar[Literal["dlq", "skip"]] = "dlq"
     tables: ClassVar[tuple[str, ...]] = ()
+    before: ClassVar[tuple[str, ...]] = ()
+    after: ClassVar[tuple[str, ...]] = ()
+    api_version: ClassVar[int] = 1
 
     def setup(self, context: Context) -> None:
         """Called once before the first batch.  Raise to refuse to start (bad config,

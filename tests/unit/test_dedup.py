@@ -113,6 +113,7 @@ def test_the_dedup_processor_is_stateful_and_runs_before_alerting() -> None:
     from stream.pipeline import split_stateful
     from stream.plugins import get_plugin_manager
 
-    stateless, stateful = split_stateful(get_plugin_manager(Settings()).processors())
+    builtins = ("clean", "ner", "dedup", "alerts")
+    stateless, stateful = split_stateful(get_plugin_manager(Settings(plugins=builtins)).processors())
     assert [p.name for p in stateless] == ["clean", "ner"]
     assert [p.name for p in stateful] == ["dedup", "alerts"]
