@@ -118,6 +118,33 @@ def _unpack(origin: dict[str, Any]) -> tuple[bytes | None, bytes, list[tuple[str
     return key, base64.b64decode(origin["value"]), headers
 
 
+class _Refetches:
+    """Skips records this process has already handled.
+
+    faust's recovery resumes the fetcher before it seeks the stream partitions to their
+    committed offsets (seen at every worker start): records fetched in between are processed,
+    then fetched and processed again.  An offset at or below the highest this process has
+    handled on its partition is such a re-fetch; its outputs were already produced, so it is
+    skipped (and acknowledged with its batch).  Records redelivered to another process after a
+    rebalance or a restart are not affected: at-least-once still holds.
+    """
+
+    def __init__(self) -> None:
+        self.highest: dict[tuple[str, int], int] = {}
+        self.skipped = 0
+
+    def fresh(self, event: Any) -> bool:
+        msg = event.message
+        tp = (msg.topic, msg.partition)
+        if msg.offset <= self.highest.get(tp, -1):
+            self.skipped += 1
+            log.info("skipped %s[%d]@%d: fetched again after it was processed by this worker",
+                     msg.topic, msg.partition, msg.offset)
+            return False
+        self.highest[tp] = msg.offset
+        return True
+
+
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
                 stage2: Pipeline | None) -> None:
     """Define the agents of the two stages on ``app``."""
@@ -153,6 +180,8 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         for article, letter in out.dead:
             await send_dead(letter, origins[id(article)])
 
+    raw_seen, handoff_seen = _Refetches(), _Refetches()
+
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
         # take_events exists on faust's Stream but not on its StreamT protocol.
@@ -162,7 +191,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         async for events in batches:
             articles: list[Article] = []
             origins: dict[int, dict[str, Any]] = {}
-            for event in events:
+            for event in filter(raw_seen.fresh, events):
                 value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
                 try:
                     article = decode_article(value, max_bytes=settings.max_article_bytes)
@@ -199,11 +228,13 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         async for events in batches:
             articles: list[Article] = []
             origins: dict[int, dict[str, Any]] = {}
-            for event in events:
+            for event in filter(handoff_seen.fresh, events):
                 data = loads(event.value if isinstance(event.value, bytes) else event.message.value)
                 article = Article.from_state(data["article"])
                 articles.append(article)
                 origins[id(article)] = data["origin"]
+            if not articles:
+                continue
             result = await stateful_stage.run(articles)
             # The tables' changelog writes are buffered by faust (send_soon): make them
             # durable (acknowledged by the broker) before any output of this batch is

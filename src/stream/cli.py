@@ -347,3 +347,124 @@ def new_plugin_command(name: str, directory: str) -> None:
 
     root = new_plugin(name, Path(directory))
     click.echo(f"created {root}/\nnext: cd {root} && pip install -e '.[test]' && stream plugins && pytest")
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Deliver alerts to webhook subscribers: check, run, redeliver, enable."""
+
+
+@webhooks.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def webhooks_check(file: str) -> None:
+    """Validate a subscriptions FILE (exit 2 with the line and the problem)."""
+    from .webhooks.config import load_subscriptions
+
+    subs = load_subscriptions(file)
+    click.echo(f"{file}: {len(subs.endpoints)} endpoint(s) OK; retry schedule "
+               f"{', '.join(f'{s:g}s' for s in subs.schedule)}")
+
+
+def _run_dispatcher(settings: Settings) -> None:
+    import signal as _signal
+
+    from .webhooks.config import load_subscriptions
+    from .webhooks.delivery import Dispatcher
+
+    if not settings.webhooks:
+        raise ConfigError("no subscriptions: set STREAM_WEBHOOKS (or `webhooks` in the settings file) to the "
+                          "subscriptions file")
+    dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
+                            allow_loopback=settings.webhooks_allow_loopback)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGTERM, _signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await dispatcher.run(stop)
+
+    logging.getLogger("stream").setLevel(logging.INFO)
+    asyncio.run(run())
+
+
+@webhooks.command("run")
+@click.pass_context
+def webhooks_run(ctx: click.Context) -> None:
+    """Deliver alerts to the endpoints of STREAM_WEBHOOKS, alone (scale it on its own)."""
+    _run_dispatcher(_settings(ctx))
+
+
+@webhooks.command("redeliver")
+@click.option("--endpoint", default=None, help="Only this endpoint's failed deliveries.")
+@click.option("--since", default=None, help="Only those failed at or after this ISO 8601 time.")
+@click.option("--until", default=None, help="Only those failed before this ISO 8601 time.")
+@click.pass_context
+def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | None, until: str | None) -> None:
+    """Send failed deliveries (webhooks.failed) again, with their webhook-id."""
+    import time as _time
+
+    from .kafka import make_producer, read_records
+    from .records import dumps, loads
+
+    settings = _settings(ctx)
+
+    async def run() -> int:
+        chosen = []
+        async for rec in read_records(settings.broker, settings.topic_webhooks_failed, timeout=2):
+            job = loads(rec.value or b"null")
+            at = job.get("failed_at", "")
+            if (endpoint and job.get("endpoint") != endpoint) or (since and at < since) or (until and at >= until):
+                continue
+            chosen.append({k: v for k, v in job.items() if k not in ("failed_at", "reason")} |
+                          {"attempts": [], "due": _time.time()})
+        producer = make_producer(settings.broker)
+        await producer.start()
+        try:
+            with click.progressbar(chosen, label="redelivering") as bar:
+                for job in bar:
+                    await (await producer.send(settings.topic_webhooks_retry, value=dumps(job),
+                                               key=job["webhook_id"].encode()))
+        finally:
+            await producer.stop()
+        return len(chosen)
+
+    count = asyncio.run(run())
+    click.echo(f"{count} failed deliver{'y' if count == 1 else 'ies'} queued again on {settings.topic_webhooks_retry}")
+
+
+@webhooks.command("enable")
+@click.argument("endpoint")
+@click.pass_context
+def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
+    """Turn a disabled ENDPOINT back on (publishes an endpoint.enabled event)."""
+    from .kafka import ensure_topics, make_producer
+    from .records import dumps, utcnow
+
+    settings = _settings(ctx)
+
+    async def run() -> None:
+        await ensure_topics(settings.broker, [(settings.topic_webhooks_events, 1, True)])
+        producer = make_producer(settings.broker)
+        await producer.start()
+        try:
+            event = {"type": "endpoint.enabled", "endpoint": endpoint, "at": utcnow()}
+            await (await producer.send(settings.topic_webhooks_events, value=dumps(event), key=endpoint.encode()))
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+    click.echo(f"endpoint {endpoint} enabled (running dispatchers pick it up at their next start)")
+
+
+@main.command("webhook-sink")
+@click.option("--port", type=int, default=8099, show_default=True)
+@click.option("--secret", default=None, envvar="STREAM_SINK_SECRET", help="whsec_ secret to verify signatures with.")
+def webhook_sink(port: int, secret: str | None) -> None:
+    """A small receiver for demos and tests: verifies signatures, prints each alert."""
+    from .webhooks.sink import run_sink
+
+    run_sink(port, secret)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,12 @@ from .records import loads
 from .settings import Settings
 
 __all__ = ["run_demo"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _expand(paths: Iterable[str]) -> list[str]:
@@ -109,21 +117,50 @@ def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int
                           "broker with `stream broker start`") from exc
     log = Path(settings.data_dir) / "demo-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f"starting a worker (log: {log}) ...")
+    # A webhook sink on localhost, subscribed to every alert, so alerts arrive over HTTP.
+    secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    port = _free_port()
+    subs = Path(settings.data_dir) / "demo-webhooks.toml"
+    subs.write_text(f'[[endpoints]]\nid = "demo-sink"\nurl = "http://127.0.0.1:{port}/alerts"\n'
+                    f'secret = "{secret}"\n')
+    sink_log = Path(settings.data_dir) / "demo-sink.jsonl"
+    sink_out = open(sink_log, "wb")  # noqa: SIM115 - closed below
+    sink = subprocess.Popen([sys.executable, "-m", "stream", "webhook-sink", "--port", str(port)],
+                            stdout=sink_out, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "STREAM_SINK_SECRET": secret})
+    env = {**os.environ, "STREAM_WEBHOOKS": str(subs), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
+           "STREAM_APP_ID": settings.app_id}
+    click.echo(f"starting a worker (log: {log}) and a webhook sink on port {port} ...")
     with open(log, "ab") as fh:
         worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=fh,
-                                  stderr=subprocess.STDOUT, env=os.environ.copy())
+                                  stderr=subprocess.STDOUT, env=env)
+    received: list[Any] = []
     try:
         sent = asyncio.run(_produce(settings, files))
         click.echo(f"sent {sent} record(s) from {len(files)} file(s) to {settings.topic_raw}; waiting for results ...")
         enriched, alerts, dead = asyncio.run(_collect(settings, start, sent, timeout))
+        wanted = {a["alert_id"] for a in alerts}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            received = [loads(line) for line in sink_log.read_bytes().splitlines() if line.strip()]
+            if wanted <= {r["alert"]["alert_id"] for r in received if r.get("alert")}:
+                break
+            time.sleep(0.5)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for proc in (worker, sink):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sink_out.close()
     _show(enriched, alerts, dead)
+    verified = [r for r in received if r.get("verified")]
+    click.echo(click.style(f"\nwebhook sink: {len(verified)} alert(s) received over HTTP, signatures verified "
+                           f"(Standard Webhooks)", bold=True))
+    for r in verified[:5]:
+        a = r["alert"]
+        click.echo(f"   {r['webhook_id']}  {r['type']}  {a['rule_id']} [{a['severity']}] article {a['article_id']}")
     if len(enriched) + len(dead) < sent:
         click.echo(f"stream demo: only {len(enriched) + len(dead)} of {sent} results arrived; see {log}", err=True)
         return 1

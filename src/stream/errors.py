@@ -6,7 +6,9 @@
      ├── ConfigError (also ValueError)     bad settings, rules or plugin configuration
      ├── PluginError                       a plugin failed to load, configure or process
      ├── RecordError (also ValueError)     an input record cannot be decoded or validated
-     └── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
+     ├── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
+     └── WebhookError                      a webhook target was refused or a delivery failed
+                                           (stream.webhooks.errors)
 
 Every message says what happened, where, and what to do about it.
 """

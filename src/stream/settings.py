@@ -77,6 +77,14 @@ class Settings:
     worker_name: str = ""
     #: The alert rules file (read by the alerts plugin); empty: its built-in rules.
     rules: str = ""
+    #: The webhook subscriptions file; when set, ``stream worker`` also delivers alerts.
+    webhooks: str = ""
+    #: Allow webhook targets on loopback addresses (local development and tests only).
+    webhooks_allow_loopback: bool = False
+    #: Topics of webhook delivery: pending retries, exhausted deliveries, endpoint events.
+    topic_webhooks_retry: str = "webhooks.retry"
+    topic_webhooks_failed: str = "webhooks.failed"
+    topic_webhooks_events: str = "webhooks.events"
     #: Plugin names to load; empty loads every installed plugin (autoload).
     plugins: tuple[str, ...] = ()
     #: Plugin names never to load, even when installed.
@@ -126,6 +134,11 @@ _TYPES: dict[str, type] = {
     "log_level": str,
     "worker_name": str,
     "rules": str,
+    "webhooks": str,
+    "webhooks_allow_loopback": bool,
+    "topic_webhooks_retry": str,
+    "topic_webhooks_failed": str,
+    "topic_webhooks_events": str,
     "plugins": tuple,
     "plugins_block": tuple,
 }
@@ -183,7 +196,7 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         raise ValueError(f"{where} must be one of {', '.join(_LOG_LEVELS)}; got {value!r}")
     if name == "log_level":
         return value.lower()
-    if not value and name not in ("worker_name", "rules", "topic_stateful"):
+    if not value and name not in ("worker_name", "rules", "topic_stateful", "webhooks"):
         raise ValueError(f"{where} must not be empty")
     return value
 

@@ -37,6 +37,13 @@ def run_worker(settings: Settings) -> int:
     def no_tables(name: str) -> MutableMapping[str, Any]:  # pragma: no cover - split guarantees it
         raise PluginError(name, "a stateless processor asked for a table")
 
+    dispatcher = None
+    if settings.webhooks:  # validated now, before Kafka: a bad file stops the worker at start
+        from .webhooks.config import load_subscriptions
+        from .webhooks.delivery import Dispatcher
+
+        dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
+                                allow_loopback=settings.webhooks_allow_loopback)
     stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
     stage2 = setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name)) if stateful else None
     created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None))
@@ -44,6 +51,13 @@ def run_worker(settings: Settings) -> int:
         log.info("created topics: %s", ", ".join(created))
     os.makedirs(settings.data_dir, exist_ok=True)
     wire_agents(app, settings, host, stage1, stage2)
+    if dispatcher is not None:
+        webhook_dispatcher = dispatcher
+
+        @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+        async def deliver_webhooks() -> None:
+            # Runs until the worker stops; cancellation commits what is done (delivery.py).
+            await webhook_dispatcher.run(asyncio.Event())
     log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
              [p.name for p in stateless], [p.name for p in stateful])
     worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False)

@@ -1,0 +1,188 @@
+"""The subscriptions file (``STREAM_WEBHOOKS``), see ``docs/webhooks.md``::
+
+    [delivery]
+    schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]   # seconds before each attempt
+    disable_after_hours = 120
+
+    [[endpoints]]
+    id = "ops-team"
+    url = "https://hooks.example.com/stream"
+    secret = "whsec_..."            # or secrets = ["whsec_new", "whsec_old"]
+    rules = ["military-escalation"] # empty or absent: every rule
+    min_severity = "medium"
+    headers = { "X-Team" = "ops" }
+    timeout = 10                    # seconds
+    concurrency = 4                 # deliveries in flight to this endpoint
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .safety import check_url
+from .signing import secret_key
+
+__all__ = ["DEFAULT_SCHEDULE", "SEVERITIES", "Endpoint", "Subscriptions", "load_subscriptions", "parse_subscriptions"]
+
+#: Seconds to wait before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h
+#: (the schedule of the established webhook services).
+DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+SEVERITIES = ("low", "medium", "high", "critical")
+_KEYS = {"id", "url", "secret", "secrets", "rules", "min_severity", "headers", "timeout", "concurrency"}
+_FORBIDDEN_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
+                      "content-type"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    url: str
+    secrets: tuple[str, ...]
+    rules: tuple[str, ...] = ()
+    min_severity: str = "low"
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float = 10.0
+    concurrency: int = 4
+
+    def wants(self, alert: dict[str, Any]) -> bool:
+        """Whether this endpoint subscribed to ``alert`` (its rule and severity)."""
+        if self.rules and alert.get("rule_id") not in self.rules:
+            return False
+        severity = alert.get("severity", "low")
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        return rank >= SEVERITIES.index(self.min_severity)
+
+    def __repr__(self) -> str:  # never show secrets
+        return f"Endpoint(id={self.id!r}, url={self.url!r}, secrets=<{len(self.secrets)} hidden>)"
+
+
+@dataclass(frozen=True)
+class Subscriptions:
+    endpoints: tuple[Endpoint, ...]
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    disable_after_hours: float = 120.0
+    source: str | None = field(default=None, compare=False)
+
+    def endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.id == endpoint_id), None)
+
+
+def _line(text: str, needle: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return None
+
+
+def _key_line(text: str, start: int | None, message: str) -> int | None:
+    """The line of the key the message is about, inside the endpoint that starts near ``start``."""
+    if start is None:
+        return None
+    lines = text.splitlines()
+    keys = {"only http": "url", "the URL": "url", "credentials": "url", "secret": "secret", "base64": "secret"}
+    key = next((k for k in sorted(_KEYS, key=len, reverse=True) if message.startswith(k)), None)
+    key = key or next((v for k, v in keys.items() if k in message), None)
+    if key is None:
+        return start
+    for n in range(start - 1, len(lines)):
+        if n > start - 1 and lines[n].strip() == "[[endpoints]]":
+            break
+        if re.match(rf"^\s*{key}s?\s*=", lines[n]):
+            return n + 1
+    return start
+
+
+def _endpoint(entry: Any) -> Endpoint:
+    if not isinstance(entry, dict):
+        raise ValueError("each [[endpoints]] entry must be a table")
+    unknown = set(entry) - _KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}")
+    ident = entry.get("id")
+    if not isinstance(ident, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", ident):
+        raise ValueError("id must be a short name of letters, digits, '.', '_' or '-'")
+    url = entry.get("url")
+    if not isinstance(url, str):
+        raise ValueError("url must be a string such as \"https://hooks.example.com/stream\"")
+    check_url(url)
+    if "secret" in entry and "secrets" in entry:
+        raise ValueError("give either secret or secrets, not both")
+    secrets = entry.get("secrets", [entry["secret"]] if "secret" in entry else None)
+    if not isinstance(secrets, list) or not secrets or not all(isinstance(s, str) for s in secrets):
+        raise ValueError("secret = \"whsec_...\" (or secrets = [\"whsec_new\", \"whsec_old\"]) is required")
+    for s in secrets:
+        secret_key(s)
+    rules = entry.get("rules", [])
+    if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
+        raise ValueError("rules must be a list of rule ids")
+    severity = entry.get("min_severity", "low")
+    if severity not in SEVERITIES:
+        raise ValueError(f"min_severity must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+    headers = entry.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise ValueError("headers must be a table of strings")
+    bad = {k for k in headers if k.lower() in _FORBIDDEN_HEADERS}
+    if bad:
+        raise ValueError(f"headers may not set {', '.join(sorted(bad))}")
+    timeout = entry.get("timeout", 10)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout <= 120:
+        raise ValueError("timeout must be a number of seconds between 0 and 120")
+    concurrency = entry.get("concurrency", 4)
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 64:
+        raise ValueError("concurrency must be a whole number from 1 to 64")
+    return Endpoint(ident, url, tuple(secrets), tuple(rules), severity, tuple(headers.items()),
+                    float(timeout), concurrency)
+
+
+def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscriptions:
+    """Parse and validate.  :raises ConfigError: naming the file, line, endpoint and fix
+    (never a secret)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(f"not valid TOML: {exc}", path=path, line=int(match.group(1)) if match else None) from None
+    unknown = set(data) - {"endpoints", "delivery"}
+    if unknown:
+        raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; use [delivery] and [[endpoints]]",
+                          path=path)
+    endpoints = []
+    seen: set[str] = set()
+    for index, entry in enumerate(data.get("endpoints", [])):
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        line = _line(text, f'"{ident}"') if isinstance(ident, str) else None
+        try:
+            endpoint = _endpoint(entry)
+        except ValueError as exc:
+            name = f"endpoint {ident!r}" if isinstance(ident, str) else f"endpoint #{index + 1}"
+            raise ConfigError(f"{name}: {exc}", path=path, line=_key_line(text, line, str(exc))) from None
+        if endpoint.id in seen:
+            raise ConfigError(f"endpoint {endpoint.id!r} is defined twice", path=path, line=line)
+        seen.add(endpoint.id)
+        endpoints.append(endpoint)
+    if not endpoints:
+        raise ConfigError("no endpoints: add [[endpoints]] tables (see docs/webhooks.md)", path=path)
+    delivery = data.get("delivery", {})
+    schedule = delivery.get("schedule", list(DEFAULT_SCHEDULE))
+    if (not isinstance(schedule, list) or not schedule
+            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s >= 0 for s in schedule)):
+        raise ConfigError("[delivery] schedule must be a non-empty list of seconds, such as [0, 5, 300]",
+                          path=path, line=_line(text, "schedule"))
+    disable = delivery.get("disable_after_hours", 120)
+    if not isinstance(disable, (int, float)) or disable <= 0:
+        raise ConfigError("[delivery] disable_after_hours must be a positive number", path=path,
+                          line=_line(text, "disable_after_hours"))
+    return Subscriptions(tuple(endpoints), tuple(float(s) for s in schedule), float(disable), str(path))
+
+
+def load_subscriptions(path: str | Path) -> Subscriptions:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the webhook subscriptions: {exc.strerror}", path=path) from None
+    return parse_subscriptions(text, path)

@@ -1,0 +1,90 @@
+"""Checking webhook targets: only http(s), and no private, loopback, link-local,
+unique-local or carrier-grade NAT address, checked on every resolved address; the request
+then goes to the address that was checked (no DNS-rebinding gap)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import WebhookError
+
+__all__ = ["Target", "check_url", "resolve_target"]
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to connect: the checked ``address``, and the ``host`` for Host and TLS SNI."""
+
+    scheme: str
+    host: str
+    port: int
+    address: str
+    path: str
+
+    @property
+    def connect_url(self) -> str:
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.scheme}://{literal}:{self.port}{self.path}"
+
+
+def check_url(url: str) -> tuple[str, str, int, str]:
+    """``(scheme, host, port, path)`` of a valid webhook URL.  :raises ValueError:"""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"only http and https URLs are allowed, not {parts.scheme or '(none)'!r}")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    if parts.username or parts.password:
+        raise ValueError("credentials in the URL are not allowed; use headers")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port, path
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return None if allow_loopback else "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
+        return "carrier-grade NAT"
+    if isinstance(address, ipaddress.IPv6Address) and address in ipaddress.ip_network("fc00::/7"):
+        return "unique-local"
+    if address.is_private or address.is_reserved or address.is_multicast or address.is_unspecified:
+        return "private or reserved"
+    return None
+
+
+async def resolve_target(url: str, *, allow_loopback: bool) -> Target:
+    """Resolve ``url``'s host, check every address, return the first as the target.
+
+    :raises WebhookError: the URL is invalid, does not resolve, or resolves to a refused address.
+    """
+    try:
+        scheme, host, port, path = check_url(url)
+    except ValueError as exc:
+        raise WebhookError(str(exc), url=url) from None
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise WebhookError(f"cannot resolve {host!r}: {exc.strerror}", url=url, retryable=True) from None
+    addresses = []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        reason = _refused(address, allow_loopback)
+        if reason:
+            hint = " (set STREAM_WEBHOOKS_ALLOW_LOOPBACK=1 for local development)" if reason == "loopback" else ""
+            raise WebhookError(f"{host} resolves to {address}, a {reason} address: refused{hint}", url=url)
+        addresses.append(str(address))
+    if not addresses:
+        raise WebhookError(f"{host!r} resolves to no address", url=url, retryable=True)
+    return Target(scheme, host, port, addresses[0], path)

@@ -1,0 +1,59 @@
+"""``stream webhook-sink``: a small receiver for demos and tests.  It verifies each
+delivery's signature and prints the alert as a JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from ..records import dumps, loads
+from .signing import verify
+
+__all__ = ["make_sink", "run_sink"]
+
+
+def make_sink(secret: str | None, out: Any = None) -> web.Application:
+    stream_out = out or sys.stdout
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        msg_id = request.headers.get("webhook-id", "")
+        verified = None
+        if secret:
+            verified = verify(secret, msg_id, request.headers.get("webhook-timestamp", ""), body,
+                              request.headers.get("webhook-signature", ""))
+            if not verified:
+                print(dumps({"webhook_id": msg_id, "verified": False}).decode(), file=stream_out, flush=True)
+                return web.Response(status=401, text="bad signature")
+        try:
+            event = loads(body)
+        except ValueError:
+            return web.Response(status=400, text="not JSON")
+        print(dumps({"webhook_id": msg_id, "verified": verified, "type": event.get("type"),
+                     "alert": event.get("data")}).decode(), file=stream_out, flush=True)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receive)
+    return app
+
+
+def run_sink(port: int, secret: str | None, host: str = "127.0.0.1") -> None:
+    async def main() -> None:
+        runner = web.AppRunner(make_sink(secret))
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        print(f"webhook sink listening on http://{host}:{port}/ (signatures "
+              f"{'verified' if secret else 'not checked'})", file=sys.stderr, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,201 @@
+"""Webhook delivery on the real broker, to real HTTP servers on localhost."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.broker import LocalBroker
+from stream.settings import Settings
+from stream.testing import StreamTopics, produce
+from stream.webhooks.config import parse_subscriptions
+from stream.webhooks.delivery import Dispatcher, webhook_id
+from stream.webhooks.signing import verify
+
+from ..webhook_server import Receiver
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+def alert(n: int, severity: str = "high") -> dict[str, Any]:
+    return {"id": f"al-{n}", "alert_id": f"al-{n}", "rule_id": "troops", "article_id": f"a{n}",
+            "severity": severity, "kind": "keyword", "created_at": "2026-11-23T10:00:00.000Z", "snippet": "x"}
+
+
+def subscriptions(*endpoints: tuple[str, str], schedule: str = "[0, 0.5, 0.5]", extra: str = "") -> str:
+    out = f"[delivery]\nschedule = {schedule}\n"
+    for ident, url in endpoints:
+        out += f'[[endpoints]]\nid = "{ident}"\nurl = "{url}"\nsecret = "{SECRET}"\n{extra}'
+    return out
+
+
+def settings_for(broker: LocalBroker, topics: StreamTopics) -> Settings:
+    tag = topics.app_id
+    return Settings(broker=broker.bootstrap, app_id=tag, topic_alerts=topics.alerts, partitions=2,
+                    topic_webhooks_retry=f"{tag}.retry", topic_webhooks_failed=f"{tag}.failed",
+                    topic_webhooks_events=f"{tag}.events")
+
+
+class Running:
+    """A Dispatcher in a thread of its own, stopped cleanly at the end."""
+
+    def __init__(self, settings: Settings, subs_text: str):
+        self.dispatcher = Dispatcher(settings, parse_subscriptions(subs_text), allow_loopback=True)
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        self.thread = threading.Thread(target=self._main, daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self.stop_event = asyncio.Event()
+            await self.dispatcher.run(self.stop_event)
+
+        try:
+            self.loop.run_until_complete(run())
+        finally:
+            self.loop.close()
+
+    def stop(self) -> None:
+        while self.stop_event is None:
+            time.sleep(0.05)
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(30)
+
+
+def test_500_then_200_is_one_success_with_the_same_webhook_id(broker: LocalBroker, topics: StreamTopics) -> None:
+    server = Receiver(statuses=[500]).start()
+    running = Running(settings_for(broker, topics), subscriptions(("ops", server.url)))
+    try:
+        produce(broker, topics.alerts, [alert(1)])
+        first, second = server.wait(2)[:2]
+    finally:
+        running.stop()
+        server.stop()
+    assert first.status == 500 and second.status == 200
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == webhook_id("al-1", "ops")
+    for req in (first, second):  # a fresh timestamp and signature on every attempt
+        assert verify(SECRET, req.headers["webhook-id"], req.headers["webhook-timestamp"], req.body,
+                      req.headers["webhook-signature"])
+    assert orjson.loads(second.body)["data"]["alert_id"] == "al-1"
+    time.sleep(1)
+    assert len(server.requests) == 2
+
+
+def test_an_endpoint_that_was_down_receives_the_alert_when_it_comes_back(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    probe = Receiver().start()
+    port = probe.port
+    probe.stop()  # nothing listens on this port now
+    running = Running(settings_for(broker, topics),
+                      subscriptions(("ops", f"http://127.0.0.1:{port}/hook"), schedule="[0, 1, 1, 1, 1, 1]"))
+    try:
+        produce(broker, topics.alerts, [alert(2)])
+        time.sleep(1.5)  # at least one attempt failed: connection refused
+        server = Receiver(port=port).start()
+        try:
+            [req] = server.wait(1, timeout=30)
+        finally:
+            server.stop()
+    finally:
+        running.stop()
+    assert orjson.loads(req.body)["data"]["alert_id"] == "al-2"
+
+
+def test_a_slow_endpoint_does_not_delay_a_fast_one(broker: LocalBroker, topics: StreamTopics) -> None:
+    slow = Receiver(delay=4).start()
+    fast = Receiver().start()
+    running = Running(settings_for(broker, topics),
+                      subscriptions(("slow", slow.url), ("fast", fast.url), extra="concurrency = 1\ntimeout = 30\n"))
+    try:
+        start = time.time()
+        produce(broker, topics.alerts, [alert(n) for n in range(3, 8)])
+        fast.wait(5, timeout=30)
+        fast_done = max(r.at for r in fast.requests) - start
+        slow.wait(5, timeout=60)
+    finally:
+        running.stop()
+        slow.stop()
+        fast.stop()
+    # concurrency 1 and 4 s per request: the slow endpoint needs ~20 s for five alerts;
+    # the fast one got all five while the slow one was still on its first or second.
+    assert fast_done < 8, fast_done
+    assert max(r.at for r in slow.requests) - start > 12
+
+
+def test_a_4xx_is_not_retried_and_an_exhausted_alert_lands_in_webhooks_failed(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    settings = settings_for(broker, topics)
+    bad = Receiver(default=404).start()
+    down = Receiver(default=503).start()
+    running = Running(settings, subscriptions(("bad", bad.url), ("down", down.url), schedule="[0, 0.2, 0.2]"))
+    try:
+        produce(broker, topics.alerts, [alert(9)])
+        deadline = time.time() + 60
+        records: list[dict[str, Any]] = []
+        while time.time() < deadline and len(records) < 2:
+            records = _read(broker, settings.topic_webhooks_failed)
+            time.sleep(0.5)
+    finally:
+        running.stop()
+        bad.stop()
+        down.stop()
+    by_endpoint = {r["endpoint"]: r for r in records}
+    assert len(bad.requests) == 1 and [a["status"] for a in by_endpoint["bad"]["attempts"]] == [404]
+    assert len(down.requests) == 3 and [a["status"] for a in by_endpoint["down"]["attempts"]] == [503, 503, 503]
+    assert by_endpoint["down"]["alert"]["alert_id"] == "al-9" and by_endpoint["down"]["reason"] == "HTTP 503"
+
+
+def _read(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
+    from stream.kafka import read_records
+
+    async def run() -> list[dict[str, Any]]:
+        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=1)]
+
+    return asyncio.run(run())
+
+
+def test_a_dispatcher_killed_during_a_retry_delivers_after_a_restart(
+    broker: LocalBroker, topics: StreamTopics, tmp_path: Path
+) -> None:
+    settings = settings_for(broker, topics)
+    server = Receiver(statuses=[500]).start()
+    subs = tmp_path / "webhooks.toml"
+    subs.write_text(subscriptions(("ops", server.url), schedule="[0, 3, 3]"))
+    env = topics.env(broker, tmp_path / "d", STREAM_WEBHOOKS=str(subs), STREAM_WEBHOOKS_ALLOW_LOOPBACK="1",
+                     STREAM_TOPIC_WEBHOOKS_RETRY=settings.topic_webhooks_retry,
+                     STREAM_TOPIC_WEBHOOKS_FAILED=settings.topic_webhooks_failed,
+                     STREAM_TOPIC_WEBHOOKS_EVENTS=settings.topic_webhooks_events, STREAM_PARTITIONS="2")
+    command = [sys.executable, "-m", "stream", "webhooks", "run"]
+    try:
+        first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        produce(broker, topics.alerts, [alert(10)])
+        server.wait(1, timeout=60)  # the first attempt got a 500; the retry is due in 3 s
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        time.sleep(4)
+        assert len(server.requests) == 1  # nobody delivered while no dispatcher ran
+        second = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            requests = server.wait(2, timeout=60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
+    finally:
+        server.stop()
+    assert requests[1].status == 200
+    assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]

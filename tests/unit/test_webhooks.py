@@ -1,0 +1,122 @@
+"""Webhook signing, subscriptions, target checks, and single attempts against real HTTP
+servers on localhost."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from stream.errors import ConfigError
+from stream.webhooks.config import Endpoint, parse_subscriptions
+from stream.webhooks.delivery import attempt_delivery, payload, webhook_id
+from stream.webhooks.errors import WebhookError
+from stream.webhooks.safety import resolve_target
+from stream.webhooks.signing import sign, verify
+
+from ..webhook_server import Receiver
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+OLD = "whsec_" + base64.b64encode(b"old-secret-old-secret-old-secret").decode()
+ALERT = {"alert_id": "al-1", "rule_id": "military-escalation", "article_id": "a1", "severity": "high",
+         "created_at": "2026-11-23T10:00:00.000Z", "kind": "keyword", "snippet": "Troops moved."}
+
+
+def endpoint(url: str, **kw: object) -> Endpoint:
+    return Endpoint(id="ops", url=url, secrets=(SECRET,), **kw)  # type: ignore[arg-type]
+
+
+def test_signatures_verify_with_the_independent_standardwebhooks_library() -> None:
+    import time
+
+    body = payload(ALERT)
+    msg_id, ts = webhook_id("al-1", "ops"), int(time.time())
+    header = sign([SECRET, OLD], msg_id, ts, body)
+    assert header.count("v1,") == 2  # one per secret, for rotation
+    for secret in (SECRET, OLD):
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": header}
+        data = Webhook(secret).verify(body, headers)
+        assert data["data"]["alert_id"] == "al-1" and data["type"] == "alert.created"
+
+
+def test_our_verify_checks_signature_and_timestamp() -> None:
+    import time
+
+    body, now = b'{"x":1}', int(time.time())
+    header = sign([SECRET], "msg_1", now, body)
+    assert verify(SECRET, "msg_1", str(now), body, header)
+    assert not verify(SECRET, "msg_1", str(now), body + b" ", header)
+    assert not verify(SECRET, "msg_1", str(now - 3600), body, sign([SECRET], "msg_1", now - 3600, body))
+
+
+def test_the_webhook_id_is_stable_per_alert_and_endpoint() -> None:
+    assert webhook_id("al-1", "ops") == webhook_id("al-1", "ops") != webhook_id("al-1", "other")
+
+
+def test_a_burst_alert_has_its_own_event_type() -> None:
+    assert orjson.loads(payload({**ALERT, "kind": "burst"}))["type"] == "alert.burst"
+
+
+def test_subscriptions_are_validated_with_file_line_and_fix_and_no_secret_shown(tmp_path: Path) -> None:
+    good = parse_subscriptions(f'[[endpoints]]\nid = "ops"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
+                               'rules = ["military-escalation"]\nmin_severity = "medium"\n')
+    [ep] = good.endpoints
+    assert ep.wants(ALERT) and not ep.wants({**ALERT, "severity": "low"})
+    assert not ep.wants({**ALERT, "rule_id": "sanctions"})
+    assert SECRET not in repr(ep)
+    with pytest.raises(ConfigError, match=r"w.toml:3: endpoint 'x': only http and https URLs are allowed"):
+        parse_subscriptions('[[endpoints]]\nid = "x"\nurl = "ftp://h/x"\nsecret = "whsec_AAAA"\n', "w.toml")
+    with pytest.raises(ConfigError) as info:
+        parse_subscriptions('[[endpoints]]\nid = "x"\nurl = "https://h/x"\nsecret = "not-a-secret"\n', "w.toml")
+    assert "starts with 'whsec_'" in str(info.value) and "not-a-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.8/x", "http://192.168.1.1/x", "http://169.254.169.254/latest",
+                                 "http://100.64.0.1/x", "http://[fd00::1]/x", "http://[::ffff:10.0.0.1]/x",
+                                 "http://127.0.0.1:8080/x", "http://localhost/x"])
+async def test_private_and_local_targets_are_refused(url: str) -> None:
+    with pytest.raises(WebhookError, match="refused"):
+        await resolve_target(url, allow_loopback=False)
+
+
+async def test_loopback_is_allowed_only_when_asked_and_the_checked_address_is_used() -> None:
+    target = await resolve_target("http://localhost:8099/hook?a=1", allow_loopback=True)
+    assert target.address in ("127.0.0.1", "::1") and target.host == "localhost"
+    assert target.connect_url.endswith(":8099/hook?a=1")
+    with pytest.raises(WebhookError, match=r"10\.1\.2\.3, a private or reserved address: refused"):
+        await resolve_target("http://10.1.2.3/", allow_loopback=True)
+
+
+@pytest.mark.parametrize(("status", "result"), [
+    (200, "ok"), (204, "ok"), (500, "retry"), (503, "retry"), (408, "retry"), (429, "retry"),
+    (400, "final"), (404, "final"), (301, "final"), (410, "gone"),
+])
+async def test_one_attempt_against_a_real_server(status: int, result: str) -> None:
+    server = Receiver(statuses=[status], headers={"Retry-After": "7", "Location": "http://127.0.0.1:1/"}).start()
+    try:
+        async with httpx.AsyncClient(follow_redirects=False) as client:
+            outcome = await attempt_delivery(client, endpoint(server.url), "msg_1", payload(ALERT), allow_loopback=True)
+    finally:
+        server.stop()
+    assert (outcome.result, outcome.status) == (result, status)
+    if status == 429:
+        assert outcome.retry_after == 7
+    [req] = server.requests  # a redirect is never followed
+    assert req.headers["webhook-id"] == "msg_1" and req.headers["Host"] == f"127.0.0.1:{server.port}"
+    assert verify(SECRET, "msg_1", req.headers["webhook-timestamp"], req.body, req.headers["webhook-signature"])
+
+
+async def test_a_timeout_and_a_refused_connection_are_retried() -> None:
+    server = Receiver(delay=2).start()
+    try:
+        async with httpx.AsyncClient() as client:
+            slow = await attempt_delivery(client, endpoint(server.url, timeout=0.3), "m", b"{}", allow_loopback=True)
+            dead = await attempt_delivery(client, endpoint("http://127.0.0.1:9/x"), "m", b"{}", allow_loopback=True)
+    finally:
+        server.stop()
+    assert (slow.result, slow.error) == ("retry", "timeout")
+    assert dead.result == "retry" and dead.error and dead.error.startswith("connection error")

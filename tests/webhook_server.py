@@ -1,0 +1,84 @@
+"""A real HTTP receiver on 127.0.0.1 for webhook tests, in its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+    status: int
+
+
+@dataclass
+class Receiver:
+    """Answers request n with ``statuses[n]`` (then ``default``), after ``delay`` seconds."""
+
+    statuses: list[int] = field(default_factory=list)
+    default: int = 200
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    requests: list[Received] = field(default_factory=list)
+    port: int = 0
+
+    def start(self) -> Receiver:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            n = len(self.requests)
+            status = self.statuses[n] if n < len(self.statuses) else self.default
+            self.requests.append(Received(dict(request.headers), body, time.time(), status))
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return web.Response(status=status, headers=self.headers if status != 200 else {})
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/{tail:.*}", handle)
+            self._runner = web.AppRunner(app)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            ready.set()
+
+        def main() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=main, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def wait(self, count: int, timeout: float = 30, check: Callable[[], Any] | None = None) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            if check:
+                check()
+            time.sleep(0.05)
+        assert len(self.requests) >= count, f"{len(self.requests)} of {count} requests arrived"
+        return self.requests
