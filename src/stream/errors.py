@@ -15,7 +15,7 @@ Every message says what happened, where, and what to do about it.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 __all__ = ["BrokerError", "ConfigError", "PluginError", "RecordError", "StreamError"]
 
@@ -32,7 +32,7 @@ class ConfigError(StreamError, ValueError):
     :param line: 1-based line number in ``path``, when known.
     """
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None):
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None):
         self.path = str(path) if path is not None else None
         self.line = line
         self.reason = message

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "parse_toml", "read_toml"]
 
 
 def _default_state_dir() -> str:
@@ -201,20 +201,30 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
     return value
 
 
-def _read_file(path: Path) -> tuple[dict[str, Any], str]:
+def parse_toml(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse TOML ``text`` read from ``path``.  For plugins' own configuration files too.
+
+    :raises ConfigError: naming the file and the line of the syntax error.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the settings file: {exc.strerror}", path=path) from None
-    try:
-        return tomllib.loads(text), text
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(
-            f"not valid TOML ({exc}); fix the syntax at that line",
-            path=path,
-            line=int(match.group(1)) if match else None,
-        ) from None
+        raise ConfigError(f"not valid TOML ({exc}); fix the syntax at that line", path=path,
+                          line=int(match.group(1)) if match else None) from None
+
+
+def read_toml(path: str | os.PathLike[str], what: str) -> tuple[dict[str, Any], str]:
+    """Read and parse the TOML file ``path`` (``what`` it is, for the message).
+
+    :return: the data and the text (to find the lines of later errors).
+    :raises ConfigError: the file cannot be read, or is not valid TOML (file and line).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what}: {exc.strerror}", path=path) from None
+    return parse_toml(text, path), text
 
 
 def load_settings(
@@ -248,7 +258,7 @@ def load_settings(
                 "an existing file",
                 path=path,
             )
-        data, text = _read_file(path)
+        data, text = read_toml(path, "settings file")
         source = str(path)
         for key, value in data.items():
             if key == "plugins" and isinstance(value, dict):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stream.errors import ConfigError
+from stream.settings import parse_toml, read_toml
 
 __all__ = ["SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "load_rules", "parse_rules"]
 
@@ -167,12 +167,7 @@ def _parse_rule(entry: Any) -> Rule:
 def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:
     """Parse and validate rules.  :raises ConfigError: with the file, the line, the rule id
     and what is wrong."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", path=path,
-                          line=int(match.group(1)) if match else None) from None
+    data = parse_toml(text, path)
     where = _Where(text)
     extra = set(data) - {"rules"}
     if extra:
@@ -204,8 +199,5 @@ def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:
 
 def load_rules(path: str | Path = DEFAULT_RULES) -> tuple[Rule, ...]:
     """Read and validate a rules file.  :raises ConfigError: naming the file, line and fix."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the rules file: {exc.strerror}", path=path) from None
+    _data, text = read_toml(path, "rules file")
     return parse_rules(text, path)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stream.errors import ConfigError
+from stream.settings import read_toml
 
 __all__ = ["DEFAULT_RULES", "DropRule", "MetadataRule", "Rules", "StripRule", "Structure", "load_rules"]
 
@@ -97,16 +97,7 @@ def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]
 def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
     """Read and validate a rules file.  :raises ConfigError: with the file, line and fix."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the boilerplate rules: {exc.strerror}", path=path) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", path=path,
-                          line=int(match.group(1)) if match else None) from None
+    data, text = read_toml(path, "boilerplate rules")
     known = {"drop", "strip", "metadata", "trailing", "structure"}
     for key in set(data) - known:
         raise ConfigError(f"unknown section {key!r}; known: {', '.join(sorted(known))}",

@@ -12,13 +12,13 @@ and id (see ``aliases.toml``).  Aliases are applied first, to every mention.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from stream.errors import ConfigError
+from stream.settings import read_toml
 
 __all__ = ["DEFAULT_ALIASES", "Alias", "AliasTable", "canonicalize", "load_aliases"]
 
@@ -73,15 +73,7 @@ def _line(text: str, needle: str) -> int | None:
 def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
     """Read an alias file.  :raises ConfigError: naming the file, the line and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except OSError as exc:
-        raise ConfigError(f"cannot read the alias file: {exc.strerror}", path=path) from None
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", path=path,
-                          line=int(match.group(1)) if match else None) from None
+    data, text = read_toml(path, "alias file")
     entries: dict[str, Alias] = {}
     for entry in data.get("entity", []):
         name = entry.get("name") if isinstance(entry, dict) else None

@@ -18,12 +18,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..settings import parse_toml, read_toml
 from .safety import check_url
 from .signing import secret_key
 
@@ -142,11 +142,7 @@ def _endpoint(entry: Any) -> Endpoint:
 def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscriptions:
     """Parse and validate.  :raises ConfigError: naming the file, line, endpoint and fix
     (never a secret)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML: {exc}", path=path, line=int(match.group(1)) if match else None) from None
+    data = parse_toml(text, path)
     unknown = set(data) - {"endpoints", "delivery"}
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; use [delivery] and [[endpoints]]",
@@ -181,8 +177,5 @@ def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscript
 
 
 def load_subscriptions(path: str | Path) -> Subscriptions:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the webhook subscriptions: {exc.strerror}", path=path) from None
+    _data, text = read_toml(path, "webhook subscriptions")
     return parse_subscriptions(text, path)
