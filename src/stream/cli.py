@@ -468,3 +468,55 @@ def webhook_sink(port: int, secret: str | None) -> None:
     from .webhooks.sink import run_sink
 
     run_sink(port, secret)
+
+
+# -- dead letters -------------------------------------------------------------------------
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: replay them after a fix."""
+
+
+@dlq.command("replay")
+@click.option("--since", default=None, help="Only dead letters that failed at or after this ISO 8601 time.")
+@click.option("--until", default=None, help="Only those that failed before this ISO 8601 time.")
+@click.option("--stage", default=None, help="Only those that failed in this stage or plugin (decode, ner, ...).")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed; send nothing.")
+@click.pass_context
+def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: str | None, dry_run: bool) -> None:
+    """Re-submit dead letters to articles.raw: the original bytes, key and headers."""
+    import base64
+
+    from .kafka import make_producer, read_records
+    from .records import loads
+
+    settings = _settings(ctx)
+
+    async def run() -> tuple[int, int]:
+        chosen: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        total = 0
+        async for rec in read_records(settings.broker, settings.topic_dlq, timeout=2):
+            total += 1
+            letter = loads(rec.value or b"null")
+            at = letter.get("failed_at", "")
+            if (since and at < since) or (until and at >= until) or (stage and letter["error"]["plugin"] != stage):
+                continue
+            headers = [(k, v) for k, v in rec.headers if not k.startswith("stream-")]
+            chosen.append((rec.key, base64.b64decode(letter["original"]), headers))
+        if dry_run:
+            return len(chosen), total
+        producer = make_producer(settings.broker)
+        await producer.start()
+        try:
+            with click.progressbar(chosen, label=f"replaying to {settings.topic_raw}") as bar:
+                futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
+                           for key, value, headers in bar]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        return len(chosen), total
+
+    replayed, total = asyncio.run(run())
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {replayed} of {total} dead letter(s) to {settings.topic_raw}")

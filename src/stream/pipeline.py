@@ -88,13 +88,24 @@ class Pipeline:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, proc: Processor, articles: list[Article]) -> None:
+        limit = proc.timeout * max(1, len(articles)) if proc.timeout else None
         if proc.cpu_bound and not proc.tables and not inspect.iscoroutinefunction(proc.process):
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._executor, proc.process, articles)
+            future = loop.run_in_executor(self._executor, proc.process, articles)
+            try:
+                await asyncio.wait_for(future, limit)
+            except TimeoutError:
+                # The thread cannot be stopped: leave it, and give later batches a new one.
+                self._executor.shutdown(wait=False)
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-cpu")
+                raise TimeoutError(f"{proc.name} took longer than its limit of {limit:g}s") from None
             return
         result = proc.process(articles)
         if inspect.isawaitable(result):
-            await result
+            try:
+                await asyncio.wait_for(result, limit)
+            except TimeoutError:
+                raise TimeoutError(f"{proc.name} took longer than its limit of {limit:g}s") from None
 
     async def run(self, batch: list[Article]) -> BatchResult:
         """Run ``batch`` through every processor.  Never raises for a processor's fault."""

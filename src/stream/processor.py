@@ -77,6 +77,10 @@ class Processor:
       (:data:`stream.PLUGIN_API`); another one is refused at start;
     * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
       worker thread so the event loop (Kafka heartbeats) stays responsive;
+    * :attr:`timeout` - seconds a call of :meth:`process` may take per article of the batch
+      (``None``: no limit).  Past it, the call counts as failed (``TimeoutError``) and its
+      articles are handled by :attr:`on_error`; the worker goes on.  A hung synchronous
+      call cannot be stopped in Python: its thread is abandoned and a new one takes over;
     * :attr:`tables` - names of the state tables this processor keeps (see
       :class:`Context`).  A processor with tables is *stateful*: in the worker it and every
       processor after it run in the stateful stage, which sees every article in one place
@@ -93,6 +97,7 @@ class Processor:
     cpu_bound: ClassVar[bool] = False
     on_error: ClassVar[Literal["dlq", "skip"]] = "dlq"
     tables: ClassVar[tuple[str, ...]] = ()
+    timeout: ClassVar[float | None] = None
     before: ClassVar[tuple[str, ...]] = ()
     after: ClassVar[tuple[str, ...]] = ()
     api_version: ClassVar[int] = 1

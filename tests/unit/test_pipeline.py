@@ -112,3 +112,42 @@ def test_a_setup_failure_names_the_processor() -> None:
 
     with pytest.raises(PluginError, match="plugin 'broken': setup failed: model missing"):
         ready(Broken())
+
+
+class Hangs(Processor):
+    name = "hangs"
+    cpu_bound = True
+    timeout = 0.2
+
+    def process(self, batch: list[Article]) -> None:
+        for a in batch:
+            if a.id == "stuck":
+                threading.Event().wait(3)  # a hung call
+            a.extra["hangs"] = "ok"
+
+
+class HangsAsync(Processor):
+    name = "hangs-async"
+    timeout = 0.2
+    on_error = "skip"
+
+    async def process(self, batch: list[Article]) -> None:
+        if any(a.id == "stuck" for a in batch):
+            await asyncio.sleep(3)
+
+
+async def test_a_processor_that_hangs_past_its_limit_fails_those_articles_and_the_rest_go_on() -> None:
+    p = ready(Hangs(), Upper())
+    result = await p.run(articles("a", "stuck", "b"))
+    assert [a.id for a in result.articles] == ["a", "b"]
+    [failure] = result.failures
+    assert failure.article.id == "stuck" and isinstance(failure.error, TimeoutError)
+    assert "longer than its limit" in str(failure.error)
+    later = await p.run(articles("c"))  # a fresh thread serves the next batches
+    assert [a.clean_text for a in later.articles] == ["TEXT OF C"]
+
+
+async def test_an_async_processor_past_its_limit_with_skip_passes_articles_on() -> None:
+    result = await ready(HangsAsync()).run(articles("a", "stuck"))
+    assert [a.id for a in result.articles] == ["a", "stuck"] and not result.failures
+    assert result.articles[1].plugins_run[0]["skipped"] is True
