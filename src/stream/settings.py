@@ -65,6 +65,12 @@ class Settings:
     batch_size: int = 64
     #: Seconds to wait for a batch to fill before processing what has arrived.
     batch_timeout: float = 0.5
+    #: Seconds without a heartbeat after which a worker counts as dead and its partitions
+    #: move to the others (Kafka's group session timeout; the broker allows 6 to 300).
+    session_timeout: float = 30.0
+    #: Seconds between offset commits: after a crash, at most about this much work is
+    #: done again (at-least-once); commits are cheap.
+    commit_interval: float = 1.0
     #: Largest accepted input record, in bytes; checked before parsing.
     max_article_bytes: int = 1_000_000
     #: Largest enriched record published; a bigger one goes to the dead letters.
@@ -128,6 +134,8 @@ _TYPES: dict[str, type] = {
     "replication_factor": int,
     "batch_size": int,
     "batch_timeout": float,
+    "session_timeout": float,
+    "commit_interval": float,
     "max_article_bytes": int,
     "max_record_bytes": int,
     "data_dir": str,
