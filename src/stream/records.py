@@ -131,8 +131,6 @@ class Article:
                 "article, not an enriched record"
             )
         passthrough = {k: v for k, v in data.items() if k not in INPUT_FIELDS}
-        if passthrough:
-            _check_numbers(passthrough)
         return cls(id=ident, text=text, passthrough=passthrough, **kwargs)
 
     def to_state(self) -> dict[str, Any]:
@@ -167,9 +165,8 @@ class Article:
         return out
 
 
-def _check_numbers(value: Any) -> None:
-    """Refuse numbers that orjson read as floats but were integers beyond 64 bits: they
-    would come out changed (orjson turns them into lossy floats)."""
+def _has_big_integral_float(value: Any) -> bool:
+    """Whether orjson produced a float that may have been an integer beyond 64 bits."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -178,10 +175,26 @@ def _check_numbers(value: Any) -> None:
         elif isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, float) and item.is_integer() and abs(item) >= 2**63:
-            raise RecordError(
-                f"a number ({item:.0f}) is beyond 64-bit integers and would lose precision; "
-                "send it as a string"
-            )
+            return True
+    return False
+
+
+def _refuse_big_integers(data: bytes) -> None:
+    """orjson turns integers beyond 64 bits into lossy floats; the standard parser sees the
+    literals.  Only called when a suspicious float was found (rare)."""
+    import json
+
+    def parse_int(literal: str) -> int:
+        number = int(literal)
+        if not -(2**63) <= number < 2**64:
+            raise RecordError(f"a number ({literal}) is beyond 64-bit integers and would lose precision; "
+                              "send it as a string")
+        return number
+
+    try:
+        json.loads(data, parse_int=parse_int)
+    except RecursionError:
+        raise RecordError("JSON nested too deeply") from None
 
 
 def decode_article(data: bytes, *, max_bytes: int) -> Article:
@@ -202,7 +215,10 @@ def decode_article(data: bytes, *, max_bytes: int) -> Article:
         raise RecordError(f"not valid JSON: {exc}") from None
     except RecursionError:  # pragma: no cover - orjson has its own depth limit
         raise RecordError("JSON nested too deeply") from None
-    return Article.from_dict(parsed)
+    article = Article.from_dict(parsed)
+    if article.passthrough and _has_big_integral_float(article.passthrough):
+        _refuse_big_integers(data)
+    return article
 
 
 @dataclass(slots=True)

@@ -72,3 +72,9 @@ def test_a_dead_letter_keeps_the_original_bytes_and_where_they_came_from() -> No
     assert out["source"] == {"topic": "t", "partition": 2, "offset": 41}
     assert out["error"] == {"type": "RecordError", "message": "not valid JSON", "plugin": "decode"}
     assert dict(letter.headers())["stream-source-offset"] == b"41"
+
+
+def test_a_large_float_is_not_mistaken_for_a_huge_integer() -> None:
+    # Found by Hypothesis: 9.223372036854776e+18 is a float literal, not an integer.
+    a = decode(b'{"text": "a", "n": 9.223372036854776e+18, "m": 18446744073709551615}')
+    assert a.passthrough == {"n": 9.223372036854776e18, "m": 2**64 - 1}
