@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "make_producer", "read_records"]
+__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "make_producer", "read_records", "seed_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,47 @@ async def ensure_topics(
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Give every partition of ``topics`` that has no committed offset in ``group`` one, at
+    the start of its log.
+
+    Why: at start, faust resumes fetching before it seeks the partitions to their committed
+    offsets, and drops what it had fetched but not yet delivered; a partition with a
+    committed offset is fetched again from it, but one without any is not sought at all
+    (aiokafka's ``seek_to_committed`` skips it), so its first records could be skipped.
+    With an offset at the log start, they are fetched again instead (a repeat, which the
+    agents skip or decide the same way).
+
+    Committing without joining the group is only allowed while it has no active member; when
+    other workers are running the commit is refused and nothing is changed.
+
+    :return: ``{"topic[partition]": offset}`` of what was seeded.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in sorted(parts)]
+        missing = [tp for tp in tps if await consumer.committed(tp) is None]
+        if not missing:
+            return {}
+        starts = await consumer.beginning_offsets(missing)
+        consumer.assign(missing)
+        try:
+            await consumer.commit({tp: starts[tp] for tp in missing})
+        except Exception as exc:  # the group has active members: leave it to them
+            log.info("offsets of group %s not seeded (%r); the group has active members", group, exc)
+            return {}
+        return {f"{tp.topic}[{tp.partition}]": starts[tp] for tp in missing}
+    finally:
+        await consumer.stop()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any, MutableMapping
 
 from .chain import setup_pipeline
 from .errors import PluginError
+from .kafka import seed_offsets
 from .pipeline import split_stateful
 from .plugins import get_plugin_manager
 from .settings import Settings
@@ -49,6 +50,10 @@ def run_worker(settings: Settings) -> int:
     created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None))
     if created:
         log.info("created topics: %s", ", ".join(created))
+    inputs = [settings.topic_raw] + ([settings.stateful_topic] if stage2 is not None else [])
+    seeded = asyncio.run(seed_offsets(settings.broker, settings.app_id, inputs))
+    if seeded:
+        log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
     os.makedirs(settings.data_dir, exist_ok=True)
     wire_agents(app, settings, host, stage1, stage2)
     if dispatcher is not None:
