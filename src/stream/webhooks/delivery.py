@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -274,7 +275,8 @@ class Dispatcher:
                 f"failing for more than {self.subs.disable_after_hours:g} hours")
             await self._disable(endpoint.id, reason)
         if outcome.result == "retry" and number < len(self.subs.schedule) and endpoint.id not in self.disabled:
-            wait = self.subs.schedule[number]
+            # The schedule is the backoff; +-10 % jitter spreads the retries of many alerts.
+            wait = self.subs.schedule[number] * random.uniform(0.9, 1.1)
             if outcome.retry_after is not None:
                 wait = max(wait, outcome.retry_after)
             job["due"] = now + wait
