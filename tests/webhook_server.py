@@ -30,6 +30,7 @@ class Receiver:
     headers: dict[str, str] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     port: int = 0
+    error: OSError | None = None
 
     def start(self) -> Receiver:
         ready = threading.Event()
@@ -49,14 +50,22 @@ class Receiver:
             app.router.add_post("/{tail:.*}", handle)
             self._runner = web.AppRunner(app)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            # reuse_address: a test may bind again the port of a receiver it just stopped.
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
             await site.start()
             self.port = self._runner.addresses[0][1]
             ready.set()
 
         def main() -> None:
             asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(serve())
+            try:
+                self._loop.run_until_complete(serve())
+            except OSError as exc:
+                self.error = exc
+                ready.set()
+                self._loop.run_until_complete(self._runner.cleanup())
+                self._loop.close()
+                return
             self._loop.run_forever()
             self._loop.run_until_complete(self._runner.cleanup())
             self._loop.close()
@@ -64,10 +73,14 @@ class Receiver:
         self._thread = threading.Thread(target=main, daemon=True)
         self._thread.start()
         ready.wait(10)
+        if self.error is not None:
+            self._thread.join(10)
+            raise self.error
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     @property

@@ -55,8 +55,16 @@ def _broker_url(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
-async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool) -> list[str]:
-    """Create stream's topics and the plugins' topics that do not exist yet."""
+async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool,
+                         tables: tuple[str, ...] = ()) -> list[str]:
+    """Create stream's topics, the plugins' topics and the state tables' changelogs that do
+    not exist yet.
+
+    The changelogs (``APP_ID-NAME-changelog``, compacted, one partition) are created here,
+    before faust starts: faust creates them itself, but a worker can join its group before
+    they exist, and a table whose changelog was missing at assignment fails on first use
+    (seen in CI: "Ignoring missing topic ... -alerts-changelog", then TypeErrors).
+    """
     wanted = [
         (settings.topic_raw, settings.partitions, False),
         (settings.topic_enriched, settings.partitions, False),
@@ -65,6 +73,7 @@ async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool
     ]
     if stateful:
         wanted.append((settings.stateful_topic, 1, False))
+    wanted += [(f"{settings.app_id}-{name}-changelog", 1, True) for name in tables]
     if settings.route_duplicates:
         wanted.append((settings.topic_duplicates, settings.partitions, False))
     wanted += [(t.name, t.partitions or settings.partitions, t.compacted) for t in host.topics()]

@@ -146,6 +146,7 @@ class Pipeline:
     ) -> list[Failure]:
         """Find the articles ``proc`` fails on by calling it on each alone."""
         if len(articles) == 1:
+            log.warning("processor %s failed on article %s", proc.name, articles[0].id, exc_info=exc)
             return [Failure(articles[0], proc.name, exc)]
         log.info("processor %s failed on a batch of %d (%r); retrying one by one",
                  proc.name, len(articles), exc)
@@ -154,5 +155,7 @@ class Pipeline:
             try:
                 await self._call(proc, [article])
             except Exception as one:
+                # The traceback goes to the log (dead letters carry a one-line message).
+                log.warning("processor %s failed on article %s", proc.name, article.id, exc_info=one)
                 bad.append(Failure(article, proc.name, one))
         return bad

@@ -47,7 +47,8 @@ def run_worker(settings: Settings) -> int:
                                 allow_loopback=settings.webhooks_allow_loopback)
     stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
     stage2 = setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name)) if stateful else None
-    created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None))
+    table_names = tuple(dict.fromkeys(name for proc in stateful for name in proc.tables))
+    created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None, tables=table_names))
     if created:
         log.info("created topics: %s", ", ".join(created))
     inputs = [settings.topic_raw] + ([settings.stateful_topic] if stage2 is not None else [])
