@@ -12,6 +12,31 @@ from typing import Any
 from aiohttp import web
 
 
+def stable_port() -> int:
+    """A free port below the kernel's ephemeral range, so that no outgoing connection takes
+    it as its local port once it is released (a test can stop a receiver and bind the same
+    port again later)."""
+    import random
+    import socket
+
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError):
+        pass
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, min(low, 32000))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 @dataclass
 class Received:
     headers: dict[str, str]

@@ -22,7 +22,7 @@ from stream.webhooks.config import parse_subscriptions
 from stream.webhooks.delivery import Dispatcher, webhook_id
 from stream.webhooks.signing import verify
 
-from ..webhook_server import Receiver
+from ..webhook_server import Receiver, stable_port
 
 pytestmark = pytest.mark.integration
 
@@ -97,9 +97,7 @@ def test_500_then_200_is_one_success_with_the_same_webhook_id(broker: LocalBroke
 def test_an_endpoint_that_was_down_receives_the_alert_when_it_comes_back(
     broker: LocalBroker, topics: StreamTopics
 ) -> None:
-    probe = Receiver().start()
-    port = probe.port
-    probe.stop()  # nothing listens on this port now
+    port = stable_port()  # nothing listens on it yet: the endpoint is down
     running = Running(settings_for(broker, topics),
                       subscriptions(("ops", f"http://127.0.0.1:{port}/hook"), schedule="[0, 1, 1, 1, 1, 1]"))
     try:
