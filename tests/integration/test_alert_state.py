@@ -10,9 +10,10 @@ import pytest
 
 from stream.broker import LocalBroker
 from stream.kafka import read_records
+from stream.testing import StreamWorker as Worker
+from stream.testing import produce, wait_for
 
 from ..conftest import Topics
-from .workers import Worker, produce, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from stream.broker import LocalBroker
+from stream.testing import StreamWorker as Worker
+from stream.testing import produce, wait_for
 
 from ..conftest import Topics
 from ..dedup_cases import edited, sample, shares_a_paragraph, truncated
-from .workers import Worker, produce, wait_for
 
 pytestmark = pytest.mark.integration
 
