@@ -275,7 +275,10 @@ class LocalBroker:
         if not (data / "meta.properties").exists():
             cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster,
+                [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+                 # one argument: a base64url id may start with "-" (1 in 64), which the
+                 # tool would otherwise read as an option
+                 f"--cluster-id={cluster}",
                  "-c", str(props), "--ignore-formatted"],
                 capture_output=True, text=True,
             )
