@@ -45,3 +45,20 @@ def test_a_second_broker_starts_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         assert "stopped" in local.stop()
     assert not local.status().running
+
+
+def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import uuid
+
+    fixed = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))
+    assert base64.urlsafe_b64encode(fixed.bytes).startswith(b"-")
+    monkeypatch.setattr("stream.broker.uuid.uuid4", lambda: fixed)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    local = LocalBroker(port, controller_port=port + 1, directory=tmp_path / "dash")
+    try:
+        assert "broker started" in local.start()
+    finally:
+        local.stop()
