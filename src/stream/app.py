@@ -135,25 +135,34 @@ class _Refetches:
 
     faust's recovery resumes the fetcher before it seeks the stream partitions to their
     committed offsets (seen at every worker start): records fetched in between are processed,
-    then fetched and processed again.  An offset at or below the highest this process has
-    handled on its partition is such a re-fetch; its outputs were already produced, so it is
-    skipped (and acknowledged with its batch).  Records redelivered to another process after a
-    rebalance or a restart are not affected: at-least-once still holds.
+    then fetched and processed again.  A record whose offset this process has already handled
+    on its partition is such a re-fetch; its outputs were already produced, so it is skipped
+    (and acknowledged with its batch).  The handled offsets are kept as a set, not as the
+    highest one: faust can drop a record it fetched while a rebalance suspended the flow and
+    deliver it again after seeking back, after later records were handled; it must then pass.
+    Records redelivered to another process after a rebalance or a restart are not affected.
     """
 
+    #: Handled offsets kept per partition; the lowest are forgotten beyond this (they are long
+    #: committed: a worker commits every ``commit_interval`` seconds).
+    keep = 100_000
+
     def __init__(self) -> None:
-        self.highest: dict[tuple[str, int], int] = {}
+        self.handled: dict[tuple[str, int], set[int]] = {}
         self.skipped = 0
 
     def fresh(self, event: Any) -> bool:
         msg = event.message
-        tp = (msg.topic, msg.partition)
-        if msg.offset <= self.highest.get(tp, -1):
+        handled = self.handled.setdefault((msg.topic, msg.partition), set())
+        if msg.offset in handled:
             self.skipped += 1
             log.info("skipped %s[%d]@%d: fetched again after it was processed by this worker",
                      msg.topic, msg.partition, msg.offset)
             return False
-        self.highest[tp] = msg.offset
+        handled.add(msg.offset)
+        if len(handled) > self.keep:
+            for offset in sorted(handled)[: self.keep // 2]:
+                handled.discard(offset)
         return True
 
 

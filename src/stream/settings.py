@@ -79,6 +79,14 @@ class Settings:
     data_dir: str = field(default_factory=_default_state_dir)
     #: Log level: debug, info, warn, error.
     log_level: str = "info"
+    #: Log format: ``text`` (for people) or ``json`` (one JSON object per line).
+    log_format: str = "text"
+    #: The worker's web server (metrics, health, dashboard): ``host:port``; the port 0
+    #: picks a free one; empty turns the server off.
+    web: str = "127.0.0.1:6066"
+    #: Seconds a worker may have lag on its partitions while its committed offsets stay
+    #: put before ``/health/live`` reports it unhealthy.
+    stall_timeout: float = 120.0
     #: Name of this worker in ``processing.worker``; defaults to host:pid.
     worker_name: str = ""
     #: The alert rules file (read by the alerts plugin); empty: its built-in rules.
@@ -119,6 +127,10 @@ class Settings:
 
 
 _LOG_LEVELS = ("debug", "info", "warn", "error")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": _LOG_LEVELS,
+    "log_format": ("text", "json"),
+}
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
 _TYPES: dict[str, type] = {
     "broker": str,
@@ -136,6 +148,9 @@ _TYPES: dict[str, type] = {
     "batch_timeout": float,
     "session_timeout": float,
     "commit_interval": float,
+    "log_format": str,
+    "web": str,
+    "stall_timeout": float,
     "max_article_bytes": int,
     "max_record_bytes": int,
     "data_dir": str,
@@ -200,11 +215,14 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         return number_f
     if not isinstance(value, str):
         raise ValueError(f"{where} must be a string; got {value!r}")
-    if name == "log_level" and value.lower() not in _LOG_LEVELS:
-        raise ValueError(f"{where} must be one of {', '.join(_LOG_LEVELS)}; got {value!r}")
-    if name == "log_level":
+    if name in _CHOICES:
+        if value.lower() not in _CHOICES[name]:
+            raise ValueError(f"{where} must be one of {', '.join(_CHOICES[name])}; got {value!r}")
         return value.lower()
-    if not value and name not in ("worker_name", "rules", "topic_stateful", "webhooks"):
+    if name == "web" and value and not re.fullmatch(r"[^\s:]*:\d{1,5}", value):
+        raise ValueError(f"{where} must be host:port, such as 127.0.0.1:6066 (port 0: any free port), "
+                         f"or empty to turn the web server off; got {value!r}")
+    if not value and name not in ("worker_name", "rules", "topic_stateful", "webhooks", "web"):
         raise ValueError(f"{where} must not be empty")
     return value
 
