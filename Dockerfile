@@ -4,8 +4,9 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY plugins ./plugins
-RUN pip install --no-cache-dir . ./plugins/clean ./plugins/ner
+RUN pip install --no-cache-dir . ./plugins/clean ./plugins/ner ./plugins/dedup ./plugins/alerts
 USER nobody
 ENV STREAM_DATA_DIR=/tmp/stream
 ENTRYPOINT ["stream"]
+EXPOSE 6066
 CMD ["worker"]

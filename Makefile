@@ -7,7 +7,10 @@ PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts
 # The example third-party plugin: installed the way an author installs theirs.
 EXAMPLE_PLUGINS := examples/stream-quotes
 
-.PHONY: install broker demo test unit integration lint typecheck check clean-broker bench
+.PHONY: install broker browser demo test unit integration lint typecheck check clean-broker bench
+
+# The dashboard test drives Debian's Chromium (headless) through chromedriver.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
@@ -22,11 +25,17 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGIN
 broker: install
 	$(BIN)/stream broker start
 
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  echo "installing Debian's chromium and chromium-driver (for the dashboard test)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
 demo: broker
 	$(BIN)/stream demo examples/articles examples/malformed.jsonl
 
 # pytest exits 5 when it collected no test: that is a failure, not a pass.
-test: broker lint typecheck
+test: broker browser lint typecheck
 	@$(BIN)/pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
@@ -34,7 +43,7 @@ test: broker lint typecheck
 unit: install
 	$(BIN)/pytest -m "not integration"
 
-integration: broker
+integration: broker browser
 	$(BIN)/pytest -m integration
 
 lint: install

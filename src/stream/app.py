@@ -28,6 +28,8 @@ from faust.serializers import codecs
 from .chain import collect_outputs, sanitize
 from .errors import RecordError
 from .kafka import ensure_topics
+from .logs import about
+from .metrics import WorkerMetrics
 from .pipeline import BatchResult, Pipeline
 from .plugins import PluginHost
 from .records import Article, DeadLetter, decode_article, dumps, loads
@@ -167,8 +169,12 @@ class _Refetches:
 
 
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
-                stage2: Pipeline | None) -> None:
-    """Define the agents of the two stages on ``app``."""
+                stage2: Pipeline | None, metrics: WorkerMetrics | None = None) -> None:
+    """Define the agents of the two stages on ``app``; count what they do in ``metrics``."""
+    m = metrics or WorkerMetrics()
+    stage1.on_timing = m.on_plugin
+    if stage2 is not None:
+        stage2.on_timing = m.on_plugin
     raw = app.topic(settings.topic_raw, key_type=bytes, value_type=bytes,
                     key_serializer="raw", value_serializer="raw")
     enriched = app.topic(settings.topic_enriched, key_serializer="raw", value_serializer="raw")
@@ -184,8 +190,10 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         letter.original = value
         letter.topic, letter.partition, letter.offset = origin["topic"], origin["partition"], origin["offset"]
         await dlq.send(key=key, value=dumps(letter.to_dict()), headers=headers + letter.headers())
+        m.on_dead_letter(settings.topic_dlq, letter.error_type, letter.stage, letter.article_id, letter.message)
         log.warning("article %s -> %s: %s in %s: %s", letter.article_id or "?",
-                    settings.topic_dlq, letter.error_type, letter.stage, letter.message)
+                    settings.topic_dlq, letter.error_type, letter.stage, letter.message,
+                    extra=about(letter.article_id))
         host.notify("stream_article_failed", dead_letter=letter)
 
     async def publish(result: BatchResult, origins: dict[int, dict[str, Any]]) -> None:
@@ -195,8 +203,16 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             await enriched.send(key=key, value=value)
         for key, value in out.duplicates:
             await duplicates.send(key=key, value=value)
+        dead_ids = {id(article) for article, _letter in out.dead}
+        for article in result.articles:
+            if id(article) in dead_ids:
+                continue
+            m.on_article(settings.topic_duplicates if settings.route_duplicates and
+                         article.dedup.get("status") in ("exact", "near") else settings.topic_enriched,
+                         article.dedup, article.entity_summary)
         for key, value, alert in out.alerts:
             await alerts.send(key=key, value=value)
+            m.on_alert(settings.topic_alerts, alert)
             host.notify("stream_alert_raised", alert=alert)
         for article, letter in out.dead:
             await send_dead(letter, origins[id(article)])
@@ -210,6 +226,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             settings.batch_size, within=settings.batch_timeout
         )
         async for events in batches:
+            m.on_consumed("raw", len(events))
             articles: list[Article] = []
             origins: dict[int, dict[str, Any]] = {}
             for event in filter(raw_seen.fresh, events):
@@ -217,8 +234,12 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                 try:
                     article = decode_article(value, max_bytes=settings.max_article_bytes)
                 except RecordError as exc:
+                    # The record's key is the article id (stream produce keys by id), when there is one.
+                    key = event.message.key
                     await send_dead(DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
-                                               stage="decode", original=value), _origin(event))
+                                               stage="decode", original=value,
+                                               article_id=key.decode("utf-8", "replace") if key else None),
+                                    _origin(event))
                     continue
                 articles.append(article)
                 origins[id(article)] = _origin(event)
@@ -247,6 +268,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             settings.batch_size, within=settings.batch_timeout
         )
         async for events in batches:
+            m.on_consumed("stateful", len(events))
             articles: list[Article] = []
             origins: dict[int, dict[str, Any]] = {}
             for event in filter(handoff_seen.fresh, events):

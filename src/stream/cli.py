@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, StreamError
+from .progress import bar
 from .settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -169,7 +170,8 @@ def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> No
         producer = make_producer(settings.broker)
         await producer.start()
         try:
-            futures = [await producer.send(target, value=r.value, key=r.key) for r in records]
+            futures = [await producer.send(target, value=r.value, key=r.key)
+                       for r in bar(records, f"sending to {target}")]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
@@ -424,10 +426,9 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
         producer = make_producer(settings.broker)
         await producer.start()
         try:
-            with click.progressbar(chosen, label="redelivering") as bar:
-                for job in bar:
-                    await (await producer.send(settings.topic_webhooks_retry, value=dumps(job),
-                                               key=job["webhook_id"].encode()))
+            for job in bar(chosen, "redelivering"):
+                await (await producer.send(settings.topic_webhooks_retry, value=dumps(job),
+                                           key=job["webhook_id"].encode()))
         finally:
             await producer.stop()
         return len(chosen)
@@ -461,13 +462,14 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
 
 
 @main.command("webhook-sink")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8099, show_default=True)
 @click.option("--secret", default=None, envvar="STREAM_SINK_SECRET", help="whsec_ secret to verify signatures with.")
-def webhook_sink(port: int, secret: str | None) -> None:
+def webhook_sink(host: str, port: int, secret: str | None) -> None:
     """A small receiver for demos and tests: verifies signatures, prints each alert."""
     from .webhooks.sink import run_sink
 
-    run_sink(port, secret)
+    run_sink(port, secret, host=host)
 
 
 # -- dead letters -------------------------------------------------------------------------
@@ -509,9 +511,8 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
         producer = make_producer(settings.broker)
         await producer.start()
         try:
-            with click.progressbar(chosen, label=f"replaying to {settings.topic_raw}") as bar:
-                futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
-                           for key, value, headers in bar]
+            futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
+                       for key, value, headers in bar(chosen, f"replaying to {settings.topic_raw}")]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()

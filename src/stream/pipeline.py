@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from .errors import ConfigError, PluginError
+from .logs import about
 from .processor import Context, Processor
 from .records import Article
 
@@ -67,6 +68,9 @@ class Pipeline:
         self.processors = list(processors)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-cpu")
         self._ready = False
+        #: Called after each processor's call on a batch with ``(name, seconds, articles)``
+        #: (the worker's metrics).
+        self.on_timing: Callable[[str, float, int], None] | None = None
 
     def setup(self, make_context: Callable[[Processor], Context]) -> None:
         """Call every processor's ``setup``.  :raises PluginError: naming the processor."""
@@ -122,7 +126,10 @@ class Pipeline:
                 bad: list[Failure] = []
             except Exception as exc:
                 bad = await self._isolate(proc, alive, exc)
-            ms = round((time.perf_counter() - start) * 1000 / len(alive), 3)
+            elapsed = time.perf_counter() - start
+            if self.on_timing is not None:
+                self.on_timing(proc.name, elapsed, len(alive))
+            ms = round(elapsed * 1000 / len(alive), 3)
             entry = {"name": proc.name, "version": proc.version, "ms": ms}
             bad_ids = {id(f.article) for f in bad}
             for article in alive:
@@ -137,7 +144,7 @@ class Pipeline:
                 for f in bad:
                     log.warning(
                         "article %s: processor %s failed (%r); passed on without it",
-                        f.article.id, proc.name, f.error,
+                        f.article.id, proc.name, f.error, extra=about(f.article.id),
                     )
         return BatchResult(articles=alive, failures=failures)
 
@@ -146,7 +153,8 @@ class Pipeline:
     ) -> list[Failure]:
         """Find the articles ``proc`` fails on by calling it on each alone."""
         if len(articles) == 1:
-            log.warning("processor %s failed on article %s", proc.name, articles[0].id, exc_info=exc)
+            log.warning("processor %s failed on article %s", proc.name, articles[0].id, exc_info=exc,
+                        extra=about(articles[0].id))
             return [Failure(articles[0], proc.name, exc)]
         log.info("processor %s failed on a batch of %d (%r); retrying one by one",
                  proc.name, len(articles), exc)
@@ -156,6 +164,7 @@ class Pipeline:
                 await self._call(proc, [article])
             except Exception as one:
                 # The traceback goes to the log (dead letters carry a one-line message).
-                log.warning("processor %s failed on article %s", proc.name, article.id, exc_info=one)
+                log.warning("processor %s failed on article %s", proc.name, article.id, exc_info=one,
+                            extra=about(article.id))
                 bad.append(Failure(article, proc.name, one))
         return bad

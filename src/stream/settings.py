@@ -95,6 +95,9 @@ class Settings:
     webhooks: str = ""
     #: Allow webhook targets on loopback addresses (local development and tests only).
     webhooks_allow_loopback: bool = False
+    #: Private networks (CIDR) webhook targets may be in, for a deployment's own receivers
+    #: (such as the compose network); every other private address stays refused.
+    webhooks_allow_networks: tuple[str, ...] = ()
     #: Topics of webhook delivery: pending retries, exhausted deliveries, endpoint events.
     topic_webhooks_retry: str = "webhooks.retry"
     topic_webhooks_failed: str = "webhooks.failed"
@@ -159,6 +162,7 @@ _TYPES: dict[str, type] = {
     "rules": str,
     "webhooks": str,
     "webhooks_allow_loopback": bool,
+    "webhooks_allow_networks": tuple,
     "topic_webhooks_retry": str,
     "topic_webhooks_failed": str,
     "topic_webhooks_events": str,
@@ -191,9 +195,21 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         raise ValueError(f"{where} must be true or false (1/0, yes/no); got {value!r}")
     if kind is tuple:
         if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
+            items = tuple(v.strip() for v in value.split(",") if v.strip())
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            items = tuple(value)
+        else:
+            items = None
+        if items is not None and name == "webhooks_allow_networks":
+            import ipaddress
+
+            for item in items:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"{where}: {item!r} is not a network such as 10.20.0.0/16") from None
+        if items is not None:
+            return items
         raise ValueError(f"{where} must be a list of names, such as [\"clean\", \"ner\"]")
     if kind is int:
         if isinstance(value, bool):

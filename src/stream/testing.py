@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,10 +166,24 @@ class StreamWorker:
         self.name = name
         self.log_path = tmp / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        env.setdefault("STREAM_WEB", "127.0.0.1:0")  # a free port: several workers run at once
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stream", "worker"], stdout=self._log, stderr=subprocess.STDOUT,
             env=topics.env(broker, tmp / f"data-{name}", STREAM_WORKER_NAME=name, **env),
         )
+
+    def web_url(self, timeout: float = 60) -> str:
+        """The base URL of the worker's web server (metrics, health, dashboard), read from its
+        log once it listens."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"stream web: (http://\S+) \(dashboard\)", self.log_path.read_text(errors="replace"))
+            if found:
+                return found.group(1)
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited:\n{self.log()}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.name}: no web server within {timeout}s\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the worker and wait; :return: its exit status."""

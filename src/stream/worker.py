@@ -10,6 +10,8 @@ from typing import Any, MutableMapping
 from .chain import setup_pipeline
 from .errors import PluginError
 from .kafka import seed_offsets
+from .logs import logging_config as logging_config_for
+from .metrics import WorkerMetrics
 from .pipeline import split_stateful
 from .plugins import get_plugin_manager
 from .settings import Settings
@@ -19,6 +21,33 @@ __all__ = ["run_worker"]
 log = logging.getLogger(__name__)
 
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "error"}
+
+
+def _serve_web(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[str]) -> None:
+    """Metrics, health and the dashboard on ``settings.web`` (see :mod:`stream.web`)."""
+    from .web import Health, OffsetWatch, serve
+
+    health = Health(metrics, settings.stall_timeout)
+
+    async def assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        tps = args[0] if args else kwargs.get("assigned", set())
+        health.on_assigned((tp.topic, tp.partition) for tp in tps)
+
+    async def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        health.on_revoked()
+
+    app.on_partitions_assigned.connect(assigned)
+    app.on_partitions_revoked.connect(revoked)
+    watch = OffsetWatch(settings.broker, settings.app_id, set(inputs), health,
+                        interval=min(5.0, max(0.5, settings.stall_timeout / 4)))
+
+    @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
+    async def web_server() -> None:
+        await serve(settings.web, metrics, health)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def offset_watch() -> None:
+        await watch.run()
 
 
 def run_worker(settings: Settings) -> int:
@@ -38,13 +67,14 @@ def run_worker(settings: Settings) -> int:
     def no_tables(name: str) -> MutableMapping[str, Any]:  # pragma: no cover - split guarantees it
         raise PluginError(name, "a stateless processor asked for a table")
 
+    metrics = WorkerMetrics()
     dispatcher = None
     if settings.webhooks:  # validated now, before Kafka: a bad file stops the worker at start
         from .webhooks.config import load_subscriptions
         from .webhooks.delivery import Dispatcher
 
         dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
-                                allow_loopback=settings.webhooks_allow_loopback)
+                                allow_loopback=settings.webhooks_allow_loopback, metrics=metrics)
     stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
     stage2 = setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name)) if stateful else None
     table_names = tuple(dict.fromkeys(name for proc in stateful for name in proc.tables))
@@ -56,7 +86,9 @@ def run_worker(settings: Settings) -> int:
     if seeded:
         log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
     os.makedirs(settings.data_dir, exist_ok=True)
-    wire_agents(app, settings, host, stage1, stage2)
+    wire_agents(app, settings, host, stage1, stage2, metrics)
+    if settings.web:
+        _serve_web(app, settings, metrics, inputs)
     if dispatcher is not None:
         webhook_dispatcher = dispatcher
 
@@ -66,7 +98,9 @@ def run_worker(settings: Settings) -> int:
             await webhook_dispatcher.run(asyncio.Event())
     log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
              [p.name for p in stateless], [p.name for p in stateful])
-    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False)
+    logging_config = logging_config_for(settings.log_level) if settings.log_format == "json" else None
+    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,
+                    logging_config=logging_config)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

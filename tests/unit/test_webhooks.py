@@ -120,3 +120,25 @@ async def test_a_timeout_and_a_refused_connection_are_retried() -> None:
         server.stop()
     assert (slow.result, slow.error) == ("retry", "timeout")
     assert dead.result == "retry" and dead.error and dead.error.startswith("connection error")
+
+
+async def test_a_private_network_the_operator_trusts_is_allowed_and_only_that_one() -> None:
+    from stream.webhooks.errors import WebhookError
+    from stream.webhooks.safety import parse_networks, resolve_target
+
+    trusted = parse_networks(["10.20.0.0/16"])
+    target = await resolve_target("http://10.20.3.4:8080/hook", allow_loopback=False, allow_networks=trusted)
+    assert target.address == "10.20.3.4"
+    for url in ("http://10.21.0.1/hook", "http://192.168.1.1/hook", "http://169.254.169.254/latest"):
+        with pytest.raises(WebhookError, match="refused"):
+            await resolve_target(url, allow_loopback=False, allow_networks=trusted)
+    with pytest.raises(WebhookError, match="webhooks_allow_networks"):
+        await resolve_target("http://10.20.3.4/hook", allow_loopback=False)
+
+
+def test_an_invalid_trusted_network_stops_at_start_with_the_setting() -> None:
+    from stream.errors import ConfigError
+    from stream.settings import load_settings
+
+    with pytest.raises(ConfigError, match=r"STREAM_WEBHOOKS_ALLOW_NETWORKS.*'10\.20\.0\.0/33'"):
+        load_settings(None, environ={"STREAM_WEBHOOKS_ALLOW_NETWORKS": "10.20.0.0/33"})

@@ -32,11 +32,12 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..kafka import ensure_topics, make_producer
+from ..metrics import WorkerMetrics
 from ..records import dumps, loads, utcnow
 from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
-from .safety import resolve_target
+from .safety import Network, parse_networks, resolve_target
 from .signing import sign
 
 __all__ = ["Dispatcher", "Outcome", "attempt_delivery", "payload", "webhook_id"]
@@ -84,11 +85,11 @@ def _retry_after(value: str | None) -> float | None:
 
 
 async def attempt_delivery(client: httpx.AsyncClient, endpoint: Endpoint, msg_id: str, body: bytes, *,
-                           allow_loopback: bool) -> Outcome:
+                           allow_loopback: bool, allow_networks: tuple[Network, ...] = ()) -> Outcome:
     """One signed POST to ``endpoint``: a fresh timestamp and signature, the same id."""
     start = time.perf_counter()
     try:
-        target = await resolve_target(endpoint.url, allow_loopback=allow_loopback)
+        target = await resolve_target(endpoint.url, allow_loopback=allow_loopback, allow_networks=allow_networks)
     except WebhookError as exc:
         return Outcome("retry" if exc.retryable else "final", error=str(exc))
     timestamp = int(time.time())
@@ -155,10 +156,12 @@ class Dispatcher:
     inside ``stream worker`` when ``STREAM_WEBHOOKS`` is set)."""
 
     def __init__(self, settings: Settings, subscriptions: Subscriptions, *, allow_loopback: bool = False,
-                 group: str | None = None):
+                 group: str | None = None, metrics: WorkerMetrics | None = None):
         self.settings = settings
+        self.metrics = metrics
         self.subs = subscriptions
         self.allow_loopback = allow_loopback
+        self.allow_networks = parse_networks(settings.webhooks_allow_networks)
         self.group = group or f"{settings.app_id}-webhooks"
         self.limits = {e.id: asyncio.Semaphore(e.concurrency) for e in subscriptions.endpoints}
         self.disabled: dict[str, str] = {}
@@ -260,9 +263,11 @@ class Dispatcher:
         number = len(job["attempts"]) + 1
         async with self.limits[endpoint.id]:
             outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], payload(job["alert"]),
-                                             allow_loopback=self.allow_loopback)
+                                             allow_loopback=self.allow_loopback, allow_networks=self.allow_networks)
         job["attempts"].append(outcome.record(number))
         self.counts[f"{endpoint.id}:{outcome.result}"] += 1
+        if self.metrics is not None:
+            self.metrics.on_webhook(endpoint.id, outcome.result)
         log.info("webhooks: %s to %s, attempt %d: %s%s", job["webhook_id"], endpoint.id, number, outcome.result,
                  f" ({outcome.error})" if outcome.error else "")
         if outcome.result == "ok":
@@ -291,6 +296,8 @@ class Dispatcher:
         await (await self.producer.send(self.settings.topic_webhooks_failed, value=dumps(record),
                                         key=job["endpoint"].encode()))
         log.warning("webhooks: %s to %s failed for good: %s", job["webhook_id"], job["endpoint"], reason)
+        if self.metrics is not None:
+            self.metrics.webhook_results.labels(job["endpoint"], "failed").inc()
 
     async def _disable(self, endpoint_id: str, reason: str) -> None:
         if endpoint_id in self.disabled:

@@ -47,9 +47,26 @@ def check_url(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port, path
 
 
-def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool) -> str | None:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
+    """The networks of the ``webhooks_allow_networks`` setting.  :raises ValueError: naming the bad one."""
+    out = []
+    for value in values:
+        try:
+            out.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ValueError(f"{value!r} is not a network such as 10.20.0.0/16") from None
+    return tuple(out)
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopback: bool,
+             allow_networks: tuple[Network, ...] = ()) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
+    if any(address.version == net.version and address in net for net in allow_networks):
+        return None  # a network the operator trusts explicitly (a private deployment's own)
     if address.is_loopback:
         return None if allow_loopback else "loopback"
     if address.is_link_local:
@@ -63,7 +80,7 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopb
     return None
 
 
-async def resolve_target(url: str, *, allow_loopback: bool) -> Target:
+async def resolve_target(url: str, *, allow_loopback: bool, allow_networks: tuple[Network, ...] = ()) -> Target:
     """Resolve ``url``'s host, check every address, return the first as the target.
 
     :raises WebhookError: the URL is invalid, does not resolve, or resolves to a refused address.
@@ -80,9 +97,10 @@ async def resolve_target(url: str, *, allow_loopback: bool) -> Target:
     addresses = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        reason = _refused(address, allow_loopback)
+        reason = _refused(address, allow_loopback, allow_networks)
         if reason:
-            hint = " (set STREAM_WEBHOOKS_ALLOW_LOOPBACK=1 for local development)" if reason == "loopback" else ""
+            hint = (" (set STREAM_WEBHOOKS_ALLOW_LOOPBACK=1 for local development)" if reason == "loopback" else
+                    " (trust a network of your own with the setting webhooks_allow_networks)")
             raise WebhookError(f"{host} resolves to {address}, a {reason} address: refused{hint}", url=url)
         addresses.append(str(address))
     if not addresses:
