@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts
 # The example third-party plugin: installed the way an author installs theirs.
 EXAMPLE_PLUGINS := examples/stream-quotes
+# A plugin of the fault tests (loaded only when STREAM_PLUGINS names it).
+TEST_PLUGINS := tests/plugins/stream-slow
 
 .PHONY: install broker browser demo test unit integration lint typecheck check clean-broker bench
 
@@ -14,11 +16,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS))
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS))
+	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
 	$(BIN)/stream broker fetch
 	@touch $@
 

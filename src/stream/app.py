@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
         broker_commit_interval=settings.commit_interval,
+        broker_max_poll_interval=settings.max_poll_interval,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
         stream_buffer_maxsize=max(4096, settings.batch_size * 4),
         key_serializer="raw",

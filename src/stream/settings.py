@@ -68,6 +68,10 @@ class Settings:
     #: Seconds without a heartbeat after which a worker counts as dead and its partitions
     #: move to the others (Kafka's group session timeout; the broker allows 6 to 300).
     session_timeout: float = 30.0
+    #: Seconds a worker may take between two polls of the consumer before Kafka counts it as
+    #: gone (Kafka's ``max.poll.interval.ms``; faust polls from its own thread, so a slow
+    #: batch does not stop the polls, but the consumer's buffer then fills up).
+    max_poll_interval: float = 300.0
     #: Seconds between offset commits: after a crash, at most about this much work is
     #: done again (at-least-once); commits are cheap.
     commit_interval: float = 1.0
@@ -151,6 +155,7 @@ _TYPES: dict[str, type] = {
     "batch_timeout": float,
     "session_timeout": float,
     "commit_interval": float,
+    "max_poll_interval": float,
     "log_format": str,
     "web": str,
     "stall_timeout": float,
