@@ -168,10 +168,36 @@ class _Refetches:
                 handled.discard(offset)
         return True
 
+    def skipped_over(self, topic: str, partition: int, committed: int) -> bool:
+        """True when this worker has handled records after ``committed`` but not the record
+        at ``committed`` itself: faust dropped it (see :class:`Handled`)."""
+        handled = self.handled.get((topic, partition))
+        return handled is not None and bool(handled) and committed not in handled and max(handled) > committed
+
+
+class Handled:
+    """What the agents of this worker have handled, per input partition.
+
+    faust can drop records it fetched while a rebalance suspended the flow (seen when a
+    second worker joins or leaves under load: the two records at the committed offset of a
+    partition that moved were never delivered, later ones were).  Its commits then stop at
+    the first dropped record, and the records would only come again after a restart.  The
+    worker's offset watch asks :meth:`dropped` and seeks such a partition back to its
+    committed offset (``stream/worker.py``); records already handled are skipped.
+    """
+
+    def __init__(self, **by_topic: _Refetches) -> None:
+        self.by_topic = by_topic
+
+    def dropped(self, topic: str, partition: int, committed: int) -> bool:
+        seen = self.by_topic.get(topic)
+        return seen is not None and seen.skipped_over(topic, partition, committed)
+
 
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
-                stage2: Pipeline | None, metrics: WorkerMetrics | None = None) -> None:
-    """Define the agents of the two stages on ``app``; count what they do in ``metrics``."""
+                stage2: Pipeline | None, metrics: WorkerMetrics | None = None) -> Handled:
+    """Define the agents of the two stages on ``app``; count what they do in ``metrics``.
+    :return: what the agents handle, for the worker's offset watch."""
     m = metrics or WorkerMetrics()
     stage1.on_timing = m.on_plugin
     if stage2 is not None:
@@ -219,6 +245,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             await send_dead(letter, origins[id(article)])
 
     raw_seen, handoff_seen = _Refetches(), _Refetches()
+    handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
 
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
@@ -260,7 +287,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                     {"article": article.to_state(), "origin": origins[id(article)]}))
 
     if stage2 is None:
-        return
+        return handled
     stateful_stage = stage2
 
     @app.agent(handoff, name="stream.stateful")
@@ -285,3 +312,5 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             # published, so that no worker can see an output whose state was lost.
             await app.producer.flush()
             await publish(result, origins)
+
+    return handled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, MutableMapping
+from typing import TYPE_CHECKING, Any, MutableMapping
 
 from .chain import setup_pipeline
 from .errors import PluginError
@@ -16,6 +16,9 @@ from .pipeline import split_stateful
 from .plugins import get_plugin_manager
 from .settings import Settings
 
+if TYPE_CHECKING:
+    from .app import Handled
+
 __all__ = ["run_worker"]
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,12 @@ log = logging.getLogger(__name__)
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "error"}
 
 
-def _serve_web(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[str]) -> None:
-    """Metrics, health and the dashboard on ``settings.web`` (see :mod:`stream.web`)."""
-    from .web import Health, OffsetWatch, serve
+def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[str], handled: Handled) -> None:
+    """The offset watch (lag, liveness, records faust dropped) and, when ``settings.web`` is
+    set, the web server with metrics, health and the dashboard (see :mod:`stream.watch`)."""
+    from faust.types import TP
+
+    from .watch import Health, OffsetWatch
 
     health = Health(metrics, settings.stall_timeout)
 
@@ -36,18 +42,26 @@ def _serve_web(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: lis
     async def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         health.on_revoked()
 
+    async def rewind(topic: str, partition: int, offset: int) -> None:
+        await app.consumer.seek(TP(topic, partition), offset)
+
     app.on_partitions_assigned.connect(assigned)
     app.on_partitions_revoked.connect(revoked)
     watch = OffsetWatch(settings.broker, settings.app_id, set(inputs), health,
-                        interval=min(5.0, max(0.5, settings.stall_timeout / 4)))
+                        interval=min(5.0, max(0.5, settings.stall_timeout / 4)),
+                        dropped=handled.dropped, rewind=rewind,
+                        repair_after=max(10.0, settings.commit_interval * 5))
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
-    async def web_server() -> None:
-        await serve(settings.web, metrics, health)
-
-    @app.task  # type: ignore[untyped-decorator]
     async def offset_watch() -> None:
         await watch.run()
+
+    if settings.web:
+        from .web import serve
+
+        @app.task  # type: ignore[untyped-decorator]
+        async def web_server() -> None:
+            await serve(settings.web, metrics, health)
 
 
 def run_worker(settings: Settings) -> int:
@@ -86,9 +100,8 @@ def run_worker(settings: Settings) -> int:
     if seeded:
         log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
     os.makedirs(settings.data_dir, exist_ok=True)
-    wire_agents(app, settings, host, stage1, stage2, metrics)
-    if settings.web:
-        _serve_web(app, settings, metrics, inputs)
+    handled = wire_agents(app, settings, host, stage1, stage2, metrics)
+    _watch(app, settings, metrics, inputs, handled)
     if dispatcher is not None:
         webhook_dispatcher = dispatcher
 
