@@ -58,7 +58,7 @@ check: lint typecheck test
 
 # Not part of `make test`: figures, not pass/fail.
 bench: broker
-	$(BIN)/stream bench --articles 300 --rounds 3
+	$(BIN)/stream bench
 
 clean-broker: install
 	$(BIN)/stream broker stop

@@ -289,51 +289,51 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
 
 
 @main.command()
-@click.option("--articles", "count", type=int, default=200, show_default=True,
-              help="Articles in the generated corpus.")
+@click.option("--articles", "count", type=int, default=5000, show_default=True,
+              help="Articles in the generated corpus (framework and CPU arms).")
+@click.option("--ner-articles", "ner_count", type=int, default=300, show_default=True,
+              help="Articles of the corpus in the arms that run NER in a worker.")
 @click.option("--rounds", type=int, default=3, show_default=True, help="A/B alternations.")
+@click.option("--dedup-sizes", default="10000,1000000", show_default=True,
+              help="Signatures in the dedup index, small,big (R7).")
 @click.option("--samples", type=click.Path(exists=True, file_okay=False), default="examples/articles",
               show_default=True, help="Directory of sample .txt articles to build the corpus from.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the figures as JSON here (default: bench/results/DATE-ner.json).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default="bench/results", show_default=True,
+              help="Where DATE.json and DATE.png go.")
+@click.option("--docs", type=click.Path(dir_okay=False), default="docs/performance.md", show_default=True,
+              help="The page whose generated table is replaced ('' to leave it).")
+@click.option("--smoke", is_flag=True, help="A tiny run that checks the harness (figures meaningless).")
 @click.pass_context
-def bench(ctx: click.Context, count: int, rounds: int, samples: str, out: str | None) -> None:
-    """Figures as ratios measured in one run: R2 (the NER stage inside a real worker /
-    standalone spaCy nlp.pipe), R6 (alerting with 10,000 rules / with 10 rules), and dedup
-    with 100,000 signatures in state / with 10,000."""
+def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_sizes: str, samples: str,
+          out_dir: str, docs: str, smoke: bool) -> None:
+    """Measure R1-R10 of the benchmark plan, each a ratio of two arms alternated in one run
+    on the real broker; write the figures, the table of docs/performance.md and a plot."""
     import datetime
-    import json
     from pathlib import Path
 
-    from .bench import run_alert_scale_bench, run_dedup_bench, run_ner_bench
+    from .bench_report import plot, table, write_results, write_table
+    from .bench_run import run_benchmark
 
     settings = _settings(ctx)
+    small, big = (int(x) for x in dedup_sizes.split(","))
+    if smoke:
+        count, ner_count, rounds, small, big = min(count, 60), min(ner_count, 12), 1, 1000, 5000
     files = sorted(Path(samples).glob("*.txt"))
-    figures = run_ner_bench(settings, files, count=count, rounds=rounds)
-    figures["alerts"] = run_alert_scale_bench(files, count=count, rounds=rounds)
-    figures["dedup"] = run_dedup_bench(files, count=count, rounds=rounds)
-    r2 = figures["R2_ner_stage_vs_standalone"]
-    click.echo(f"R2  NER stage in the worker / standalone nlp.pipe: median {r2['median']:.3f} "
-               f"(min {r2['min']:.3f}, max {r2['max']:.3f}; target >= {r2['target']})")
-    click.echo(f"    standalone nlp.pipe: {figures['standalone_words_per_s']:,.0f} words/s, "
-               f"{figures['standalone_articles_per_s']:.1f} articles/s; "
-               f"NER stage in the worker: {figures['worker_ner_words_per_s']:,.0f} words/s")
-    r6 = figures["alerts"]["R6_alerts_10000_vs_10_rules"]
-    ms = figures["alerts"]["ms_per_article"]
-    click.echo(f"R6  alerting with 10,000 rules / with 10 rules: median {r6['median']:.3f} "
-               f"(min {r6['min']:.3f}, max {r6['max']:.3f}; target <= {r6['target']})")
-    click.echo(f"    ms per article: 10 rules {ms['10']:.2f}, 1,000 rules {ms['1000']:.2f}, "
-               f"10,000 rules {ms['10000']:.2f}")
-    dd = figures["dedup"]
-    ratio = dd["dedup_100000_vs_10000_signatures"]
-    click.echo(f"    dedup with 100,000 signatures in state: {dd['ms_per_article']['100000']:.2f} ms per article "
-               f"({dd['articles_per_s']['100000']:.0f} articles/s); / with 10,000: median {ratio['median']:.3f} "
-               f"(min {ratio['min']:.3f}, max {ratio['max']:.3f}); copies found "
-               f"{dd['copies_found']['100000']} of {dd['planted_copies']} planted")
-    path = Path(out or f"bench/results/{datetime.date.today().isoformat()}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n")
-    click.echo(f"figures written to {path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    logdir = out / "logs"
+    logdir.mkdir(exist_ok=True)
+    results = run_benchmark(settings, files, count=count, ner_count=ner_count, rounds=rounds,
+                            dedup_sizes=(small, big), logdir=logdir)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d") + ("-smoke" if smoke else "")
+    json_path, png_path = out / f"{stamp}.json", out / f"{stamp}.png"
+    write_results(results, json_path)
+    plot(results, png_path)
+    click.echo(table(results, str(json_path)))
+    if docs and not smoke:
+        write_table(results, Path(docs), str(json_path))
+        click.echo(f"table written to {docs}")
+    click.echo(f"figures: {json_path}; plot: {png_path}")
 
 
 @main.command("new-plugin")

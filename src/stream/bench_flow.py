@@ -1,0 +1,353 @@
+"""The benchmark's Kafka arms: real workers, a raw aiokafka loop, a Quix Streams app, the
+webhook dispatcher and a raw HTTP loop, each run on the same messages of the real broker.
+
+Each Kafka arm is started first and warmed up (one record per partition goes through), so
+its start-up (loading the model, joining the group) is not counted; then the messages are
+produced, and the throughput is ``n / (t_last - t0)``: from the moment producing starts to
+the CreateTime timestamp of the last record the arm published, read from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer
+
+from .kafka import ensure_topics, make_producer, read_records
+from .records import dumps, loads
+
+__all__ = ["FlowBench"]
+
+SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+@dataclass
+class Arm:
+    """What one run of one arm gave."""
+
+    records: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return (self.records - 1) / self.seconds if self.seconds > 0 else 0.0
+
+
+def _rate(timestamps_ms: Sequence[int]) -> tuple[int, float]:
+    ts = sorted(timestamps_ms)
+    return len(ts), max(1e-3, (ts[-1] - ts[0]) / 1000) if ts else 0.0
+
+
+def _since(t0: float, timestamps_ms: Sequence[int]) -> tuple[int, float]:
+    """``(n + 1, seconds)`` so that ``Arm.per_second`` is ``n / (t_last - t0)``."""
+    return len(timestamps_ms) + 1, max(1e-3, max(timestamps_ms) / 1000 - t0) if timestamps_ms else 0.0
+
+
+class FlowBench:
+    """Runs arms against the broker at ``bootstrap``; worker logs go to ``logdir``."""
+
+    def __init__(self, bootstrap: str, logdir: Path):
+        self.bootstrap = bootstrap
+        self.logdir = logdir
+        self.datadir = Path(tempfile.mkdtemp(prefix="stream-bench-"))
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _topics(self, partitions: int) -> dict[str, str]:
+        tag = uuid.uuid4().hex[:8]
+        return {"tag": tag, "raw": f"bench-{tag}.raw", "enriched": f"bench-{tag}.enriched",
+                "alerts": f"bench-{tag}.alerts", "dlq": f"bench-{tag}.dlq", "partitions": str(partitions)}
+
+    async def _produce(self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None],
+                       partitions: int) -> None:
+        await ensure_topics(self.bootstrap, [(topic, partitions, False)])
+        producer = make_producer(self.bootstrap)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value=v, key=k) for v, k in zip(values, keys, strict=True)]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+
+    async def _count(self, topic: str) -> list[Any]:
+        return [r async for r in read_records(self.bootstrap, topic, timeout=2)]
+
+    async def _wait_records(self, topic: str, count: int, procs: Sequence[subprocess.Popen[bytes]],
+                            timeout: float = 900) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        records: list[Any] = []
+        while time.monotonic() < deadline:
+            records = await self._count(topic)
+            if len(records) >= count:
+                return records
+            for p in procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"a benchmark process exited ({p.returncode}); logs in {self.logdir}")
+            await asyncio.sleep(1)
+        raise RuntimeError(f"{topic}: {len(records)} of {count} records within {timeout}s; logs in {self.logdir}")
+
+    def _worker(self, t: dict[str, str], name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        full = dict(os.environ, STREAM_BROKER=self.bootstrap, STREAM_APP_ID=f"bench-{t['tag']}",
+                    STREAM_TOPIC_RAW=t["raw"], STREAM_TOPIC_ENRICHED=t["enriched"], STREAM_TOPIC_ALERTS=t["alerts"],
+                    STREAM_TOPIC_DLQ=t["dlq"], STREAM_PARTITIONS=t["partitions"], STREAM_WEB="",
+                    STREAM_DATA_DIR=str(self.datadir / f"{t['tag']}-{name}"), STREAM_WORKER_NAME=name,
+                    STREAM_TOPIC_WEBHOOKS_RETRY=f"bench-{t['tag']}.retry",
+                    STREAM_TOPIC_WEBHOOKS_FAILED=f"bench-{t['tag']}.failed",
+                    STREAM_TOPIC_WEBHOOKS_EVENTS=f"bench-{t['tag']}.events", **env)
+        log = open(self.logdir / f"worker-{t['tag']}-{name}.log", "wb")  # noqa: SIM115 - owned by the process
+        return subprocess.Popen([sys.executable, "-m", "stream", "worker"], env=full, stdout=log,
+                                stderr=subprocess.STDOUT)
+
+    @staticmethod
+    def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    # ---- arms ---------------------------------------------------------------------------
+    async def _warm_then_measure(self, raw: str, out: str, partitions: int, values: Sequence[bytes],
+                                 keys: Sequence[bytes | None], procs: Sequence[subprocess.Popen[bytes]],
+                                 warm: Callable[[int], bytes]) -> tuple[list[Any], float]:
+        """Send one warm-up record per partition and wait for it to come out; then produce
+        ``values`` and wait for as many outputs.  :return: the outputs and t0."""
+        producer = make_producer(self.bootstrap)
+        await producer.start()
+        try:
+            for p in range(partitions):
+                await (await producer.send(raw, value=warm(p), key=f"warm-{p}".encode(), partition=p))
+            await self._wait_records(out, partitions, procs)
+            t0 = time.time()
+            futures = [await producer.send(raw, value=v, key=k) for v, k in zip(values, keys, strict=True)]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        records = await self._wait_records(out, partitions + len(values), procs)
+        return [r for r in records if not (r.key or b"").startswith(b"warm-")], t0
+
+    async def worker_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str], *, workers: int = 1,
+                         partitions: int = 1) -> Arm:
+        """Real ``stream worker`` processes, warmed up, then the articles."""
+        t = self._topics(partitions)
+        await ensure_topics(self.bootstrap, [(t["raw"], partitions, False), (t["enriched"], partitions, False)])
+        procs = [self._worker(t, f"w{n}", env) for n in range(workers)]
+        try:
+            warm = articles[0]
+            records, t0 = await self._warm_then_measure(
+                t["raw"], t["enriched"], partitions, [dumps(a) for a in articles], [a["id"].encode() for a in articles],
+                procs, lambda p: dumps(dict(warm, id=f"warm-{p}")))
+        finally:
+            self._stop(procs)
+        n, seconds = _since(t0, [r.timestamp for r in records])
+        return Arm(n, seconds, {"records": [loads(r.value) for r in records], "topics": t})
+
+    async def aiokafka_arm(self, values: Sequence[bytes]) -> Arm:
+        """The raw loop: ``getmany`` -> ``send`` with the same producer settings as ours, and a
+        commit per batch, in the benchmark's process."""
+        t = self._topics(1)
+        await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
+        consumer = AIOKafkaConsumer(t["raw"], bootstrap_servers=self.bootstrap, group_id=f"raw-{t['tag']}",
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        producer = make_producer(self.bootstrap)
+        await consumer.start()
+        await producer.start()
+        stop = asyncio.Event()
+
+        async def loop() -> None:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                futures = [await producer.send(t["enriched"], value=r.value, key=r.key)
+                           for records in batches.values() for r in records]
+                if futures:
+                    await asyncio.gather(*futures)
+                    await consumer.commit()
+
+        task = asyncio.create_task(loop())
+        try:
+            records, t0 = await self._warm_then_measure(t["raw"], t["enriched"], 1, values, [None] * len(values),
+                                                        [], lambda p: b'{"id": "warm"}')
+        finally:
+            stop.set()
+            await task
+            await producer.stop()
+            await consumer.stop()
+        n, seconds = _since(t0, [r.timestamp for r in records])
+        return Arm(n, seconds)
+
+    async def quix_arm(self, values: Sequence[bytes]) -> Arm:
+        """A Quix Streams passthrough application (``sdf.to_topic``), in its own process."""
+        t = self._topics(1)
+        await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
+        script = (
+            "import sys\n"
+            "from quixstreams import Application\n"
+            "app = Application(broker_address=sys.argv[1], consumer_group=sys.argv[2],"
+            " auto_offset_reset='earliest', auto_create_topics=False)\n"
+            "src = app.topic(sys.argv[3], value_deserializer='bytes', key_deserializer='bytes')\n"
+            "dst = app.topic(sys.argv[4], value_serializer='bytes', key_serializer='bytes')\n"
+            "app.dataframe(src).to_topic(dst)\n"
+            "app.run()\n"
+        )
+        log = open(self.logdir / f"quix-{t['tag']}.log", "wb")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"quix-{t['tag']}", t["raw"],
+                                 t["enriched"]], stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        try:
+            records, t0 = await self._warm_then_measure(t["raw"], t["enriched"], 1, values, [None] * len(values),
+                                                        [proc], lambda p: b'{"id": "warm"}')
+        finally:
+            self._stop([proc])
+        n, seconds = _since(t0, [r.timestamp for r in records])
+        return Arm(n, seconds)
+
+    async def latency_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str], *, rate: float | None,
+                          sink_port: int, received: dict[str, float]) -> list[float]:
+        """End-to-end latency, produce -> webhook received by the local sink, per article
+        (each raises an alert).  ``rate`` articles/s, or one at a time at idle."""
+        t = self._topics(1)
+        await ensure_topics(self.bootstrap, [(t["raw"], 1, False)])
+        hooks = self.datadir / f"hooks-{t['tag']}.toml"
+        hooks.write_text(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink_port}/hook"\n'
+                         f'secret = "{SECRET}"\n')
+        proc = self._worker(t, "lat", {**env, "STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1"})
+        producer = make_producer(self.bootstrap, linger_ms=0)
+        await producer.start()
+        sent: dict[str, float] = {}
+        try:
+            # Wait until the worker is up: a warm-up article went all the way through.
+            warm = dict(articles[0], id=f"warm-{t['tag']}")
+            await (await producer.send(t["raw"], value=dumps(warm), key=warm["id"].encode()))
+            deadline = time.monotonic() + 300
+            while warm["id"] not in received:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the latency worker did not start; logs in {self.logdir}")
+                await asyncio.sleep(0.2)
+            start = time.time()
+            for n, article in enumerate(articles):
+                a = dict(article, id=f"{article['id']}-{t['tag']}-{n}")
+                if rate is None:  # idle: one article at a time
+                    await asyncio.sleep(0.3)
+                    sent[a["id"]] = time.time()
+                    await (await producer.send(t["raw"], value=dumps(a), key=a["id"].encode()))
+                    while a["id"] not in received and time.time() - sent[a["id"]] < 60:
+                        await asyncio.sleep(0.002)
+                else:
+                    await asyncio.sleep(max(0.0, start + n / rate - time.time()))
+                    sent[a["id"]] = time.time()
+                    await producer.send(t["raw"], value=dumps(a), key=a["id"].encode())
+            deadline = time.monotonic() + 300
+            while not all(i in received for i in sent) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        finally:
+            await producer.stop()
+            self._stop([proc])
+        return [received[i] - sent[i] for i in sent if i in received]
+
+
+class Sink:
+    """A webhook receiver in the benchmark's event loop: notes when each article's first
+    alert arrived, and every arrival time."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.times: list[float] = []
+        self.port = 0
+
+    async def start(self) -> None:
+        from aiohttp import web
+
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            now = time.time()
+            self.times.append(now)
+            try:
+                article = loads(body).get("data", {}).get("article_id")
+            except ValueError:
+                article = None
+            if article and article not in self.first:
+                self.first[article] = now
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+async def webhook_arms(bootstrap: str, alerts: Sequence[dict[str, Any]], concurrency: int) -> tuple[Arm, Arm]:
+    """R9: the dispatcher delivering ``alerts`` from a topic (signing, Kafka state, retries
+    scheduled) / a raw ``httpx`` POST loop of the same payloads at the same concurrency; both to
+    the same local sink.  Throughput from the sink's arrival times."""
+    import httpx
+
+    from .settings import Settings
+    from .webhooks.config import parse_subscriptions
+    from .webhooks.delivery import Dispatcher, payload
+
+    sink = Sink()
+    await sink.start()
+    try:
+        tag = uuid.uuid4().hex[:8]
+        settings = Settings(broker=bootstrap, app_id=f"bench-{tag}", topic_alerts=f"bench-{tag}.alerts",
+                            partitions=1, topic_webhooks_retry=f"bench-{tag}.retry",
+                            topic_webhooks_failed=f"bench-{tag}.failed", topic_webhooks_events=f"bench-{tag}.events")
+        await ensure_topics(bootstrap, [(settings.topic_alerts, 1, False)])
+        producer = make_producer(bootstrap)
+        await producer.start()
+        try:
+            futures = [await producer.send(settings.topic_alerts, value=dumps(a), key=a["rule_id"].encode())
+                       for a in alerts]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        subs = parse_subscriptions(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink.port}/hook"\n'
+                                   f'secret = "{SECRET}"\nconcurrency = {concurrency}\n')
+        dispatcher = Dispatcher(settings, subs, allow_loopback=True)
+        stop = asyncio.Event()
+        task = asyncio.create_task(dispatcher.run(stop))
+        deadline = time.monotonic() + 600
+        while len(sink.times) < len(alerts) and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+        n, seconds = _rate([int(t * 1000) for t in sink.times])
+        ours = Arm(n, seconds)
+        sink.times.clear()
+        bodies = [payload(a) for a in alerts]
+        limit = asyncio.Semaphore(concurrency)
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency + 4)) as client:
+            async def post(body: bytes) -> None:
+                async with limit:
+                    await client.post(f"http://127.0.0.1:{sink.port}/raw", content=body,
+                                      headers={"content-type": "application/json"})
+
+            await asyncio.gather(*(post(b) for b in bodies))
+        n, seconds = _rate([int(t * 1000) for t in sink.times])
+        return ours, Arm(n, seconds)
+    finally:
+        await sink.stop()
+
+
+def median_min_max(values: Sequence[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}

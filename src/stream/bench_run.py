@@ -1,0 +1,270 @@
+"""``stream bench``: every figure of the benchmark plan (R1-R10) as a ratio measured side by
+side in one run, alternating the A and B arms ``rounds`` times.
+
+The corpus is seeded and built from the sample feed (:func:`stream.bench.build_corpus`),
+with planted near-duplicates and keyword hits.  The framework arms (R1, R10) and the CPU
+arms (R4, R6, R7) use all of it; the arms that run spaCy in a worker (R2, R3, R5, R8) use
+its first ``ner_count`` articles, as NER runs at about 20 articles a second per core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from .bench import build_corpus, run_alert_scale_bench, run_dedup_bench
+from .bench_flow import FlowBench, Sink, median_min_max, webhook_arms
+from .progress import progress
+from .records import dumps
+from .settings import Settings
+
+__all__ = ["PLAN", "run_benchmark"]
+
+#: id -> (what is compared, target as (op, value))
+PLAN: dict[str, tuple[str, str, float]] = {
+    "R1": ("framework overhead: worker with a no-op plugin / raw aiokafka getmany -> send loop", ">=", 0.5),
+    "R2": ("NER stage inside the worker / standalone spaCy nlp.pipe, same texts and components", ">=", 0.9),
+    "R3": ("whole pipeline (clean, NER, dedup, alerts, webhooks to a local sink) / standalone nlp.pipe", ">=", 0.8),
+    "R4": ("CPU per article of clean + dedup + alerts (10,000 rules) / CPU per article of NER", "<=", 0.10),
+    "R5": ("two worker processes on two partitions / one worker (whole pipeline)", ">=", 1.6),
+    "R6": ("alert cost per article with 10,000 rules / with 10 rules", "<=", 1.5),
+    "R7": ("dedup insert+query with 1,000,000 signatures in the index / with 10,000", "<=", 1.5),
+    "R8": ("p99 end-to-end latency (produce -> webhook) at half the maximum rate / idle median", "<=", 3.0),
+    "R9": ("webhook delivery (signing, state, retries scheduled) / raw HTTP POST loop, same concurrency", ">=", 0.8),
+    "R10": ("worker with a no-op plugin / Quix Streams passthrough application, same messages", ">=", 1.0),
+}
+
+FULL = "clean,ner,dedup,alerts"
+
+
+def plant(corpus: list[dict[str, Any]], seed: int = 21) -> list[dict[str, Any]]:
+    """Add keyword hits to a quarter of the articles and near-duplicate copies (one
+    paragraph dropped, a headline changed) of a tenth, at seeded places."""
+    rng = random.Random(seed)
+    out = []
+    for n, a in enumerate(corpus):
+        if n % 4 == 0:
+            a = dict(a, text=a["text"] + "\n\nTroops were reported moving towards the border overnight.")
+        out.append(a)
+    for a in rng.sample(out, len(out) // 10):
+        paragraphs = a["text"].split("\n\n")
+        if len(paragraphs) > 2:
+            paragraphs.pop(rng.randrange(1, len(paragraphs)))
+        out.insert(rng.randrange(len(out)), {"id": a["id"] + "-copy", "title": "Update: " + a["title"],
+                                             "text": "\n\n".join(paragraphs)})
+    return out
+
+
+def _ratio(a: list[float], b: list[float]) -> dict[str, float]:
+    return median_min_max([x / y for x, y in zip(a, b, strict=True) if y > 0])
+
+
+def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
+    what, op, target = PLAN[rid]
+    met = ratio["median"] >= target if op == ">=" else ratio["median"] <= target
+    return {"id": rid, "what": what, "target": f"{op} {target:g}", "met": met,
+            **{k: round(v, 3) for k, v in ratio.items()}, "detail": detail}
+
+
+def _standalone_nlp_pipe(texts: list[str], batch_size: int) -> float:
+    from .bench import _standalone
+
+    return _standalone(texts, batch_size)
+
+
+def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
+                  dedup_sizes: tuple[int, int], logdir: Path,
+                  echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`)."""
+    started = time.time()
+    corpus = plant(build_corpus(samples, count))
+    ner_articles = corpus[:ner_count]
+    flow = FlowBench(settings.broker, logdir)
+    results: dict[str, Any] = {"ratios": [], "sanity": {}, "arms": {}}
+    noop = {"STREAM_PLUGINS": "noop", "STREAM_PLUGIN_NOOP_ENABLED": "1"}
+    values = [dumps(a) for a in corpus]
+    steps = 6 * rounds + 4
+    with progress() as bar:
+        task = bar.add_task("benchmark", total=steps)
+
+        def step(label: str) -> None:
+            bar.update(task, description=label)
+
+        def done() -> None:
+            bar.advance(task)
+
+        # R1, R10: the framework alone, on all messages; the three arms alternate per round.
+        worker_s, raw_s, quix_s = [], [], []
+        for _ in range(rounds):
+            step("R1/R10: worker with a no-op plugin")
+            worker_s.append(asyncio.run(flow.worker_arm(corpus, noop)).per_second)
+            done()
+            step("R1: raw aiokafka loop")
+            raw_s.append(asyncio.run(flow.aiokafka_arm(values)).per_second)
+            step("R10: Quix Streams passthrough")
+            quix_s.append(asyncio.run(flow.quix_arm(values)).per_second)
+            done()
+        results["arms"].update({"worker_noop_msgs_per_s": worker_s, "aiokafka_msgs_per_s": raw_s,
+                                "quix_msgs_per_s": quix_s})
+        r1 = _entry("R1", _ratio(worker_s, raw_s), messages=len(values))
+        r10 = _entry("R10", _ratio(worker_s, quix_s), messages=len(values))
+
+        # R2, R3: the NER stage and the whole pipeline in a worker / standalone nlp.pipe.
+        ner_ratio, whole_ratio, whole_s, standalone_s, words_s = [], [], [], [], []
+        sink = Sink()
+
+        async def whole_arm() -> Any:
+            await sink.start()
+            try:
+                hooks = flow.datadir / "bench-hooks.toml"
+                hooks.write_text(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink.port}/hook"\n'
+                                 f'secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="\n')
+                return await flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL, "STREAM_WEBHOOKS": str(hooks),
+                                                            "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1"})
+            finally:
+                await sink.stop()
+
+        for _ in range(rounds):
+            step("R2/R3: whole pipeline in a worker")
+            arm = asyncio.run(whole_arm())
+            records = arm.extra["records"]
+            texts = [r["clean_text"] for r in records]
+            ner_s = sum(p["ms"] for r in records for p in r["processing"]["plugins"] if p["name"] == "ner") / 1000
+            done()
+            step("R2/R3: standalone nlp.pipe")
+            alone = _standalone_nlp_pipe(texts, settings.batch_size)
+            done()
+            ner_ratio.append(alone / ner_s)
+            whole_s.append(arm.per_second)
+            standalone_s.append(len(texts) / alone)
+            whole_ratio.append(arm.per_second / (len(texts) / alone))
+            words_s.append(sum(len(t.split()) for t in texts) / alone)
+        r2 = _entry("R2", median_min_max(ner_ratio), articles=len(ner_articles))
+        r3 = _entry("R3", median_min_max(whole_ratio), articles=len(ner_articles),
+                    whole_pipeline_articles_per_s=statistics.median(whole_s),
+                    standalone_articles_per_s=statistics.median(standalone_s))
+        results["sanity"].update({
+            "standalone_nlp_pipe_words_per_s": round(statistics.median(words_s)),
+            "whole_pipeline_articles_per_s": round(statistics.median(whole_s), 2),
+            "raw_passthrough_msgs_per_s": round(statistics.median(raw_s)),
+            "worker_noop_msgs_per_s": round(statistics.median(worker_s)),
+            "words_per_article": round(statistics.median(len(a["text"].split()) for a in ner_articles)),
+        })
+
+        # R5: two workers on two partitions / one worker on one (whole pipeline).
+        two, one = [], []
+        for _ in range(rounds):
+            step("R5: two workers, two partitions")
+            two.append(asyncio.run(flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL}, workers=2,
+                                                   partitions=2)).per_second)
+            step("R5: one worker")
+            one.append(asyncio.run(flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL})).per_second)
+            done()
+        r5 = _entry("R5", _ratio(two, one), articles=len(ner_articles), two_workers_articles_per_s=two,
+                    one_worker_articles_per_s=one)
+
+        # R4: CPU per article, in-process: clean + dedup + alerts (10,000 rules) / NER.
+        step("R4: CPU per article of each processor")
+        r4_ratio, cpu = _cpu_split(samples, corpus[: min(len(corpus), 300)], rounds)
+        r4 = _entry("R4", r4_ratio, ms_per_article=cpu)
+        done()
+
+        # R6, R7: in-process, alternating the sizes.
+        step("R6: alerting at 10 / 10,000 rules")
+        alerts = run_alert_scale_bench(samples, count=min(count, 1000), rounds=rounds)
+        r6 = _entry("R6", alerts.pop("R6_alerts_10000_vs_10_rules"), **alerts)
+        done()
+        step(f"R7: dedup at {dedup_sizes[0]:,} / {dedup_sizes[1]:,} signatures")
+        dedup = run_dedup_bench(samples, sizes=dedup_sizes, count=min(count, 1000), rounds=rounds)
+        key = f"dedup_{dedup_sizes[1]}_vs_{dedup_sizes[0]}_signatures"
+        r7 = _entry("R7", dedup.pop(key), **dedup)
+        done()
+
+        # R8: p99 latency at half the whole pipeline's rate / the median at idle.
+        step("R8: end-to-end latency")
+        hits = [a for a in ner_articles if "Troops were reported" in a["text"]]
+        half = max(1.0, statistics.median(whole_s) / 2)
+        idle, loaded = asyncio.run(_latency(flow, hits, half, rounds))
+        p99 = statistics.quantiles(loaded, n=100)[98] if len(loaded) >= 2 else loaded[0]
+        r8 = _entry("R8", {"median": p99 / statistics.median(idle), "min": p99 / max(idle),
+                           "max": p99 / min(idle)},
+                    idle_median_s=statistics.median(idle), p99_at_half_rate_s=p99, rate_per_s=half,
+                    loaded_samples=len(loaded), idle_samples=len(idle))
+        done()
+
+        # R9: webhook delivery / a raw POST loop.
+        step("R9: webhook delivery")
+        ours, raw = [], []
+        fake = [{"alert_id": f"a{n}", "rule_id": "troops", "article_id": f"x{n}", "severity": "high",
+                 "kind": "keyword", "created_at": "2026-11-23T10:00:00.000Z", "snippet": "Troops were reported"}
+                for n in range(max(200, count // 2))]
+        for _ in range(rounds):
+            a, b = asyncio.run(webhook_arms(settings.broker, fake, concurrency=8))
+            ours.append(a.per_second)
+            raw.append(b.per_second)
+        r9 = _entry("R9", _ratio(ours, raw), deliveries=len(fake), dispatcher_per_s=ours, raw_post_per_s=raw)
+        done()
+
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10]
+    results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
+    results["seconds"] = round(time.time() - started, 1)
+    return results
+
+
+async def _latency(flow: FlowBench, hits: list[dict[str, Any]], rate: float, rounds: int) -> tuple[list[float],
+                                                                                                     list[float]]:
+    sink = Sink()
+    await sink.start()
+    try:
+        # One rule that every latency article matches, duplicates included (the arms send the
+        # same texts again), no cooldown: each article raises exactly one alert.
+        rules = flow.datadir / "latency-rules.toml"
+        rules.write_text('[[rules]]\nid = "latency"\nany = ["troops"]\nduplicates = true\n')
+        env = {"STREAM_PLUGINS": FULL, "STREAM_BATCH_TIMEOUT": "0.05", "STREAM_RULES": str(rules)}
+        idle = await flow.latency_arm(hits[: max(5, 3 * rounds)], env, rate=None, sink_port=sink.port,
+                                      received=sink.first)
+        n = max(10, int(rate * 20))  # about 20 seconds at that rate
+        loaded = await flow.latency_arm((hits * (n // max(1, len(hits)) + 1))[:n], env, rate=rate,
+                                        sink_port=sink.port, received=sink.first)
+        return idle, loaded
+    finally:
+        await sink.stop()
+
+
+def _cpu_split(samples: list[Path], corpus: list[dict[str, Any]], rounds: int) -> tuple[dict[str, float],
+                                                                                         dict[str, float]]:
+    """Process CPU time per article of each processor, in process, alternating rounds."""
+    import tempfile
+
+    from stream_alerts import AlertsProcessor
+    from stream_clean import CleanProcessor
+    from stream_dedup import DedupProcessor
+    from stream_ner import NerProcessor
+
+    from .bench import make_rules
+    from .processor import Context
+    from .records import Article
+
+    rules = Path(tempfile.mkdtemp(prefix="stream-r4-")) / "rules.toml"
+    vocabulary = [f"standing{n}word" for n in range(5000)]
+    rules.write_text(make_rules(10_000, vocabulary))
+    settings = Settings(rules=str(rules))
+    procs = {"clean": CleanProcessor(), "ner": NerProcessor(), "dedup": DedupProcessor(), "alerts": AlertsProcessor()}
+    for proc in procs.values():
+        proc.setup(Context(settings=settings, tables={"dedup": {}, "alerts": {}}))
+    per: dict[str, list[float]] = {name: [] for name in procs}
+    ratios = []
+    for r in range(rounds):
+        batch = [Article(id=f"{a['id']}-{r}", text=a["text"]) for a in corpus]
+        for name, proc in procs.items():
+            start = time.process_time()
+            for i in range(0, len(batch), 64):
+                proc.process(batch[i:i + 64])
+            per[name].append((time.process_time() - start) / len(batch) * 1000)
+        light = per["clean"][-1] + per["dedup"][-1] + per["alerts"][-1]
+        ratios.append(light / per["ner"][-1])
+    return median_min_max(ratios), {name: round(statistics.median(v), 3) for name, v in per.items()}

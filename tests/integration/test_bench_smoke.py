@@ -1,0 +1,38 @@
+"""A small run of the whole benchmark harness (every arm, tiny sizes): it runs, writes the
+figures, the plot and the table.  The figures of a smoke run mean nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream.broker import LocalBroker
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_harness_runs_every_arm(broker: LocalBroker, tmp_path: Path) -> None:
+    docs = tmp_path / "performance.md"
+    env = {**os.environ, "STREAM_BROKER": broker.bootstrap}
+    out = subprocess.run([sys.executable, "-m", "stream", "bench", "--smoke", "--samples",
+                          str(ROOT / "examples" / "articles"), "--out-dir", str(tmp_path), "--docs", ""],
+                         env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    [figures] = tmp_path.glob("*-smoke.json")
+    results = json.loads(figures.read_text())
+    assert [r["id"] for r in results["ratios"]] == [f"R{n}" for n in range(1, 11)]
+    for r in results["ratios"]:
+        assert r["median"] > 0 and r["min"] <= r["median"] <= r["max"], r
+    assert results["sanity"]["standalone_nlp_pipe_words_per_s"] > 0
+    assert results["sanity"]["raw_passthrough_msgs_per_s"] > 0
+    png = figures.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| R10 | worker with a no-op plugin" in out.stdout
+    assert not docs.exists()  # a smoke run never rewrites the published table
