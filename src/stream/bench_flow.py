@@ -215,6 +215,31 @@ class FlowBench:
         n, seconds = _since(t0, [r.timestamp for r in records])
         return Arm(n, seconds)
 
+    async def soak_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str],
+                       marks: Sequence[int]) -> dict[str, Any]:
+        """Resident memory of a worker while ``articles`` go through: RSS (from /proc) when the
+        output count first reaches each of ``marks``."""
+        t = self._topics(1)
+        await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
+        proc = self._worker(t, "soak", env)
+        rss: dict[int, float] = {}
+        try:
+            await self._produce(t["raw"], [dumps(a) for a in articles], [a["id"].encode() for a in articles], 1)
+            from .kafka import end_offsets
+
+            deadline = time.monotonic() + 1800
+            while len(rss) < len(marks) and time.monotonic() < deadline:
+                done = sum((await end_offsets(self.bootstrap, t["enriched"])).values())
+                for mark in marks:
+                    if done >= mark and mark not in rss:
+                        rss[mark] = _rss_mb(proc.pid)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the soak worker exited; logs in {self.logdir}")
+                await asyncio.sleep(0.5)
+        finally:
+            self._stop([proc])
+        return {"rss_mb": {str(k): round(v, 1) for k, v in rss.items()}}
+
     async def latency_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str], *, rate: float | None,
                           sink_port: int, received: dict[str, float]) -> list[float]:
         """End-to-end latency, produce -> webhook received by the local sink, per article
@@ -347,6 +372,13 @@ async def webhook_arms(bootstrap: str, alerts: Sequence[dict[str, Any]], concurr
         return ours, Arm(n, seconds)
     finally:
         await sink.stop()
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def median_min_max(values: Sequence[float]) -> dict[str, float]:

@@ -41,10 +41,22 @@ def table(results: dict[str, Any], source: str) -> str:
              f"(articles of about {s.get('words_per_article', 0)} words); raw passthrough "
              f"{s.get('raw_passthrough_msgs_per_s', 0):,} messages/s; worker with a no-op plugin "
              f"{s.get('worker_noop_msgs_per_s', 0):,} messages/s.",
+             *_memory(results),
              "", f"Corpus: {c.get('articles')} articles ({c.get('ner_articles')} in the arms that run NER), "
              f"{c.get('rounds')} rounds of alternated arms, {results.get('seconds')} s in all; "
              f"from `{source}`."]
     return "\n".join(rows)
+
+
+def _memory(results: dict[str, Any]) -> list[str]:
+    m = results.get("memory")
+    if not m:
+        return []
+    marks = m["marks"]
+    steps = ", ".join(f"{int(k):,}: {v} MB" for k, v in m["rss_mb"].items())
+    return ["", f"Memory soak (a worker with dedup and alerts, the processors that keep state; dedup "
+            f"state bounded at 10,000 signatures): resident memory after {steps}; growth from the "
+            f"{marks[0]:,}th to the {marks[-1]:,}th article: {m['growth_mb']} MB."]
 
 
 def write_table(results: dict[str, Any], docs: Path, source: str) -> None:

@@ -77,7 +77,7 @@ def _standalone_nlp_pipe(texts: list[str], batch_size: int) -> float:
 
 
 def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
-                  dedup_sizes: tuple[int, int], logdir: Path,
+                  dedup_sizes: tuple[int, int], logdir: Path, soak: int = 50_000,
                   echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`)."""
     started = time.time()
@@ -87,7 +87,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
     results: dict[str, Any] = {"ratios": [], "sanity": {}, "arms": {}}
     noop = {"STREAM_PLUGINS": "noop", "STREAM_PLUGIN_NOOP_ENABLED": "1"}
     values = [dumps(a) for a in corpus]
-    steps = 6 * rounds + 4
+    steps = 6 * rounds + 5
     with progress() as bar:
         task = bar.add_task("benchmark", total=steps)
 
@@ -207,6 +207,21 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             ours.append(a.per_second)
             raw.append(b.per_second)
         r9 = _entry("R9", _ratio(ours, raw), deliveries=len(fake), dispatcher_per_s=ours, raw_post_per_s=raw)
+        done()
+
+        # Memory soak: a worker with the stateful processors (dedup, alerts: what holds state;
+        # NER over 50,000 articles would take most of an hour) over ``soak`` articles, the
+        # dedup state bounded at 10,000 signatures: resident memory should level off.
+        step(f"memory soak: {soak:,} articles")
+        soak_corpus = [dict(a, id=f"{a['id']}-soak{n // len(corpus)}") for n, a in
+                       enumerate(corpus[i % len(corpus)] for i in range(soak))]
+        marks = sorted({min(soak, 10_000), soak} | {m for m in (20_000, 30_000, 40_000) if m < soak})
+        memory = asyncio.run(flow.soak_arm(soak_corpus, {"STREAM_PLUGINS": "dedup,alerts",
+                                                          "STREAM_PLUGIN_DEDUP_MAX_SIGNATURES": "10000"}, marks))
+        rss = memory["rss_mb"]
+        memory["growth_mb"] = round(rss[str(marks[-1])] - rss[str(marks[0])], 1)
+        memory["marks"] = marks
+        results["memory"] = memory
         done()
 
     results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10]

@@ -291,7 +291,7 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
 @main.command()
 @click.option("--articles", "count", type=int, default=5000, show_default=True,
               help="Articles in the generated corpus (framework and CPU arms).")
-@click.option("--ner-articles", "ner_count", type=int, default=300, show_default=True,
+@click.option("--ner-articles", "ner_count", type=int, default=200, show_default=True,
               help="Articles of the corpus in the arms that run NER in a worker.")
 @click.option("--rounds", type=int, default=3, show_default=True, help="A/B alternations.")
 @click.option("--dedup-sizes", default="10000,1000000", show_default=True,
@@ -302,10 +302,12 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
               help="Where DATE.json and DATE.png go.")
 @click.option("--docs", type=click.Path(dir_okay=False), default="docs/performance.md", show_default=True,
               help="The page whose generated table is replaced ('' to leave it).")
+@click.option("--soak", type=int, default=50_000, show_default=True,
+              help="Articles through a worker for the memory soak.")
 @click.option("--smoke", is_flag=True, help="A tiny run that checks the harness (figures meaningless).")
 @click.pass_context
 def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_sizes: str, samples: str,
-          out_dir: str, docs: str, smoke: bool) -> None:
+          out_dir: str, docs: str, soak: int, smoke: bool) -> None:
     """Measure R1-R10 of the benchmark plan, each a ratio of two arms alternated in one run
     on the real broker; write the figures, the table of docs/performance.md and a plot."""
     import datetime
@@ -318,13 +320,14 @@ def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_siz
     small, big = (int(x) for x in dedup_sizes.split(","))
     if smoke:
         count, ner_count, rounds, small, big = min(count, 60), min(ner_count, 12), 1, 1000, 5000
+        soak = min(soak, 2000)
     files = sorted(Path(samples).glob("*.txt"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     logdir = out / "logs"
     logdir.mkdir(exist_ok=True)
     results = run_benchmark(settings, files, count=count, ner_count=ner_count, rounds=rounds,
-                            dedup_sizes=(small, big), logdir=logdir)
+                            dedup_sizes=(small, big), logdir=logdir, soak=soak)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d") + ("-smoke" if smoke else "")
     json_path, png_path = out / f"{stamp}.json", out / f"{stamp}.png"
     write_results(results, json_path)

@@ -32,6 +32,7 @@ def test_the_benchmark_harness_runs_every_arm(broker: LocalBroker, tmp_path: Pat
         assert r["median"] > 0 and r["min"] <= r["median"] <= r["max"], r
     assert results["sanity"]["standalone_nlp_pipe_words_per_s"] > 0
     assert results["sanity"]["raw_passthrough_msgs_per_s"] > 0
+    assert results["memory"]["rss_mb"] and all(v > 0 for v in results["memory"]["rss_mb"].values())
     png = figures.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| R10 | worker with a no-op plugin" in out.stdout
