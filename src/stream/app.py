@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, MutableMapping
+from typing import Any, Mapping, MutableMapping
 
 import faust
 from faust.serializers import codecs
@@ -223,7 +223,9 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                     extra=about(letter.article_id))
         host.notify("stream_article_failed", dead_letter=letter)
 
-    async def publish(result: BatchResult, origins: dict[int, dict[str, Any]]) -> None:
+    async def publish(result: BatchResult, origins: Mapping[int, Any]) -> None:
+        """``origins``: per article, its input record's origin (a dict), or the faust event
+        it came in (made into an origin only when needed: for a dead letter)."""
         out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
                               original={}, route_duplicates=settings.route_duplicates)
         for key, value in out.enriched:
@@ -242,7 +244,8 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             m.on_alert(settings.topic_alerts, alert)
             host.notify("stream_alert_raised", alert=alert)
         for article, letter in out.dead:
-            await send_dead(letter, origins[id(article)])
+            origin = origins[id(article)]
+            await send_dead(letter, origin if isinstance(origin, dict) else _origin(origin))
 
     raw_seen, handoff_seen = _Refetches(), _Refetches()
     handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
@@ -256,7 +259,9 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         async for events in batches:
             m.on_consumed("raw", len(events))
             articles: list[Article] = []
-            origins: dict[int, dict[str, Any]] = {}
+            # The event of each article; its origin (with the original bytes in base64) is built
+            # only for a dead letter or the handoff to stage 2, not on the common path.
+            origins: dict[int, Any] = {}
             for event in filter(raw_seen.fresh, events):
                 value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
                 try:
@@ -270,7 +275,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                                     _origin(event))
                     continue
                 articles.append(article)
-                origins[id(article)] = _origin(event)
+                origins[id(article)] = event
             if not articles:
                 continue
             result = await stage1.run(articles)
@@ -281,10 +286,10 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                 await send_dead(DeadLetter(
                     error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
                     stage=failure.stage, original=b"", article_id=failure.article.id,
-                ), origins[id(failure.article)])
+                ), _origin(origins[id(failure.article)]))
             for article in result.articles:
                 await handoff.send(key=article.id.encode(), value=dumps(
-                    {"article": article.to_state(), "origin": origins[id(article)]}))
+                    {"article": article.to_state(), "origin": _origin(origins[id(article)])}))
 
     if stage2 is None:
         return handled
