@@ -77,6 +77,27 @@ async def _collect(settings: Settings, start: dict[str, dict[int, int]], expecte
     return enriched, alerts, dead
 
 
+_SHOWN = ("stream_articles_in_total", "stream_articles_out_total", "stream_alerts_total",
+          "stream_dead_letters_total", "stream_duplicates_total", "stream_webhook_results_total",
+          "stream_plugin_seconds_count", "stream_consumer_lag")
+
+
+def _metrics(log: Path) -> list[str]:
+    """The worker's main metrics, read from its /metrics (its URL is in its log)."""
+    import re
+    import urllib.request
+
+    found = re.findall(r"stream web: (http://\S+) \(dashboard\)", log.read_text(errors="replace"))
+    if not found:
+        return []
+    try:
+        with urllib.request.urlopen(found[-1] + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.startswith(_SHOWN) and not line.endswith(" 0.0")]
+
+
 def _show(enriched: list[Any], alerts: list[Any], dead: list[Any]) -> None:
     echo = click.echo
     for rec in sorted(enriched, key=lambda r: r["id"]):
@@ -139,7 +160,7 @@ def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int
     env = {**os.environ, "STREAM_WEBHOOKS": str(subs), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
            "STREAM_APP_ID": settings.app_id, "STREAM_TOPIC_RAW": settings.topic_raw,
            "STREAM_TOPIC_ENRICHED": settings.topic_enriched, "STREAM_TOPIC_ALERTS": settings.topic_alerts,
-           "STREAM_TOPIC_DLQ": settings.topic_dlq}
+           "STREAM_TOPIC_DLQ": settings.topic_dlq, "STREAM_WEB": "127.0.0.1:0"}
     click.echo(f"starting a worker (log: {log}) and a webhook sink on port {port}; topics {tag} ...")
     with open(log, "ab") as fh:
         worker = subprocess.Popen([sys.executable, "-m", "stream", "worker"], stdout=fh,
@@ -156,6 +177,7 @@ def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int
             if wanted <= {r["alert"]["alert_id"] for r in received if r.get("alert")}:
                 break
             time.sleep(0.5)
+        metrics = _metrics(log)
     finally:
         for proc in (worker, sink):
             proc.send_signal(signal.SIGTERM)
@@ -165,6 +187,10 @@ def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int
                 proc.kill()
         sink_out.close()
     _show(enriched, alerts, dead)
+    if metrics:
+        click.echo(click.style("\nthe worker's metrics (GET /metrics; dashboard on the same port):", bold=True))
+        for line in metrics:
+            click.echo(f"   {line}")
     verified = [r for r in received if r.get("verified")]
     click.echo(click.style(f"\nwebhook sink: {len(verified)} alert(s) received over HTTP, signatures verified "
                            f"(Standard Webhooks)", bold=True))

@@ -64,6 +64,24 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
             await serve(settings.web, metrics, health)
 
 
+def _check_web_address(settings: Settings) -> None:
+    """A taken web port stops the worker at start with the fix, not a traceback later."""
+    import socket
+
+    from .errors import ConfigError
+
+    if not settings.web:
+        return
+    host, _, port = settings.web.rpartition(":")
+    try:
+        with socket.create_server((host or "127.0.0.1", int(port))):
+            pass
+    except OSError as exc:
+        where = settings.source or "STREAM_WEB"
+        raise ConfigError(f"{where}: web = {settings.web!r} cannot be used ({exc.strerror}); set another "
+                          f"host:port (port 0: any free port), or an empty value to turn the web server off") from None
+
+
 def run_worker(settings: Settings) -> int:
     """Run until stopped (SIGTERM/SIGINT).  :return: the exit status.
 
@@ -74,6 +92,7 @@ def run_worker(settings: Settings) -> int:
 
     from .app import create_app, make_table, prepare_topics, wire_agents
 
+    _check_web_address(settings)
     host = get_plugin_manager(settings)
     stateless, stateful = split_stateful(host.processors())
     app = create_app(settings)

@@ -62,3 +62,20 @@ async def test_a_partition_held_back_by_a_record_faust_dropped_is_rewound() -> N
     await watch.repair([("raw", 0, 16, 20)], now=100)
     await watch.repair([("raw", 0, 16, 20)], now=200)
     assert rewound == [("raw", 0, 12)]
+
+
+def test_a_taken_web_port_stops_the_worker_at_start_with_the_fix() -> None:
+    import socket
+
+    import pytest
+
+    from stream.errors import ConfigError
+    from stream.settings import Settings
+    from stream.worker import _check_web_address
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"web = '127.0.0.1:{port}' cannot be used.*port 0"):
+            _check_web_address(Settings(web=f"127.0.0.1:{port}"))
+    _check_web_address(Settings(web=""))  # off: nothing to check
+    _check_web_address(Settings(web="127.0.0.1:0"))
