@@ -19,8 +19,9 @@ loop has run, i.e. after every output of the batch was handed to the producer.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
-from typing import Any, Mapping, MutableMapping
+from typing import Any, Callable, MutableMapping
 
 import faust
 from faust.serializers import codecs
@@ -127,6 +128,14 @@ def _origin(event: Any) -> dict[str, Any]:
     }
 
 
+def _origin_in(origins: dict[int, dict[str, Any]], article: Article) -> dict[str, Any]:
+    return origins[id(article)]
+
+
+def _event_origin(events: dict[int, Any], article: Article) -> dict[str, Any]:
+    return _origin(events[id(article)])
+
+
 def _unpack(origin: dict[str, Any]) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     key = base64.b64decode(origin["key"]) if origin.get("key") else None
     headers = [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])]
@@ -223,29 +232,26 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                     extra=about(letter.article_id))
         host.notify("stream_article_failed", dead_letter=letter)
 
-    async def publish(result: BatchResult, origins: Mapping[int, Any]) -> None:
-        """``origins``: per article, its input record's origin (a dict), or the faust event
-        it came in (made into an origin only when needed: for a dead letter)."""
+    async def publish(result: BatchResult, origin_of: Callable[[Article], dict[str, Any]]) -> None:
+        """``origin_of``: an article's input record (called only for a dead letter)."""
         out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
                               original={}, route_duplicates=settings.route_duplicates)
         for key, value in out.enriched:
             await enriched.send(key=key, value=value)
         for key, value in out.duplicates:
             await duplicates.send(key=key, value=value)
+        m.on_published(settings.topic_enriched, len(out.enriched))
+        m.on_published(settings.topic_duplicates, len(out.duplicates))
         dead_ids = {id(article) for article, _letter in out.dead}
         for article in result.articles:
-            if id(article) in dead_ids:
-                continue
-            m.on_article(settings.topic_duplicates if settings.route_duplicates and
-                         article.dedup.get("status") in ("exact", "near") else settings.topic_enriched,
-                         article.dedup, article.entity_summary)
+            if id(article) not in dead_ids:
+                m.on_article(article.dedup, article.entity_summary)
         for key, value, alert in out.alerts:
             await alerts.send(key=key, value=value)
             m.on_alert(settings.topic_alerts, alert)
             host.notify("stream_alert_raised", alert=alert)
         for article, letter in out.dead:
-            origin = origins[id(article)]
-            await send_dead(letter, origin if isinstance(origin, dict) else _origin(origin))
+            await send_dead(letter, origin_of(article))
 
     raw_seen, handoff_seen = _Refetches(), _Refetches()
     handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
@@ -262,6 +268,8 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             # The event of each article; its origin (with the original bytes in base64) is built
             # only for a dead letter or the handoff to stage 2, not on the common path.
             origins: dict[int, Any] = {}
+            origin_of = functools.partial(_event_origin, origins)
+
             for event in filter(raw_seen.fresh, events):
                 value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
                 try:
@@ -280,16 +288,16 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                 continue
             result = await stage1.run(articles)
             if stage2 is None:
-                await publish(result, origins)
+                await publish(result, origin_of)
                 continue
             for failure in result.failures:
                 await send_dead(DeadLetter(
                     error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
                     stage=failure.stage, original=b"", article_id=failure.article.id,
-                ), _origin(origins[id(failure.article)]))
+                ), origin_of(failure.article))
             for article in result.articles:
                 await handoff.send(key=article.id.encode(), value=dumps(
-                    {"article": article.to_state(), "origin": _origin(origins[id(article)])}))
+                    {"article": article.to_state(), "origin": origin_of(article)}))
 
     if stage2 is None:
         return handled
@@ -316,6 +324,6 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             # durable (acknowledged by the broker) before any output of this batch is
             # published, so that no worker can see an output whose state was lost.
             await app.producer.flush()
-            await publish(result, origins)
+            await publish(result, functools.partial(_origin_in, origins))
 
     return handled

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .bench import build_corpus, run_alert_scale_bench, run_dedup_bench
+from .bench import _standalone, build_corpus, run_alert_scale_bench, run_dedup_bench
 from .bench_flow import FlowBench, Sink, median_min_max, webhook_arms
 from .progress import progress
 from .records import dumps
@@ -68,12 +68,6 @@ def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
     met = ratio["median"] >= target if op == ">=" else ratio["median"] <= target
     return {"id": rid, "what": what, "target": f"{op} {target:g}", "met": met,
             **{k: round(v, 3) for k, v in ratio.items()}, "detail": detail}
-
-
-def _standalone_nlp_pipe(texts: list[str], batch_size: int) -> float:
-    from .bench import _standalone
-
-    return _standalone(texts, batch_size)
 
 
 def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
@@ -136,7 +130,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             ner_s = sum(p["ms"] for r in records for p in r["processing"]["plugins"] if p["name"] == "ner") / 1000
             done()
             step("R2/R3: standalone nlp.pipe")
-            alone = _standalone_nlp_pipe(texts, settings.batch_size)
+            alone = _standalone(texts, settings.batch_size)
             done()
             ner_ratio.append(alone / ner_s)
             whole_s.append(arm.per_second)

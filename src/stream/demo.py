@@ -84,14 +84,15 @@ _SHOWN = ("stream_articles_in_total", "stream_articles_out_total", "stream_alert
 
 def _metrics(log: Path) -> list[str]:
     """The worker's main metrics, read from its /metrics (its URL is in its log)."""
-    import re
     import urllib.request
 
-    found = re.findall(r"stream web: (http://\S+) \(dashboard\)", log.read_text(errors="replace"))
-    if not found:
+    from .web import url_in_log
+
+    url = url_in_log(log.read_text(errors="replace"))
+    if url is None:
         return []
     try:
-        with urllib.request.urlopen(found[-1] + "/metrics", timeout=5) as response:
+        with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
         return []

@@ -134,18 +134,14 @@ async def read_records(
     limit: int | None = None,
     timeout: float | None = 10.0,
     follow: bool = False,
-    committed_only: bool = False,
 ) -> AsyncIterator[KafkaRecord]:
     """Yield records of ``topic`` from ``start`` offsets (default: the beginning).
 
     Stops after ``limit`` records; without ``follow`` also when every partition has been
     read to its end as of the call; and when nothing arrived for ``timeout`` seconds.
-    ``committed_only`` reads with ``isolation_level="read_committed"``: records of aborted
-    or still open transactions (``processing_guarantee = "exactly_once"``) are left out.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-        isolation_level="read_committed" if committed_only else "read_uncommitted",
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:

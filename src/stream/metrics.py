@@ -79,11 +79,15 @@ class WorkerMetrics:
         self.totals[f"plugin_s:{plugin}"] += int(seconds * 1_000_000)
         self.totals[f"plugin_n:{plugin}"] += articles
 
-    def on_article(self, topic: str, dedup: dict[str, Any], entity_summary: Iterable[dict[str, Any]]) -> None:
-        """An enriched article was published to ``topic``."""
-        self.articles_out.labels(topic).inc()
-        self.totals["out"] += 1
-        self._tick(n_out=1)
+    def on_published(self, topic: str, n: int) -> None:
+        """``n`` enriched records were published to ``topic``."""
+        if n:
+            self.articles_out.labels(topic).inc(n)
+            self.totals["out"] += n
+            self._tick(n_out=n)
+
+    def on_article(self, dedup: dict[str, Any], entity_summary: Iterable[dict[str, Any]]) -> None:
+        """An enriched article was published: its duplicate status and entities."""
         status = (dedup or {}).get("status")
         if status in ("exact", "near"):
             self.duplicates.labels(status).inc()

@@ -206,13 +206,12 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         else:
             items = None
         if items is not None and name == "webhooks_allow_networks":
-            import ipaddress
+            from .webhooks.safety import parse_networks
 
-            for item in items:
-                try:
-                    ipaddress.ip_network(item, strict=False)
-                except ValueError:
-                    raise ValueError(f"{where}: {item!r} is not a network such as 10.20.0.0/16") from None
+            try:
+                parse_networks(items)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         if items is not None:
             return items
         raise ValueError(f"{where} must be a list of names, such as [\"clean\", \"ner\"]")

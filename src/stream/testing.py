@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -175,11 +174,13 @@ class StreamWorker:
     def web_url(self, timeout: float = 60) -> str:
         """The base URL of the worker's web server (metrics, health, dashboard), read from its
         log once it listens."""
+        from .web import url_in_log
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = re.search(r"stream web: (http://\S+) \(dashboard\)", self.log_path.read_text(errors="replace"))
-            if found:
-                return found.group(1)
+            url = url_in_log(self.log_path.read_text(errors="replace"))
+            if url:
+                return url
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.name} exited:\n{self.log()}")
             time.sleep(0.2)

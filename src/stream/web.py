@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from importlib.resources import files
 from typing import Any, Callable
 
@@ -15,7 +16,16 @@ from .metrics import WorkerMetrics
 from .records import dumps
 from .watch import Health
 
-__all__ = ["serve"]
+__all__ = ["serve", "url_in_log"]
+
+#: The line :func:`serve` logs once it listens (read back by the demo and the test kit).
+_LISTENING = re.compile(r"stream web: (http://\S+) \(dashboard\)")
+
+
+def url_in_log(text: str) -> str | None:
+    """The base URL of the last web server a worker's log says it started, if any."""
+    found = _LISTENING.findall(text)
+    return found[-1] if found else None
 
 log = logging.getLogger(__name__)
 

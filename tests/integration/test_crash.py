@@ -30,19 +30,17 @@ def article(n: int) -> dict[str, Any]:
         f"near the border crossing, and troops were reported in exercise area {n % 13}.")}
 
 
-def _read(broker: LocalBroker, topic: str, committed_only: bool = False) -> list[dict[str, Any]]:
+def _read(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) async for r in
-                read_records(broker.bootstrap, topic, timeout=2, committed_only=committed_only)]
+        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=2)]
 
     return asyncio.run(run())
 
 
-def _wait_count(broker: LocalBroker, topic: str, count: int, worker: StreamWorker, timeout: float = 180,
-                committed_only: bool = False) -> None:
+def _wait_count(broker: LocalBroker, topic: str, count: int, worker: StreamWorker, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len({r["id"] for r in _read(broker, topic, committed_only)}) >= count:
+        if len({r["id"] for r in _read(broker, topic)}) >= count:
             return
         assert worker.proc.poll() is None, worker.log()
         time.sleep(0.5)
@@ -66,24 +64,23 @@ KILLS = (900, 2300, 3700)
 def _crash_run(broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> list[dict[str, Any]]:
     """Produce COUNT articles, SIGKILL a worker at each of KILLS, finish with a last worker
     stopped by SIGTERM; :return: the enriched records a fresh consumer reads."""
-    committed_only = False
     # Three partitions, as the worker would create them (produce alone would auto-create one).
     asyncio.run(ensure_topics(broker.bootstrap, [(topics.raw, 3, False)], 1))
     produce(broker, topics.raw, [article(n) for n in range(COUNT)])
     env = {"STREAM_SESSION_TIMEOUT": "6", "STREAM_BATCH_SIZE": "64", "STREAM_PLUGINS": PLUGINS}
     for step, kill_at in enumerate(KILLS):
         worker = StreamWorker(broker, topics, tmp_path, f"w{step}", **env)
-        _wait_count(broker, topics.enriched, kill_at, worker, committed_only=committed_only)
+        _wait_count(broker, topics.enriched, kill_at, worker)
         worker.stop(signal.SIGKILL)
     last = StreamWorker(broker, topics, tmp_path, "w-last", **env)
     try:
-        _wait_count(broker, topics.enriched, COUNT, last, committed_only=committed_only)
+        _wait_count(broker, topics.enriched, COUNT, last)
     finally:
         start = time.monotonic()
         assert last.stop() == 0, last.log()
         assert time.monotonic() - start < 30  # SIGTERM: a clean exit within a bounded time
-    enriched = _read(broker, topics.enriched, committed_only)
-    assert not _read(broker, topics.dlq, committed_only)  # none in two topics
+    enriched = _read(broker, topics.enriched)
+    assert not _read(broker, topics.dlq)  # none in two topics
     assert {r["id"] for r in enriched} == {f"c{n}" for n in range(COUNT)}  # every article
     return enriched
 

@@ -114,7 +114,6 @@ def test_one_worker_then_two_then_one_under_load(broker: LocalBroker, topics: St
 
 def test_a_batch_slower_than_the_poll_interval(broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> None:
     ids = setup_input(broker, topics, 200)
-    asyncio.run(ensure_topics(broker.bootstrap, [(topics.raw, 3, False)], 1))
     produce(broker, topics.raw, [article(0) | {"id": "slow-1"}])
     ids.add("slow-1")
     produce(broker, topics.raw, [article(n) | {"id": f"after{n}"} for n in range(200)])
