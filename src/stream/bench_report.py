@@ -40,7 +40,8 @@ def table(results: dict[str, Any], source: str) -> str:
              f"whole pipeline {s.get('whole_pipeline_articles_per_s', 0)} articles/s "
              f"(articles of about {s.get('words_per_article', 0)} words); raw passthrough "
              f"{s.get('raw_passthrough_msgs_per_s', 0):,} messages/s; worker with a no-op plugin "
-             f"{s.get('worker_noop_msgs_per_s', 0):,} messages/s.",
+             f"{s.get('worker_noop_msgs_per_s', 0):,} messages/s; a bare faust passthrough with faust's "
+             f"defaults {s.get('bare_faust_passthrough_msgs_per_s', 0):,} messages/s.",
              *_memory(results),
              "", f"Corpus: {c.get('articles')} articles ({c.get('ner_articles')} in the arms that run NER), "
              f"{c.get('rounds')} rounds of alternated arms, {results.get('seconds')} s in all; "

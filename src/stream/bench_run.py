@@ -81,7 +81,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
     results: dict[str, Any] = {"ratios": [], "sanity": {}, "arms": {}}
     noop = {"STREAM_PLUGINS": "noop", "STREAM_PLUGIN_NOOP_ENABLED": "1"}
     values = [dumps(a) for a in corpus]
-    steps = 6 * rounds + 5
+    steps = 6 * rounds + 6
     with progress() as bar:
         task = bar.add_task("benchmark", total=steps)
 
@@ -102,10 +102,14 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             step("R10: Quix Streams passthrough")
             quix_s.append(asyncio.run(flow.quix_arm(values)).per_second)
             done()
+        # Once, as a reference for R1 and R10: faust itself with its defaults.
+        step("R1/R10: a bare faust passthrough (reference)")
+        faust_s = asyncio.run(flow.faust_arm(values)).per_second
+        done()
         results["arms"].update({"worker_noop_msgs_per_s": worker_s, "aiokafka_msgs_per_s": raw_s,
-                                "quix_msgs_per_s": quix_s})
-        r1 = _entry("R1", _ratio(worker_s, raw_s), messages=len(values))
-        r10 = _entry("R10", _ratio(worker_s, quix_s), messages=len(values))
+                                "quix_msgs_per_s": quix_s, "faust_passthrough_msgs_per_s": faust_s})
+        r1 = _entry("R1", _ratio(worker_s, raw_s), messages=len(values), bare_faust_msgs_per_s=round(faust_s))
+        r10 = _entry("R10", _ratio(worker_s, quix_s), messages=len(values), bare_faust_msgs_per_s=round(faust_s))
 
         # R2, R3: the NER stage and the whole pipeline in a worker / standalone nlp.pipe.
         ner_ratio, whole_ratio, whole_s, standalone_s, words_s = [], [], [], [], []
@@ -146,6 +150,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             "whole_pipeline_articles_per_s": round(statistics.median(whole_s), 2),
             "raw_passthrough_msgs_per_s": round(statistics.median(raw_s)),
             "worker_noop_msgs_per_s": round(statistics.median(worker_s)),
+            "bare_faust_passthrough_msgs_per_s": round(faust_s),
             "words_per_article": round(statistics.median(len(a["text"].split()) for a in ner_articles)),
         })
 

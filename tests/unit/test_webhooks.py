@@ -3,8 +3,10 @@ servers on localhost."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -142,3 +144,34 @@ def test_an_invalid_trusted_network_stops_at_start_with_the_setting() -> None:
 
     with pytest.raises(ConfigError, match=r"STREAM_WEBHOOKS_ALLOW_NETWORKS.*'10\.20\.0\.0/33'"):
         load_settings(None, environ={"STREAM_WEBHOOKS_ALLOW_NETWORKS": "10.20.0.0/33"})
+
+
+@pytest.mark.asyncio
+async def test_target_cache_reuses_a_checked_target_until_its_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.webhooks.safety import TargetCache
+
+    loop = asyncio.get_running_loop()
+    calls: list[str] = []
+    real = loop.getaddrinfo
+
+    async def counting(host: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(host)
+        return await real(host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", counting)
+    now = [100.0]
+    cache = TargetCache(ttl=30, clock=lambda: now[0])
+    first = await cache.resolve("http://localhost:8099/hook", allow_loopback=True)
+    again = await cache.resolve("http://localhost:8099/hook", allow_loopback=True)
+    assert again is first and calls == ["localhost"]
+    now[0] += 31  # past the TTL: resolved and checked again
+    await cache.resolve("http://localhost:8099/hook", allow_loopback=True)
+    assert calls == ["localhost", "localhost"]
+    # A refusal is not cached, and a cached target of one policy does not serve another.
+    with pytest.raises(WebhookError, match="loopback"):
+        await cache.resolve("http://localhost:8099/hook", allow_loopback=False)
+    with pytest.raises(WebhookError, match="private"):
+        await cache.resolve("http://10.1.2.3/", allow_loopback=True)
+    # An address literal is checked without the resolver.
+    target = await cache.resolve("http://127.0.0.1:8099/x", allow_loopback=True)
+    assert target.address == "127.0.0.1" and calls == ["localhost", "localhost", "localhost"]

@@ -37,7 +37,7 @@ from ..records import dumps, loads, utcnow
 from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
-from .safety import Network, parse_networks, resolve_target
+from .safety import Network, TargetCache, parse_networks, resolve_target
 from .signing import sign
 
 __all__ = ["Dispatcher", "Outcome", "attempt_delivery", "payload", "webhook_id"]
@@ -85,11 +85,17 @@ def _retry_after(value: str | None) -> float | None:
 
 
 async def attempt_delivery(client: httpx.AsyncClient, endpoint: Endpoint, msg_id: str, body: bytes, *,
-                           allow_loopback: bool, allow_networks: tuple[Network, ...] = ()) -> Outcome:
-    """One signed POST to ``endpoint``: a fresh timestamp and signature, the same id."""
+                           allow_loopback: bool, allow_networks: tuple[Network, ...] = (),
+                           targets: TargetCache | None = None) -> Outcome:
+    """One signed POST to ``endpoint``: a fresh timestamp and signature, the same id.
+    ``targets``: checked targets to reuse (else the URL is resolved and checked now)."""
     start = time.perf_counter()
     try:
-        target = await resolve_target(endpoint.url, allow_loopback=allow_loopback, allow_networks=allow_networks)
+        if targets is not None:
+            target = await targets.resolve(endpoint.url, allow_loopback=allow_loopback, allow_networks=allow_networks)
+        else:
+            target = await resolve_target(endpoint.url, allow_loopback=allow_loopback,
+                                          allow_networks=allow_networks)
     except WebhookError as exc:
         return Outcome("retry" if exc.retryable else "final", error=str(exc))
     timestamp = int(time.time())
@@ -162,6 +168,7 @@ class Dispatcher:
         self.subs = subscriptions
         self.allow_loopback = allow_loopback
         self.allow_networks = parse_networks(settings.webhooks_allow_networks)
+        self.targets = TargetCache()
         self.group = group or f"{settings.app_id}-webhooks"
         self.limits = {e.id: asyncio.Semaphore(e.concurrency) for e in subscriptions.endpoints}
         self.disabled: dict[str, str] = {}
@@ -263,7 +270,8 @@ class Dispatcher:
         number = len(job["attempts"]) + 1
         async with self.limits[endpoint.id]:
             outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], payload(job["alert"]),
-                                             allow_loopback=self.allow_loopback, allow_networks=self.allow_networks)
+                                             allow_loopback=self.allow_loopback, allow_networks=self.allow_networks,
+                                             targets=self.targets)
         job["attempts"].append(outcome.record(number))
         self.counts[f"{endpoint.id}:{outcome.result}"] += 1
         if self.metrics is not None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import urlsplit
 
 from .errors import WebhookError
 
-__all__ = ["Target", "check_url", "resolve_target"]
+__all__ = ["Target", "TargetCache", "check_url", "resolve_target"]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
@@ -89,14 +91,18 @@ async def resolve_target(url: str, *, allow_loopback: bool, allow_networks: tupl
         scheme, host, port, path = check_url(url)
     except ValueError as exc:
         raise WebhookError(str(exc), url=url) from None
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise WebhookError(f"cannot resolve {host!r}: {exc.strerror}", url=url, retryable=True) from None
+        infos: list[tuple[object, ...]] = [(None, None, None, None, (str(ipaddress.ip_address(host)),))]
+    except ValueError:  # a name, not an address literal: resolve it (in the loop's resolver thread)
+        try:
+            infos = list(await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except socket.gaierror as exc:
+            raise WebhookError(f"cannot resolve {host!r}: {exc.strerror}", url=url, retryable=True) from None
     addresses = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+        sockaddr = info[4]
+        assert isinstance(sockaddr, tuple)
+        address = ipaddress.ip_address(sockaddr[0])
         reason = _refused(address, allow_loopback, allow_networks)
         if reason:
             hint = (" (set STREAM_WEBHOOKS_ALLOW_LOOPBACK=1 for local development)" if reason == "loopback" else
@@ -106,3 +112,29 @@ async def resolve_target(url: str, *, allow_loopback: bool, allow_networks: tupl
     if not addresses:
         raise WebhookError(f"{host!r} resolves to no address", url=url, retryable=True)
     return Target(scheme, host, port, addresses[0], path)
+
+
+class TargetCache:
+    """Checked targets by URL, reused for ``ttl`` seconds.
+
+    A delivery then skips the resolver (a hop to the loop's thread pool per request: about a
+    fifth of the dispatcher's time per delivery to a local sink, measured by R9).  The cached
+    target keeps the address that was checked, so reusing it opens no DNS-rebinding gap; the
+    TTL bounds how long a changed DNS record goes unseen.  Refusals and failures are not
+    cached: they raise each time.
+    """
+
+    def __init__(self, ttl: float = 30.0, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._targets: dict[tuple[str, bool, tuple[Network, ...]], tuple[float, Target]] = {}
+
+    async def resolve(self, url: str, *, allow_loopback: bool, allow_networks: tuple[Network, ...] = ()) -> Target:
+        key = (url, allow_loopback, allow_networks)
+        hit = self._targets.get(key)
+        now = self.clock()
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        target = await resolve_target(url, allow_loopback=allow_loopback, allow_networks=allow_networks)
+        self._targets[key] = (now, target)
+        return target
