@@ -179,7 +179,10 @@ def _boundaries(text: str) -> list[re.Match[str]]:
     out = []
     for m in _SENTENCE_END.finditer(text):
         if text[m.start() - 1:m.start()] == ".":
-            word = text[:m.start() - 1].rsplit(None, 1)[-1].casefold() if text[:m.start() - 1].strip() else ""
+            # The word before the dot, from a short window (not the whole text before it: that
+            # made this quadratic in the article's length).  An abbreviation is shorter.
+            before = text[max(0, m.start() - 64):m.start() - 1]
+            word = before.rsplit(None, 1)[-1].casefold() if before.strip() else ""
             if word in _ABBREVIATIONS or len(word) == 1:
                 continue
         out.append(m)
