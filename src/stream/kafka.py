@@ -61,14 +61,15 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
                 await admin.create_topics(new)
             log.info("created topics %s", ", ".join(t.name for t in new))
-            await _wait_for_leaders(admin, {t.name: t.num_partitions for t in new})
+            await _wait_for_leaders(admin, [t.name for t in new])
         return [t.name for t in new]
     finally:
         await admin.close()
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: dict[str, int], timeout: float = 30.0) -> None:
-    """Wait until the broker's metadata shows every partition of ``topics`` with a leader.
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeout: float = 10.0) -> None:
+    """Wait until the broker's metadata shows ``topics``, each partition with a leader (a
+    topic that someone else created meanwhile, maybe with another partition count, counts).
 
     Why: a consumer group that joins right after the topics were created can be given an
     assignment computed from metadata without them (faust's assignor logs "Ignoring missing
@@ -77,11 +78,10 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: dict[str, int], 
     """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        described = await admin.describe_topics(list(topics))
+        described = await admin.describe_topics(topics)
         ready = {
             d["topic"] for d in described
-            if d["error_code"] == 0 and len(d["partitions"]) >= topics[d["topic"]]
-            and all(p["leader"] >= 0 for p in d["partitions"])
+            if d["error_code"] == 0 and d["partitions"] and all(p["leader"] >= 0 for p in d["partitions"])
         }
         if ready >= set(topics):
             return
@@ -167,14 +167,18 @@ async def read_records(
     limit: int | None = None,
     timeout: float | None = 10.0,
     follow: bool = False,
+    committed_only: bool = False,
 ) -> AsyncIterator[KafkaRecord]:
     """Yield records of ``topic`` from ``start`` offsets (default: the beginning).
 
     Stops after ``limit`` records; without ``follow`` also when every partition has been
     read to its end as of the call; and when nothing arrived for ``timeout`` seconds.
+    ``committed_only``: skip the records of aborted or open transactions (what a reader of a
+    worker with ``processing_guarantee = "exactly_once"`` sees; Kafka's ``read_committed``).
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
     try:
