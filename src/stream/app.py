@@ -18,12 +18,15 @@ loop has run, i.e. after every output of the batch was handed to the producer.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import functools
 import logging
 from typing import Any, Callable, MutableMapping
 
 import faust
+from faust.exceptions import ProducerSendError
 from faust.serializers import codecs
 
 from .chain import collect_outputs, sanitize
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_batch_size=BATCH_BYTES,
         producer_max_request_size=max(settings.max_record_bytes, settings.max_article_bytes) * 2 + 65536,
         consumer_auto_offset_reset="earliest",
+        processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=settings.session_timeout,
         broker_commit_interval=settings.commit_interval,
         broker_max_poll_interval=settings.max_poll_interval,
@@ -205,6 +209,40 @@ class Handled:
         return seen is not None and seen.skipped_over(topic, partition, committed)
 
 
+def transactional_id(app: faust.App, topic: str, partition: int) -> str:
+    """The id of faust's transactional producer for an input partition (exactly-once).
+
+    faust opens one transaction per assigned partition group member,
+    ``APP_ID-GROUP-PARTITION``, and commits each input partition's offsets in it; but its
+    own ``send`` picks the transaction by the partition of the *output* record (faust-streaming
+    issues #177 and #517: with it, our two-stage worker published 814 of 5,000 articles twice
+    after three SIGKILLs).  stream names the transaction of the input record instead.
+    """
+    return f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+
+
+def _commit_between_batches(app: faust.App, locks: tuple[asyncio.Lock, ...]) -> None:
+    """Make faust's commits (exactly-once: one transaction per input partition) wait until
+    no batch is being processed, so that a transaction holds whole batches.
+
+    The lock is taken around ``Consumer.commit``, before faust computes the offsets to commit:
+    taken around the transaction commit only, a batch that finished while the commit waited
+    had its outputs committed without its offsets (one batch repeated per SIGKILL)."""
+    consumer: Any = app.consumer
+    if getattr(consumer, "_stream_guarded", False):
+        return
+    commit = consumer.commit
+
+    async def guarded(*args: Any, **kwargs: Any) -> bool:
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in locks:
+                await stack.enter_async_context(lock)
+            return bool(await commit(*args, **kwargs))
+
+    consumer.commit = guarded
+    consumer._stream_guarded = True
+
+
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
                 stage2: Pipeline | None, metrics: WorkerMetrics | None = None) -> Handled:
     """Define the agents of the two stages on ``app``; count what they do in ``metrics``.
@@ -219,34 +257,53 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
                         value_serializer="raw")
     worker = settings.worker_id()
 
+    eos = settings.processing_guarantee == "exactly_once"
+    # Exactly-once: a batch is processed, published and acknowledged under its agent's lock,
+    # and faust's commits (a transaction per input partition) take both locks, so that a
+    # transaction never holds part of a batch.
+    locks = (asyncio.Lock(), asyncio.Lock())
+
     async def send(topic: str, key: bytes | None, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None) -> None:
+                   headers: list[tuple[str, bytes]] | None = None, tid: str | None = None) -> None:
         """Hand a record to faust's producer (aiokafka's, acks=all, idempotent).  Called
         directly rather than through ``faust.Topic.send``: that path adds a message object,
         a channel and sensor calls per record, about half of a no-op worker's time (profiled).
         faust flushes this same producer before it commits offsets, so an input offset is
-        never committed before the outputs sent for it are acknowledged."""
-        await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers)
+        never committed before the outputs sent for it are acknowledged.
 
-    async def send_dead(letter: DeadLetter, origin: dict[str, Any]) -> None:
+        ``tid`` (exactly-once): the transactional id of the input partition the record comes
+        from (:func:`transactional_id`), whose offsets faust commits in that transaction.
+        faust itself would pick the transaction of the *output* partition (see
+        :func:`transactional_id`)."""
+        try:
+            await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers,
+                                    transactional_id=tid)
+        except ProducerSendError:
+            # No open transaction for the input partition: it was revoked (or this worker was
+            # fenced) during the batch; its new owner processes these records again.
+            log.info("not published to %s: the input partition of %s moved to another worker", topic, tid)
+
+    async def send_dead(letter: DeadLetter, origin: dict[str, Any], tid: str | None = None) -> None:
         key, value, headers = _unpack(origin)
         letter.original = value
         letter.topic, letter.partition, letter.offset = origin["topic"], origin["partition"], origin["offset"]
-        await send(settings.topic_dlq, key, dumps(letter.to_dict()), headers + letter.headers())
+        await send(settings.topic_dlq, key, dumps(letter.to_dict()), headers + letter.headers(), tid)
         m.on_dead_letter(settings.topic_dlq, letter.error_type, letter.stage, letter.article_id, letter.message)
         log.warning("article %s -> %s: %s in %s: %s", letter.article_id or "?",
                     settings.topic_dlq, letter.error_type, letter.stage, letter.message,
                     extra=about(letter.article_id))
         host.notify("stream_article_failed", dead_letter=letter)
 
-    async def publish(result: BatchResult, origin_of: Callable[[Article], dict[str, Any]]) -> None:
-        """``origin_of``: an article's input record (called only for a dead letter)."""
+    async def publish(result: BatchResult, origin_of: Callable[[Article], dict[str, Any]],
+                      tids: dict[str, str]) -> None:
+        """``origin_of``: an article's input record (called only for a dead letter); ``tids``:
+        article id -> transactional id of its input partition (exactly-once), else empty."""
         out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
                               original={}, route_duplicates=settings.route_duplicates)
         for key, value in out.enriched:
-            await send(settings.topic_enriched, key, value)
+            await send(settings.topic_enriched, key, value, tid=tids.get(key.decode()))
         for key, value in out.duplicates:
-            await send(settings.topic_duplicates, key, value)
+            await send(settings.topic_duplicates, key, value, tid=tids.get(key.decode()))
         m.on_published(settings.topic_enriched, len(out.enriched))
         m.on_published(settings.topic_duplicates, len(out.duplicates))
         dead_ids = {id(article) for article, _letter in out.dead}
@@ -254,83 +311,104 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             if id(article) not in dead_ids:
                 m.on_article(article.dedup, article.entity_summary)
         for key, value, alert in out.alerts:
-            await send(settings.topic_alerts, key, value)
+            await send(settings.topic_alerts, key, value, tid=tids.get(str(alert.get("article_id"))))
             m.on_alert(settings.topic_alerts, alert)
             host.notify("stream_alert_raised", alert=alert)
         for article, letter in out.dead:
-            await send_dead(letter, origin_of(article))
+            await send_dead(letter, origin_of(article), tids.get(article.id))
 
     raw_seen, handoff_seen = _Refetches(), _Refetches()
     handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
 
+    def tid_of(event: Any) -> str | None:
+        return transactional_id(app, event.message.topic, event.message.partition) if eos else None
+
+    async def batch_of_raw(events: list[Any]) -> None:
+        articles: list[Article] = []
+        # The event of each article; its origin (with the original bytes in base64) is built
+        # only for a dead letter or the handoff to stage 2, not on the common path.
+        origins: dict[int, Any] = {}
+        origin_of = functools.partial(_event_origin, origins)
+        tids: dict[str, str] = {}
+        for event in filter(raw_seen.fresh, events):
+            value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
+            try:
+                article = decode_article(value, max_bytes=settings.max_article_bytes)
+            except RecordError as exc:
+                # The record's key is the article id (stream produce keys by id), when there is one.
+                key = event.message.key
+                await send_dead(DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
+                                           stage="decode", original=value,
+                                           article_id=key.decode("utf-8", "replace") if key else None),
+                                _origin(event), tid_of(event))
+                continue
+            articles.append(article)
+            origins[id(article)] = event
+            if eos:
+                tids[article.id] = tid_of(event) or ""
+        if not articles:
+            return
+        result = await stage1.run(articles)
+        if stage2 is None:
+            await publish(result, origin_of, tids)
+            return
+        for failure in result.failures:
+            await send_dead(DeadLetter(
+                error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
+                stage=failure.stage, original=b"", article_id=failure.article.id,
+            ), origin_of(failure.article), tids.get(failure.article.id))
+        for article in result.articles:
+            await send(settings.stateful_topic, article.id.encode(), dumps(
+                {"article": article.to_state(), "origin": origin_of(article)}), tid=tids.get(article.id))
+
+    async def run_batches(stream: Any, lock: asyncio.Lock, stage: str, body: Callable[[list[Any]], Any]) -> None:
+        if eos:
+            _commit_between_batches(app, locks)
+        # take_events exists on faust's Stream but not on its StreamT protocol.
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
+            m.on_consumed(stage, len(events))
+            if not eos:
+                await body(events)
+                continue
+            async with lock:
+                await body(events)
+                # Acknowledged here, under the lock (faust's take_events acknowledges them again,
+                # a no-op), so that a commit sees the whole batch or none of it.
+                for event in events:
+                    await stream.ack(event)
+
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
-        # take_events exists on faust's Stream but not on its StreamT protocol.
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_size, within=settings.batch_timeout
-        )
-        async for events in batches:
-            m.on_consumed("raw", len(events))
-            articles: list[Article] = []
-            # The event of each article; its origin (with the original bytes in base64) is built
-            # only for a dead letter or the handoff to stage 2, not on the common path.
-            origins: dict[int, Any] = {}
-            origin_of = functools.partial(_event_origin, origins)
-
-            for event in filter(raw_seen.fresh, events):
-                value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
-                try:
-                    article = decode_article(value, max_bytes=settings.max_article_bytes)
-                except RecordError as exc:
-                    # The record's key is the article id (stream produce keys by id), when there is one.
-                    key = event.message.key
-                    await send_dead(DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
-                                               stage="decode", original=value,
-                                               article_id=key.decode("utf-8", "replace") if key else None),
-                                    _origin(event))
-                    continue
-                articles.append(article)
-                origins[id(article)] = event
-            if not articles:
-                continue
-            result = await stage1.run(articles)
-            if stage2 is None:
-                await publish(result, origin_of)
-                continue
-            for failure in result.failures:
-                await send_dead(DeadLetter(
-                    error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
-                    stage=failure.stage, original=b"", article_id=failure.article.id,
-                ), origin_of(failure.article))
-            for article in result.articles:
-                await send(settings.stateful_topic, article.id.encode(), dumps(
-                    {"article": article.to_state(), "origin": origin_of(article)}))
+        await run_batches(stream, locks[0], "raw", batch_of_raw)
 
     if stage2 is None:
         return handled
     stateful_stage = stage2
 
+    async def batch_of_handoff(events: list[Any]) -> None:
+        articles: list[Article] = []
+        origins: dict[int, dict[str, Any]] = {}
+        tids: dict[str, str] = {}
+        for event in filter(handoff_seen.fresh, events):
+            data = loads(event.value if isinstance(event.value, bytes) else event.message.value)
+            article = Article.from_state(data["article"])
+            articles.append(article)
+            origins[id(article)] = data["origin"]
+            if eos:
+                tids[article.id] = tid_of(event) or ""
+        if not articles:
+            return
+        result = await stateful_stage.run(articles)
+        # The tables' changelog writes are buffered by faust (send_soon): make them
+        # durable (acknowledged by the broker) before any output of this batch is
+        # published, so that no worker can see an output whose state was lost.  (With
+        # exactly-once they go in the transaction of the handoff partition: the table's
+        # changelog has one partition, in the same partition group.)
+        await app.producer.flush()
+        await publish(result, functools.partial(_origin_in, origins), tids)
+
     @app.agent(handoff, name="stream.stateful")
     async def stateful(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(  # type: ignore[attr-defined]
-            settings.batch_size, within=settings.batch_timeout
-        )
-        async for events in batches:
-            m.on_consumed("stateful", len(events))
-            articles: list[Article] = []
-            origins: dict[int, dict[str, Any]] = {}
-            for event in filter(handoff_seen.fresh, events):
-                data = loads(event.value if isinstance(event.value, bytes) else event.message.value)
-                article = Article.from_state(data["article"])
-                articles.append(article)
-                origins[id(article)] = data["origin"]
-            if not articles:
-                continue
-            result = await stateful_stage.run(articles)
-            # The tables' changelog writes are buffered by faust (send_soon): make them
-            # durable (acknowledged by the broker) before any output of this batch is
-            # published, so that no worker can see an output whose state was lost.
-            await app.producer.flush()
-            await publish(result, functools.partial(_origin_in, origins))
+        await run_batches(stream, locks[1], "stateful", batch_of_handoff)
 
     return handled

@@ -75,6 +75,10 @@ class Settings:
     #: Seconds between offset commits: after a crash, at most about this much work is
     #: done again (at-least-once); commits are cheap.
     commit_interval: float = 1.0
+    #: ``at_least_once`` (the default) or ``exactly_once``: each batch's outputs and the
+    #: offsets of its input records are committed in one Kafka transaction per input
+    #: partition (docs/operations.md says when to pick which).
+    processing_guarantee: str = "at_least_once"
     #: Largest accepted input record, in bytes; checked before parsing.
     max_article_bytes: int = 1_000_000
     #: Largest enriched record published; a bigger one goes to the dead letters.
@@ -137,6 +141,7 @@ _LOG_LEVELS = ("debug", "info", "warn", "error")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": _LOG_LEVELS,
     "log_format": ("text", "json"),
+    "processing_guarantee": ("at_least_once", "exactly_once"),
 }
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
 _TYPES: dict[str, type] = {
@@ -157,6 +162,7 @@ _TYPES: dict[str, type] = {
     "commit_interval": float,
     "max_poll_interval": float,
     "log_format": str,
+    "processing_guarantee": str,
     "web": str,
     "stall_timeout": float,
     "max_article_bytes": int,

@@ -30,17 +30,19 @@ def article(n: int) -> dict[str, Any]:
         f"near the border crossing, and troops were reported in exercise area {n % 13}.")}
 
 
-def _read(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
+def _read(broker: LocalBroker, topic: str, committed_only: bool = False) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=2)]
+        return [orjson.loads(r.value) async for r in
+                read_records(broker.bootstrap, topic, timeout=2, committed_only=committed_only)]
 
     return asyncio.run(run())
 
 
-def _wait_count(broker: LocalBroker, topic: str, count: int, worker: StreamWorker, timeout: float = 180) -> None:
+def _wait_count(broker: LocalBroker, topic: str, count: int, worker: StreamWorker, timeout: float = 180,
+                committed_only: bool = False) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len({r["id"] for r in _read(broker, topic)}) >= count:
+        if len({r["id"] for r in _read(broker, topic, committed_only)}) >= count:
             return
         assert worker.proc.poll() is None, worker.log()
         time.sleep(0.5)
@@ -61,26 +63,30 @@ PLUGINS = "clean,dedup,alerts"
 KILLS = (900, 2300, 3700)
 
 
-def _crash_run(broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> list[dict[str, Any]]:
+def _crash_run(broker: LocalBroker, topics: StreamTopics, tmp_path: Path,
+               guarantee: str = "at_least_once") -> list[dict[str, Any]]:
     """Produce COUNT articles, SIGKILL a worker at each of KILLS, finish with a last worker
-    stopped by SIGTERM; :return: the enriched records a fresh consumer reads."""
+    stopped by SIGTERM; :return: the enriched records a fresh consumer reads (with
+    exactly-once, one that reads committed transactions only)."""
+    committed = guarantee == "exactly_once"
     # Three partitions, as the worker would create them (produce alone would auto-create one).
     asyncio.run(ensure_topics(broker.bootstrap, [(topics.raw, 3, False)], 1))
     produce(broker, topics.raw, [article(n) for n in range(COUNT)])
-    env = {"STREAM_SESSION_TIMEOUT": "6", "STREAM_BATCH_SIZE": "64", "STREAM_PLUGINS": PLUGINS}
+    env = {"STREAM_SESSION_TIMEOUT": "6", "STREAM_BATCH_SIZE": "64", "STREAM_PLUGINS": PLUGINS,
+           "STREAM_PROCESSING_GUARANTEE": guarantee}
     for step, kill_at in enumerate(KILLS):
         worker = StreamWorker(broker, topics, tmp_path, f"w{step}", **env)
-        _wait_count(broker, topics.enriched, kill_at, worker)
+        _wait_count(broker, topics.enriched, kill_at, worker, committed_only=committed)
         worker.stop(signal.SIGKILL)
     last = StreamWorker(broker, topics, tmp_path, "w-last", **env)
     try:
-        _wait_count(broker, topics.enriched, COUNT, last)
+        _wait_count(broker, topics.enriched, COUNT, last, committed_only=committed)
     finally:
         start = time.monotonic()
         assert last.stop() == 0, last.log()
         assert time.monotonic() - start < 30  # SIGTERM: a clean exit within a bounded time
-    enriched = _read(broker, topics.enriched)
-    assert not _read(broker, topics.dlq)  # none in two topics
+    enriched = _read(broker, topics.enriched, committed)
+    assert not _read(broker, topics.dlq, committed)  # none in two topics
     assert {r["id"] for r in enriched} == {f"c{n}" for n in range(COUNT)}  # every article
     return enriched
 
@@ -94,3 +100,14 @@ def test_sigkill_at_several_points_loses_no_article(broker: LocalBroker, topics:
     assert all(len(set(v)) == 1 for v in repeats.values())  # a repeat is identical but for processing
     print(f"\nat_least_once: {COUNT} articles, {len(KILLS)} SIGKILLs: {len(enriched)} enriched records, "
           f"{len(repeats)} repeated ids")
+
+
+def test_exactly_once_sigkill_every_article_once(broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> None:
+    enriched = _crash_run(broker, topics, tmp_path, "exactly_once")
+    counts: dict[str, int] = {}
+    for r in enriched:
+        counts[r["id"]] = counts.get(r["id"], 0) + 1
+    twice = sorted(k for k, v in counts.items() if v > 1)
+    print(f"\nexactly_once: {COUNT} articles, {len(KILLS)} SIGKILLs: {len(enriched)} committed records, "
+          f"{len(twice)} ids more than once")
+    assert not twice, f"{len(twice)} ids published more than once: {twice[:10]}"

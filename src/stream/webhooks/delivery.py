@@ -200,8 +200,11 @@ class Dispatcher:
                                        (failed, s.partitions, False), (events, 1, True)], s.replication_factor)
         await self._load_disabled()
         self.producer = make_producer(s.broker)
+        # read_committed: with exactly-once, the alerts of a transaction that was aborted (its
+        # batch is processed again after a crash) are never delivered.
         consumer = AIOKafkaConsumer(s.topic_alerts, retry, bootstrap_servers=s.broker, group_id=self.group,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    isolation_level="read_committed")
         await self.producer.start()
         await consumer.start()
         limits = httpx.Limits(max_connections=sum(e.concurrency for e in self.subs.endpoints) + 4)
