@@ -40,3 +40,60 @@ async def test_producers_batch_large() -> None:
     assert producer._message_accumulator._batch_size == BATCH_BYTES >= 256 * 1024
     assert BATCH_BYTES < 1024 * 1024  # under the broker's default message.max.bytes
     await producer.stop()
+
+
+def _bookkeeping(consumer_class: Any) -> Any:
+    from collections import defaultdict
+
+    from intervaltree import IntervalTree
+
+    consumer = object.__new__(consumer_class)
+    consumer._gap = defaultdict(IntervalTree)
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._committed_offset = defaultdict(lambda: None)
+    return consumer
+
+
+def _after_markers(consumer: Any, tp: Any) -> None:
+    """What faust records after a seek to offset 1024, where three transaction markers sit
+    (1024-1026), once records 1027-1154 were handled: its drain loop's gap ends *on* 1027."""
+    consumer._committed_offset[tp] = 1024
+    consumer._gap[tp].addi(1025, 1028)
+    consumer._acked[tp].extend(range(1027, 1155))
+    consumer._acked_index[tp].update(range(1027, 1155))
+
+
+def test_a_gap_ending_on_a_handled_record_does_not_hold_the_commit_back() -> None:
+    from faust.transport.consumer import Consumer as FaustConsumer
+    from faust.types import TP
+
+    tp = TP("handoff", 0)
+    theirs = _bookkeeping(driver.Consumer)  # faust's aiokafka consumer, not ours
+    _after_markers(theirs, tp)
+    # faust's own bookkeeping stops at the repeated 1027: the commit is one round behind
+    # (with exactly-once, that round's transaction held outputs of 1028-1154 without offsets).
+    assert FaustConsumer._new_offset(theirs, tp) == 1028
+    ours = _bookkeeping(transport._Consumer)
+    _after_markers(ours, tp)
+    assert ours._new_offset(tp) == 1155
+    assert ours._acked[tp] == [] and not ours._acked_index[tp]
+
+
+def test_the_offset_bookkeeping_still_stops_at_a_record_not_handled() -> None:
+    from faust.types import TP
+
+    tp = TP("raw", 0)
+    ours = _bookkeeping(transport._Consumer)
+    ours._committed_offset[tp] = 100
+    ours._acked[tp].extend([100, 101, 102, 104, 105])
+    ours._acked_index[tp].update([100, 101, 102, 104, 105])
+    assert ours._new_offset(tp) == 103  # 103 is not handled yet
+    assert ours._acked[tp] == [104, 105]
+    ours._committed_offset[tp] = 103
+    ours._acked[tp].append(103)
+    assert ours._new_offset(tp) == 106
+    # Two missing at the committed position: nothing to commit (faust's rule).
+    ours._committed_offset[tp] = 200
+    ours._acked[tp].extend([202, 203])
+    assert ours._new_offset(tp) is None
