@@ -79,6 +79,7 @@ def _crash_run(broker: LocalBroker, topics: StreamTopics, tmp_path: Path,
         _wait_count(broker, topics.enriched, kill_at, worker, committed_only=committed)
         worker.stop(signal.SIGKILL)
     last = StreamWorker(broker, topics, tmp_path, "w-last", **env)
+    last.web_url()  # started (signal handlers in place) before it may be stopped
     try:
         _wait_count(broker, topics.enriched, COUNT, last, committed_only=committed)
     finally:

@@ -97,3 +97,47 @@ def test_the_offset_bookkeeping_still_stops_at_a_record_not_handled() -> None:
     ours._committed_offset[tp] = 200
     ours._acked[tp].extend([202, 203])
     assert ours._new_offset(tp) is None
+
+
+def test_a_fetched_record_that_was_dropped_is_never_committed_over() -> None:
+    from faust.types import TP
+
+    tp = TP("stateful", 0)
+    # faust's own bookkeeping lets the commit pass one missing offset at the committed
+    # position: a record faust dropped there (2431) would be lost.
+    theirs = _bookkeeping(driver.Consumer)
+    theirs._committed_offset[tp] = 2431
+    theirs._acked[tp].extend(range(2432, 2441))
+    assert driver.Consumer._new_offset(theirs, tp) == 2441
+    ours = _bookkeeping(transport._Consumer)
+    ours._committed_offset[tp] = 2431
+    for offset in range(2431, 2441):  # the broker returned all of them
+        ours._fetched_offsets(tp).add(offset)
+    ours._acked[tp].extend(range(2432, 2441))
+    assert ours._new_offset(tp) is None  # held at 2431 until it is handled
+    ours._acked[tp].append(2431)
+    assert ours._new_offset(tp) == 2441
+    assert not ours._fetched_offsets(tp)  # committed offsets are forgotten
+
+
+def test_a_transaction_marker_at_the_committed_offset_is_passed() -> None:
+    from faust.types import TP
+
+    tp = TP("stateful", 0)
+    ours = _bookkeeping(transport._Consumer)
+    ours._committed_offset[tp] = 2431  # a marker: never fetched
+    ours._fetched_offsets(tp).update(range(2432, 2441))
+    ours._acked[tp].extend(range(2432, 2441))
+    assert ours._new_offset(tp) == 2441
+
+
+def test_a_gap_never_covers_a_fetched_record_that_was_not_handled() -> None:
+    from faust.types import TP
+
+    tp = TP("stateful", 0)
+    ours = _bookkeeping(transport._Consumer)
+    ours._committed_offset[tp] = 100
+    ours._fetched_offsets(tp).update([100, 101, 102, 105, 106])  # 103-104: a marker and an aborted record
+    ours._acked[tp].extend([100, 101, 102, 106])  # 105 was dropped
+    ours._gap[tp].addi(103, 106)  # faust's gap ends on the next delivered record, 105
+    assert ours._new_offset(tp) == 105  # 103-104 passed, 105 not
