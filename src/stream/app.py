@@ -345,7 +345,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             articles.append(article)
             origins[id(article)] = event
             if eos:
-                tids[article.id] = tid_of(event) or ""
+                tids[article.id] = transactional_id(app, event.message.topic, event.message.partition)
         if not articles:
             return
         result = await stage1.run(articles)
@@ -395,7 +395,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
             articles.append(article)
             origins[id(article)] = data["origin"]
             if eos:
-                tids[article.id] = tid_of(event) or ""
+                tids[article.id] = transactional_id(app, event.message.topic, event.message.partition)
         if not articles:
             return
         result = await stateful_stage.run(articles)

@@ -189,10 +189,25 @@ class FlowBench:
         n, seconds = _since(t0, [r.timestamp for r in records])
         return Arm(n, seconds)
 
-    async def quix_arm(self, values: Sequence[bytes]) -> Arm:
-        """A Quix Streams passthrough application (``sdf.to_topic``), in its own process."""
+    async def _script_arm(self, name: str, script: str, values: Sequence[bytes], *extra: str) -> Arm:
+        """A passthrough application given as a Python ``script`` (argv: broker, group, input
+        topic, output topic, ``extra``), run in its own process on ``values``."""
         t = self._topics(1)
         await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
+        log = open(self.logdir / f"{name}-{t['tag']}.log", "wb")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"{name}-{t['tag']}", t["raw"],
+                                 t["enriched"], *extra], stdout=log, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        try:
+            records, t0 = await self._warm_then_measure(t["raw"], t["enriched"], 1, values, [None] * len(values),
+                                                        [proc], lambda p: b'{"id": "warm"}')
+        finally:
+            self._stop([proc])
+        n, seconds = _since(t0, [r.timestamp for r in records])
+        return Arm(n, seconds)
+
+    async def quix_arm(self, values: Sequence[bytes]) -> Arm:
+        """A Quix Streams passthrough application (``sdf.to_topic``), in its own process."""
         script = (
             "import sys\n"
             "from quixstreams import Application\n"
@@ -203,31 +218,19 @@ class FlowBench:
             "app.dataframe(src).to_topic(dst)\n"
             "app.run()\n"
         )
-        log = open(self.logdir / f"quix-{t['tag']}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"quix-{t['tag']}", t["raw"],
-                                 t["enriched"]], stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONWARNINGS="ignore"))
-        try:
-            records, t0 = await self._warm_then_measure(t["raw"], t["enriched"], 1, values, [None] * len(values),
-                                                        [proc], lambda p: b'{"id": "warm"}')
-        finally:
-            self._stop([proc])
-        n, seconds = _since(t0, [r.timestamp for r in records])
-        return Arm(n, seconds)
+        return await self._script_arm("quix", script, values)
 
     async def faust_arm(self, values: Sequence[bytes]) -> Arm:
         """A bare faust passthrough application with faust's default settings (an agent that
         sends each event on), in its own process: what the framework stream is built on
         gives out of the box."""
-        t = self._topics(1)
-        await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
         script = (
             "import sys\n"
             "import faust\n"
-            "broker, group, src_name, dst_name = sys.argv[1:5]\n"
+            "broker, group, src_name, dst_name, datadir = sys.argv[1:6]\n"
             "app = faust.App(group, broker='kafka://' + broker, web_enabled=False, store='memory://',"
             " producer_acks=-1, consumer_auto_offset_reset='earliest', key_serializer='raw',"
-            " value_serializer='raw', datadir=sys.argv[5])\n"
+            " value_serializer='raw', datadir=datadir)\n"
             "src = app.topic(src_name, key_type=bytes, value_type=bytes)\n"
             "dst = app.topic(dst_name)\n"
             "@app.agent(src)\n"
@@ -237,17 +240,7 @@ class FlowBench:
             "sys.argv = [sys.argv[0], 'worker', '-l', 'warn']\n"
             "app.main()\n"
         )
-        log = open(self.logdir / f"faust-{t['tag']}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"faust-{t['tag']}", t["raw"],
-                                 t["enriched"], str(self.datadir / f"faust-{t['tag']}")], stdout=log,
-                                stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONWARNINGS="ignore"))
-        try:
-            records, t0 = await self._warm_then_measure(t["raw"], t["enriched"], 1, values, [None] * len(values),
-                                                        [proc], lambda p: b'{"id": "warm"}')
-        finally:
-            self._stop([proc])
-        n, seconds = _since(t0, [r.timestamp for r in records])
-        return Arm(n, seconds)
+        return await self._script_arm("faust", script, values, str(self.datadir / f"faust-{uuid.uuid4().hex[:8]}"))
 
     async def soak_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str],
                        marks: Sequence[int]) -> dict[str, Any]:

@@ -36,19 +36,16 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class _Consumer(driver.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Offsets of the records fetched per partition and not committed yet.
+        self._fetched: dict[TP, set[int]] = {}
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    #: Offsets of the records fetched per partition and not committed yet (made on first use:
-    #: faust's Consumer.__init__ is not ours to extend).
-    _stream_fetched: dict[TP, set[int]]
-
     def _fetched_offsets(self, tp: TP) -> set[int]:
-        try:
-            fetched = self._stream_fetched
-        except AttributeError:
-            fetched = self._stream_fetched = {}
-        return fetched.setdefault(tp, set())
+        return self._fetched.setdefault(tp, set())
 
     def was_fetched(self, topic: str, partition: int, offset: int) -> bool:
         """True when the broker returned a record at ``offset`` (not yet committed) to this

@@ -52,6 +52,7 @@ def _bookkeeping(consumer_class: Any) -> Any:
     consumer._acked = defaultdict(list)
     consumer._acked_index = defaultdict(set)
     consumer._committed_offset = defaultdict(lambda: None)
+    consumer._fetched = {}  # made by _Consumer.__init__, which object.__new__ skips
     return consumer
 
 

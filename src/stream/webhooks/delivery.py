@@ -91,11 +91,8 @@ async def attempt_delivery(client: httpx.AsyncClient, endpoint: Endpoint, msg_id
     ``targets``: checked targets to reuse (else the URL is resolved and checked now)."""
     start = time.perf_counter()
     try:
-        if targets is not None:
-            target = await targets.resolve(endpoint.url, allow_loopback=allow_loopback, allow_networks=allow_networks)
-        else:
-            target = await resolve_target(endpoint.url, allow_loopback=allow_loopback,
-                                          allow_networks=allow_networks)
+        resolve = targets.resolve if targets is not None else resolve_target
+        target = await resolve(endpoint.url, allow_loopback=allow_loopback, allow_networks=allow_networks)
     except WebhookError as exc:
         return Outcome("retry" if exc.retryable else "final", error=str(exc))
     timestamp = int(time.time())

@@ -92,17 +92,16 @@ async def resolve_target(url: str, *, allow_loopback: bool, allow_networks: tupl
     except ValueError as exc:
         raise WebhookError(str(exc), url=url) from None
     try:
-        infos: list[tuple[object, ...]] = [(None, None, None, None, (str(ipaddress.ip_address(host)),))]
+        found = [str(ipaddress.ip_address(host))]
     except ValueError:  # a name, not an address literal: resolve it (in the loop's resolver thread)
         try:
-            infos = list(await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise WebhookError(f"cannot resolve {host!r}: {exc.strerror}", url=url, retryable=True) from None
+        found = [str(info[4][0]) for info in infos]
     addresses = []
-    for info in infos:
-        sockaddr = info[4]
-        assert isinstance(sockaddr, tuple)
-        address = ipaddress.ip_address(sockaddr[0])
+    for text in found:
+        address = ipaddress.ip_address(text)
         reason = _refused(address, allow_loopback, allow_networks)
         if reason:
             hint = (" (set STREAM_WEBHOOKS_ALLOW_LOOPBACK=1 for local development)" if reason == "loopback" else
