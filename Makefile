@@ -9,7 +9,7 @@ EXAMPLE_PLUGINS := examples/stream-quotes
 # A plugin of the fault tests (loaded only when STREAM_PLUGINS names it).
 TEST_PLUGINS := tests/plugins/stream-slow
 
-.PHONY: install broker browser demo test unit integration lint typecheck check clean-broker bench
+.PHONY: install broker browser demo test unit integration lint typecheck check clean-broker bench campaign
 
 # The dashboard test drives Debian's Chromium (headless) through chromedriver.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -59,6 +59,11 @@ check: lint typecheck test
 # Not part of `make test`: figures, not pass/fail.
 bench: broker
 	$(BIN)/stream bench
+
+# The long randomized fault campaign (make test runs a few rounds of it).
+CAMPAIGN_ROUNDS ?= 30
+campaign: broker
+	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) $(BIN)/pytest -s tests/integration/test_campaign.py
 
 clean-broker: install
 	$(BIN)/stream broker stop

@@ -21,26 +21,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import logging
-from typing import Any, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, MutableMapping
 
 import faust
 from faust.exceptions import ProducerSendError
 from faust.serializers import codecs
+from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 
 from .chain import collect_outputs, sanitize
-from .errors import RecordError
-from .kafka import BATCH_BYTES, ensure_topics
+from .errors import ConfigError, DeliveryError, RecordError
+from .kafka import BATCH_BYTES, ensure_topics, fetch_records, topic_limits
 from .logs import about
 from .metrics import WorkerMetrics
+from .outbox import NotSent, Outbox
 from .pipeline import BatchResult, Pipeline
 from .plugins import PluginHost
-from .records import Article, DeadLetter, decode_article, dumps, loads
+from .records import Article, DeadLetter, decode_article, dumps, encode_dead_letter, loads
 from .settings import Settings
 from .transport import StreamApp
 
-__all__ = ["OrjsonCodec", "create_app", "make_table", "prepare_topics", "wire_agents"]
+__all__ = ["ChangelogWrites", "OrjsonCodec", "check_record_limits", "create_app", "make_table", "output_topics",
+           "prepare_topics", "wire_agents"]
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,43 @@ async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool
     if settings.route_duplicates:
         wanted.append((settings.topic_duplicates, settings.partitions, False))
     wanted += [(t.name, t.partitions or settings.partitions, t.compacted) for t in host.topics()]
-    return await ensure_topics(settings.broker, wanted, settings.replication_factor)
+    big = {"max.message.bytes": str(settings.topic_max_message_bytes)}
+    configs = {name: big for name in output_topics(settings, stateful=stateful)}
+    return await ensure_topics(settings.broker, wanted, settings.replication_factor, configs)
+
+
+def output_topics(settings: Settings, *, stateful: bool) -> list[str]:
+    """The topics the worker writes records of up to ``max_record_bytes`` to."""
+    names = [settings.topic_enriched, settings.topic_alerts, settings.topic_dlq]
+    if settings.route_duplicates:
+        names.append(settings.topic_duplicates)
+    if stateful:
+        names.append(settings.stateful_topic)
+    return names
+
+
+async def check_record_limits(settings: Settings, *, stateful: bool) -> None:
+    """Stop at start when a topic cannot take the records the settings allow: the input
+    topic articles of ``max_article_bytes``, the output topics records of
+    ``max_record_bytes`` (a record the broker refuses would stop the worker later, at the
+    first large article).
+
+    :raises ConfigError: naming the topic, its limit, the setting, and both fixes.
+    """
+    wanted = {settings.topic_raw: settings.max_article_bytes}
+    wanted.update((name, settings.max_record_bytes) for name in output_topics(settings, stateful=stateful))
+    limits = await topic_limits(settings.broker, wanted)
+    for name, need in wanted.items():
+        limit = limits.get(name)
+        if limit is None or limit >= need + 1024:
+            continue
+        setting = "max_article_bytes" if name == settings.topic_raw else "max_record_bytes"
+        where = f"{settings.source}: " if settings.source else ""
+        raise ConfigError(
+            f"{where}topic {name!r} accepts records up to {limit} bytes (max.message.bytes), but {setting} = "
+            f"{need} allows larger ones; raise the topic's limit (kafka-configs.sh --bootstrap-server "
+            f"{settings.broker.split(',')[0]} --alter --entity-type topics --entity-name {name} --add-config "
+            f"max.message.bytes={need + 65536}) or lower {setting} (setting file or STREAM_{setting.upper()})")
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -100,7 +139,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         producer_acks=-1,
         producer_max_batch_size=BATCH_BYTES,
-        producer_max_request_size=max(settings.max_record_bytes, settings.max_article_bytes) * 2 + 65536,
+        # One record of the largest size the topics take (a dead letter carries at most
+        # that much of its original: see encode_dead_letter).
+        producer_max_request_size=settings.topic_max_message_bytes + 65536,
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=settings.session_timeout,
@@ -113,39 +154,81 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def make_table(app: faust.App, name: str) -> MutableMapping[str, Any]:
+class ChangelogWrites:
+    """The delivery futures of the state tables' changelog writes since the last
+    :meth:`take` (faust sends them itself, buffered; stage 2 confirms them with its batch)."""
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[Any]] = []
+
+    def add(self, future: asyncio.Future[Any]) -> None:
+        self._futures.append(future)
+
+    def take(self) -> list[asyncio.Future[Any]]:
+        taken, self._futures = self._futures, []
+        return taken
+
+
+def make_table(app: faust.App, name: str, writes: ChangelogWrites | None = None) -> MutableMapping[str, Any]:
     """A state table for a stateful processor: one partition (like ``articles.stateful``),
     keys and values in JSON (faust's json codec), backed by the compacted changelog
     ``APPID-NAME-changelog``.  ``use_partitioner`` lets a batch write to it: with one
-    partition every key goes to partition 0, which the stateful stage's worker owns."""
-    table: MutableMapping[str, Any] = app.Table(name, default=None, partitions=1, use_partitioner=True)
-    return table
+    partition every key goes to partition 0, which the stateful stage's worker owns.
+
+    ``writes`` collects the delivery future of every changelog write."""
+    table: Any = app.Table(name, default=None, partitions=1, use_partitioner=True)
+    if writes is not None:
+        send_changelog = table.send_changelog
+
+        def confirmed_send_changelog(*args: Any, **kwargs: Any) -> Any:
+            future = send_changelog(*args, **kwargs)
+            writes.add(future)
+            return future
+
+        table.send_changelog = confirmed_send_changelog
+    made: MutableMapping[str, Any] = table
+    return made
 
 
-def _origin(event: Any) -> dict[str, Any]:
-    msg = event.message
-    value = event.value if isinstance(event.value, bytes) else (msg.value or b"")
-    headers = list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
-    return {
-        "topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-        "key": base64.b64encode(msg.key).decode() if msg.key else None,
-        "value": base64.b64encode(value).decode(),
-        "headers": [[k, base64.b64encode(v or b"").decode()] for k, v in headers],
-    }
+#: Added to a dead letter's reason when its original could not be read back.
+_GONE = " (the original record could not be read from its topic: see source)"
 
 
-def _origin_in(origins: dict[int, dict[str, Any]], article: Article) -> dict[str, Any]:
-    return origins[id(article)]
+@dataclass(slots=True)
+class _Source:
+    """Where an article came from: its input record's coordinates, and its key, value and
+    headers when they are at hand (stage 1 has the record; stage 2 fetches it from the input
+    topic only for a dead letter)."""
 
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
-def _event_origin(events: dict[int, Any], article: Article) -> dict[str, Any]:
-    return _origin(events[id(article)])
+    @classmethod
+    def of_event(cls, event: Any) -> _Source:
+        msg = event.message
+        value = event.value if isinstance(event.value, bytes) else (msg.value or b"")
+        headers = list(msg.headers.items()) if isinstance(msg.headers, dict) else list(msg.headers or [])
+        return cls(msg.topic, msg.partition, msg.offset, msg.key, value, [(k, v or b"") for k, v in headers])
 
+    def coordinates(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
-def _unpack(origin: dict[str, Any]) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
-    key = base64.b64decode(origin["key"]) if origin.get("key") else None
-    headers = [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])]
-    return key, base64.b64decode(origin["value"]), headers
+    @classmethod
+    def from_handoff(cls, data: dict[str, Any]) -> _Source:
+        """From a hand-off record: ``source`` (coordinates only), or ``origin`` (written by
+        stream 0.1 before this change: coordinates with the key, value and headers in base64)."""
+        if "source" in data:
+            src = data["source"]
+            return cls(str(src["topic"]), int(src["partition"]), int(src["offset"]))
+        origin = data["origin"]
+        return cls(str(origin["topic"]), int(origin["partition"]), int(origin["offset"]),
+                   base64.b64decode(origin["key"]) if origin.get("key") else None,
+                   base64.b64decode(origin["value"]),
+                   [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])])
 
 
 class _Refetches:
@@ -183,6 +266,12 @@ class _Refetches:
                 handled.discard(offset)
         return True
 
+    def forget(self, tps: Any) -> None:
+        """Forget the partitions ``tps`` (revoked: after they come back, they are read again
+        from their committed offsets, and what this worker handled before is not a re-fetch)."""
+        for tp in tps:
+            self.handled.pop((tp.topic, tp.partition), None)
+
     def skipped_over(self, topic: str, partition: int, committed: int) -> bool:
         """True when this worker has handled records after ``committed`` but not the record
         at ``committed`` itself: faust dropped it (see :class:`Handled`)."""
@@ -212,13 +301,17 @@ class Handled:
 def transactional_id(app: faust.App, topic: str, partition: int) -> str:
     """The id of faust's transactional producer for an input partition (exactly-once).
 
-    faust opens one transaction per assigned partition group member,
-    ``APP_ID-GROUP-PARTITION``, and commits each input partition's offsets in it; but its
-    own ``send`` picks the transaction by the partition of the *output* record (faust-streaming
-    issues #177 and #517: with it, our two-stage worker published 814 of 5,000 articles twice
-    after three SIGKILLs).  stream names the transaction of the input record instead.
+    faust opens one transaction per assigned partition (``TransactionManager``) and commits
+    each input partition's offsets in it; but its own ``send`` picks the transaction by the
+    partition of the *output* record (faust-streaming issues #177 and #517: with it, our
+    two-stage worker published 814 of 5,000 articles twice after three SIGKILLs).  stream
+    sends each output in the transaction of its *input* partition, named by faust's own
+    format (``TransactionManager.transactional_id_format``, faust-streaming 0.15.x).
     """
-    return f"{app.conf.id}-{app.assignor.group_for_topic(topic)}-{partition}"
+    group = app.assignor.group_for_topic(topic)
+    tid: str = TransactionManager.transactional_id_format.format(
+        tpg=TopicPartitionGroup(topic, partition, group), group_id=app.conf.id)
+    return tid
 
 
 def _commit_between_batches(app: faust.App, locks: tuple[asyncio.Lock, ...]) -> None:
@@ -244,8 +337,12 @@ def _commit_between_batches(app: faust.App, locks: tuple[asyncio.Lock, ...]) -> 
 
 
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
-                stage2: Pipeline | None, metrics: WorkerMetrics | None = None) -> Handled:
+                stage2: Pipeline | None, metrics: WorkerMetrics | None = None,
+                changelog: ChangelogWrites | None = None) -> Handled:
     """Define the agents of the two stages on ``app``; count what they do in ``metrics``.
+
+    :param changelog: the state tables' changelog writes (see :func:`make_table`), confirmed
+        with each stage-2 batch.
     :return: what the agents handle, for the worker's offset watch."""
     m = metrics or WorkerMetrics()
     stage1.on_timing = m.on_plugin
@@ -256,6 +353,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
     handoff = app.topic(settings.stateful_topic, partitions=1, key_serializer="raw",
                         value_serializer="raw")
     worker = settings.worker_id()
+    writes = changelog or ChangelogWrites()
 
     eos = settings.processing_guarantee == "exactly_once"
     # Exactly-once: a batch is processed, published and acknowledged under its agent's lock,
@@ -263,119 +361,187 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
     # transaction never holds part of a batch.
     locks = (asyncio.Lock(), asyncio.Lock())
 
-    async def send(topic: str, key: bytes | None, value: bytes,
-                   headers: list[tuple[str, bytes]] | None = None, tid: str | None = None) -> None:
-        """Hand a record to faust's producer (aiokafka's, acks=all, idempotent).  Called
-        directly rather than through ``faust.Topic.send``: that path adds a message object,
-        a channel and sensor calls per record, about half of a no-op worker's time (profiled).
-        faust flushes this same producer before it commits offsets, so an input offset is
-        never committed before the outputs sent for it are acknowledged.
+    async def producer_send(topic: str, key: bytes | None, value: bytes,
+                            headers: list[tuple[str, bytes]] | None, tid: str | None) -> asyncio.Future[Any]:
+        """Hand a record to faust's producer (aiokafka's, acks=all, idempotent) and return its
+        delivery future.  Called directly rather than through ``faust.Topic.send``: that path
+        adds a message object, a channel and sensor calls per record, about half of a no-op
+        worker's time (profiled).
 
         ``tid`` (exactly-once): the transactional id of the input partition the record comes
-        from (:func:`transactional_id`), whose offsets faust commits in that transaction.
-        faust itself would pick the transaction of the *output* partition (see
-        :func:`transactional_id`)."""
+        from (:func:`transactional_id`), whose offsets faust commits in that transaction."""
         try:
-            await app.producer.send(topic, key, value, partition=None, timestamp=None, headers=headers,
-                                    transactional_id=tid)
+            future: Any = await app.producer.send(
+                topic, key, value, partition=None, timestamp=None, headers=headers, transactional_id=tid)
         except ProducerSendError:
             # No open transaction for the input partition: it was revoked (or this worker was
-            # fenced) during the batch; its new owner processes these records again.
+            # fenced) during the batch; its new owner processes these records again, and
+            # faust discards this worker's commit of the revoked partition.
             log.info("not published to %s: the input partition of %s moved to another worker", topic, tid)
+            return NotSent.future()
+        sent: asyncio.Future[Any] = future
+        return sent
 
-    async def send_dead(letter: DeadLetter, origin: dict[str, Any], tid: str | None = None) -> None:
-        key, value, headers = _unpack(origin)
-        letter.original = value
-        letter.topic, letter.partition, letter.offset = origin["topic"], origin["partition"], origin["offset"]
-        await send(settings.topic_dlq, key, dumps(letter.to_dict()), headers + letter.headers(), tid)
-        m.on_dead_letter(settings.topic_dlq, letter.error_type, letter.stage, letter.article_id, letter.message)
-        log.warning("article %s -> %s: %s in %s: %s", letter.article_id or "?",
-                    settings.topic_dlq, letter.error_type, letter.stage, letter.message,
-                    extra=about(letter.article_id))
-        host.notify("stream_article_failed", dead_letter=letter)
+    async def dead_letter(box: Outbox, letter: DeadLetter, source: _Source, tid: str | None) -> None:
+        letter.topic, letter.partition, letter.offset = source.topic, source.partition, source.offset
+        if source.value is not None:
+            letter.original = source.value
+        elif not letter.message.endswith(_GONE):
+            letter.message += _GONE
+        headers_size = sum(len(k) + len(v) for k, v in source.headers) + 1024
+        value = encode_dead_letter(letter, limit=settings.topic_max_message_bytes, headers_size=headers_size)
 
-    async def publish(result: BatchResult, origin_of: Callable[[Article], dict[str, Any]],
-                      tids: dict[str, str]) -> None:
-        """``origin_of``: an article's input record (called only for a dead letter); ``tids``:
-        article id -> transactional id of its input partition (exactly-once), else empty."""
+        def written() -> None:
+            m.on_dead_letter(settings.topic_dlq, letter.error_type, letter.stage, letter.article_id, letter.message)
+            log.warning("article %s -> %s: %s in %s: %s", letter.article_id or "?",
+                        settings.topic_dlq, letter.error_type, letter.stage, letter.message,
+                        extra=about(letter.article_id))
+            host.notify("stream_article_failed", dead_letter=letter)
+
+        await box.send(settings.topic_dlq, source.key, value, headers=source.headers + letter.headers(),
+                        transactional_id=tid, what=f"dead letter of article {letter.article_id or '?'}",
+                        then=written)
+
+    async def fetch_missing(sources: list[_Source]) -> None:
+        """Read the original records of stage-2 dead letters from their input topic."""
+        missing = [s for s in sources if s.value is None]
+        if not missing:
+            return
+        found = await fetch_records(settings.broker, [(s.topic, s.partition, s.offset) for s in missing])
+        for src in missing:
+            rec = found.get((src.topic, src.partition, src.offset))
+            if rec is not None:
+                src.key, src.value, src.headers = rec.key, rec.value or b"", list(rec.headers)
+
+    async def publish(box: Outbox, result: BatchResult, sources: dict[int, _Source],
+                      tids: dict[int, str]) -> None:
+        """Send a processed batch's records; ``sources`` and ``tids`` by ``id(article)``."""
         out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
                               original={}, route_duplicates=settings.route_duplicates)
-        for key, value in out.enriched:
-            await send(settings.topic_enriched, key, value, tid=tids.get(key.decode()))
-        for key, value in out.duplicates:
-            await send(settings.topic_duplicates, key, value, tid=tids.get(key.decode()))
-        m.on_published(settings.topic_enriched, len(out.enriched))
-        m.on_published(settings.topic_duplicates, len(out.duplicates))
-        dead_ids = {id(article) for article, _letter in out.dead}
-        for article in result.articles:
-            if id(article) not in dead_ids:
-                m.on_article(article.dedup, article.entity_summary)
-        for key, value, alert in out.alerts:
-            await send(settings.topic_alerts, key, value, tid=tids.get(str(alert.get("article_id"))))
-            m.on_alert(settings.topic_alerts, alert)
-            host.notify("stream_alert_raised", alert=alert)
+        for topic, records in ((settings.topic_enriched, out.enriched), (settings.topic_duplicates, out.duplicates)):
+            for key, value, article in records:
+                def published(topic: str = topic, article: Article = article) -> None:
+                    m.on_published(topic, 1)
+                    m.on_article(article.dedup, article.entity_summary)
+
+                await box.send(topic, key, value, transactional_id=tids.get(id(article)),
+                               what=f"article {article.id}", then=published)
+        for key, value, alert, article in out.alerts:
+            def raised(alert: dict[str, Any] = alert) -> None:
+                m.on_alert(settings.topic_alerts, alert)
+                host.notify("stream_alert_raised", alert=alert)
+
+            await box.send(settings.topic_alerts, key, value, transactional_id=tids.get(id(article)),
+                           what=f"alert {alert.get('alert_id')} of article {article.id}", then=raised)
+        await fetch_missing([sources[id(article)] for article, _letter in out.dead])
         for article, letter in out.dead:
-            await send_dead(letter, origin_of(article), tids.get(article.id))
+            await dead_letter(box, letter, sources[id(article)], tids.get(id(article)))
 
     raw_seen, handoff_seen = _Refetches(), _Refetches()
     handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
 
+    async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", set())
+        raw_seen.forget(revoked)
+        handoff_seen.forget(revoked)
+
+    revoked_signal: Any = app.on_partitions_revoked  # faust types its receivers narrower than it calls them
+    revoked_signal.connect(forget_revoked)
+
     def tid_of(event: Any) -> str | None:
         return transactional_id(app, event.message.topic, event.message.partition) if eos else None
 
-    async def batch_of_raw(events: list[Any]) -> None:
+    async def batch_of_raw(box: Outbox, events: list[Any]) -> None:
         articles: list[Article] = []
-        # The event of each article; its origin (with the original bytes in base64) is built
-        # only for a dead letter or the handoff to stage 2, not on the common path.
-        origins: dict[int, Any] = {}
-        origin_of = functools.partial(_event_origin, origins)
-        tids: dict[str, str] = {}
+        sources: dict[int, _Source] = {}
+        tids: dict[int, str] = {}
         for event in filter(raw_seen.fresh, events):
-            value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
+            source = _Source.of_event(event)
+            tid = tid_of(event)
             try:
-                article = decode_article(value, max_bytes=settings.max_article_bytes)
+                article = decode_article(source.value or b"", max_bytes=settings.max_article_bytes)
             except RecordError as exc:
                 # The record's key is the article id (stream produce keys by id), when there is one.
-                key = event.message.key
-                await send_dead(DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
-                                           stage="decode", original=value,
-                                           article_id=key.decode("utf-8", "replace") if key else None),
-                                _origin(event), tid_of(event))
+                key = source.key
+                await dead_letter(box, DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
+                                                  stage="decode", original=b"",
+                                                  article_id=key.decode("utf-8", "replace") if key else None),
+                                  source, tid)
                 continue
             articles.append(article)
-            origins[id(article)] = event
-            if eos:
-                tids[article.id] = transactional_id(app, event.message.topic, event.message.partition)
+            sources[id(article)] = source
+            if tid is not None:
+                tids[id(article)] = tid
         if not articles:
             return
         result = await stage1.run(articles)
         if stage2 is None:
-            await publish(result, origin_of, tids)
+            await publish(box, result, sources, tids)
             return
         for failure in result.failures:
-            await send_dead(DeadLetter(
+            await dead_letter(box, DeadLetter(
                 error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
                 stage=failure.stage, original=b"", article_id=failure.article.id,
-            ), origin_of(failure.article), tids.get(failure.article.id))
+            ), sources[id(failure.article)], tids.get(id(failure.article)))
         for article in result.articles:
-            await send(settings.stateful_topic, article.id.encode(), dumps(
-                {"article": article.to_state(), "origin": origin_of(article)}), tid=tids.get(article.id))
+            source = sources[id(article)]
+            tid = tids.get(id(article))
+            try:
+                value = dumps({"article": article.to_state(), "source": source.coordinates()})
+            except Exception as exc:  # a value JSON cannot hold, put into the article by a processor
+                await dead_letter(box, DeadLetter(
+                    error_type="EncodeError", stage="handoff", original=b"", article_id=article.id,
+                    message=sanitize(f"the article cannot be encoded as JSON ({exc}); a processor put a value "
+                                     "JSON cannot hold (such as a set or an object) into it")), source, tid)
+                continue
+            if len(value) > settings.max_record_bytes:
+                # The enriched record would be at least as large: the same dead letter as
+                # stage 2 would write for it (stage "publish").
+                await dead_letter(box, DeadLetter(
+                    error_type="RecordTooLarge", stage="publish", original=b"", article_id=article.id,
+                    message=f"the article with its enrichment is {len(value)} bytes, over the limit of "
+                            f"{settings.max_record_bytes} (setting max_record_bytes)"), source, tid)
+                continue
+            await box.send(settings.stateful_topic, article.id.encode(), value, transactional_id=tid,
+                           what=f"article {article.id} (hand-off to stage 2)")
 
-    async def run_batches(stream: Any, lock: asyncio.Lock, stage: str, body: Callable[[list[Any]], Any]) -> None:
+    async def run_batches(stream: Any, lock: asyncio.Lock, stage: str,
+                          body: Callable[[Outbox, list[Any]], Awaitable[None]]) -> None:
         if eos:
             _commit_between_batches(app, locks)
         # take_events exists on faust's Stream but not on its StreamT protocol.
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
             m.on_consumed(stage, len(events))
             if not eos:
-                await body(events)
+                await _guarded(app, stage, body, events)
                 continue
             async with lock:
-                await body(events)
+                await _guarded(app, stage, body, events)
                 # Acknowledged here, under the lock (faust's take_events acknowledges them again,
                 # a no-op), so that a commit sees the whole batch or none of it.
                 for event in events:
                     await stream.ack(event)
+
+    async def _guarded(app: faust.App, stage: str, body: Callable[[Outbox, list[Any]], Awaitable[None]],
+                       events: list[Any]) -> None:
+        """Run one batch and confirm every record it sent.  Whatever is about one article was
+        routed by ``body`` (dead letters); anything else that escapes (a record the broker
+        refused, a programming error) stops the worker without committing this batch: faust
+        would acknowledge a batch whose body raised, and go on with the next one."""
+        box = Outbox(producer_send)
+        try:
+            await body(box, events)
+            await box.confirm()
+        except Exception as exc:
+            first = events[0].message
+            where = f"{first.topic}[{first.partition}]@{first.offset} (+{len(events) - 1} more)"
+            reason = f"batch {where} of stage {stage} failed: {type(exc).__name__}: {sanitize(str(exc), 1000)}"
+            consumer: Any = app.consumer
+            consumer.halt(reason)
+            log.critical("%s; stopping the worker without committing this batch (it is processed again "
+                         "after a restart)", reason, exc_info=not isinstance(exc, DeliveryError))
+            await app.crash(exc)
+            raise
 
     @app.agent(raw, name="stream.process")
     async def process(stream: faust.StreamT[bytes]) -> None:
@@ -385,27 +551,50 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         return handled
     stateful_stage = stage2
 
-    async def batch_of_handoff(events: list[Any]) -> None:
+    async def batch_of_handoff(box: Outbox, events: list[Any]) -> None:
         articles: list[Article] = []
-        origins: dict[int, dict[str, Any]] = {}
-        tids: dict[str, str] = {}
+        sources: dict[int, _Source] = {}
+        tids: dict[int, str] = {}
         for event in filter(handoff_seen.fresh, events):
-            data = loads(event.value if isinstance(event.value, bytes) else event.message.value)
-            article = Article.from_state(data["article"])
+            tid = tid_of(event)
+            value = event.value if isinstance(event.value, bytes) else (event.message.value or b"")
+            try:
+                data = loads(value)
+                article = Article.from_state(data["article"])
+                source = _Source.from_handoff(data)
+            except Exception as exc:  # not a hand-off record this version can read
+                here = _Source.of_event(event)
+                await dead_letter(box, DeadLetter(
+                    error_type="RecordError", stage="handoff", original=b"",
+                    article_id=(here.key or b"").decode("utf-8", "replace") or None,
+                    message=sanitize(f"the hand-off record between the worker's stages cannot be read "
+                                     f"({type(exc).__name__}: {exc})")), here, tid)
+                continue
             articles.append(article)
-            origins[id(article)] = data["origin"]
-            if eos:
-                tids[article.id] = transactional_id(app, event.message.topic, event.message.partition)
+            sources[id(article)] = source
+            if tid is not None:
+                tids[id(article)] = tid
         if not articles:
             return
+        writes.take()
         result = await stateful_stage.run(articles)
-        # The tables' changelog writes are buffered by faust (send_soon): make them
-        # durable (acknowledged by the broker) before any output of this batch is
-        # published, so that no worker can see an output whose state was lost.  (With
-        # exactly-once they go in the transaction of the handoff partition: the table's
-        # changelog has one partition, in the same partition group.)
+        # The tables' changelog writes are buffered by faust (send_soon): have them sent and
+        # answered before any output of this batch is published, so that no worker can see an
+        # output whose state was lost; they are confirmed with the outputs.  (With exactly-once
+        # they go in the transaction of the handoff partition: the table's changelog has one
+        # partition, in the same partition group.)
         await app.producer.flush()
-        await publish(result, functools.partial(_origin_in, origins), tids)
+        for future in writes.take():
+            box.watch(future, "changelog", "state table write")
+        await publish(box, result, sources, tids)
+
+    async def stateful_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = args[0] if args else kwargs.get("assigned", set())
+        if any(tp.topic == settings.stateful_topic for tp in assigned):
+            stateful_stage.assigned()
+
+    assigned_signal: Any = app.on_partitions_assigned
+    assigned_signal.connect(stateful_assigned)
 
     @app.agent(handoff, name="stream.stateful")
     async def stateful(stream: faust.StreamT[bytes]) -> None:

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 
 from .kafka import ensure_topics, make_producer, read_records
 from .records import dumps, loads
+from .settings import Settings
 
 __all__ = ["FlowBench"]
 
@@ -68,6 +69,13 @@ class FlowBench:
         tag = uuid.uuid4().hex[:8]
         return {"tag": tag, "raw": f"bench-{tag}.raw", "enriched": f"bench-{tag}.enriched",
                 "alerts": f"bench-{tag}.alerts", "dlq": f"bench-{tag}.dlq", "partitions": str(partitions)}
+
+    async def _worker_topics(self, t: dict[str, str], partitions: int) -> None:
+        """The input and output topics of a ``stream worker`` arm, the output as the worker
+        creates it (taking its largest records: it checks that at start)."""
+        big = {"max.message.bytes": str(Settings().topic_max_message_bytes)}
+        await ensure_topics(self.bootstrap, [(t["raw"], partitions, False), (t["enriched"], partitions, False)],
+                            configs={t["enriched"]: big})
 
     async def _produce(self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None],
                        partitions: int) -> None:
@@ -144,7 +152,7 @@ class FlowBench:
                          partitions: int = 1) -> Arm:
         """Real ``stream worker`` processes, warmed up, then the articles."""
         t = self._topics(partitions)
-        await ensure_topics(self.bootstrap, [(t["raw"], partitions, False), (t["enriched"], partitions, False)])
+        await self._worker_topics(t, partitions)
         procs = [self._worker(t, f"w{n}", env) for n in range(workers)]
         try:
             warm = articles[0]
@@ -247,7 +255,7 @@ class FlowBench:
         """Resident memory of a worker while ``articles`` go through: RSS (from /proc) when the
         output count first reaches each of ``marks``."""
         t = self._topics(1)
-        await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
+        await self._worker_topics(t, 1)
         proc = self._worker(t, "soak", env)
         rss: dict[int, float] = {}
         try:
@@ -364,7 +372,12 @@ async def webhook_arms(bootstrap: str, alerts: Sequence[dict[str, Any]], concurr
         settings = Settings(broker=bootstrap, app_id=f"bench-{tag}", topic_alerts=f"bench-{tag}.alerts",
                             partitions=1, topic_webhooks_retry=f"bench-{tag}.retry",
                             topic_webhooks_failed=f"bench-{tag}.failed", topic_webhooks_events=f"bench-{tag}.events")
-        await ensure_topics(bootstrap, [(settings.topic_alerts, 1, False)])
+        subs = parse_subscriptions(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink.port}/hook"\n'
+                                   f'secret = "{SECRET}"\nconcurrency = {concurrency}\n')
+        dispatcher = Dispatcher(settings, subs, allow_loopback=True)
+        # A new dispatcher group starts at the end of the alerts: fix its start, then fill
+        # the backlog it is measured on.
+        await dispatcher.prepare()
         producer = make_producer(bootstrap)
         await producer.start()
         try:
@@ -373,9 +386,6 @@ async def webhook_arms(bootstrap: str, alerts: Sequence[dict[str, Any]], concurr
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
-        subs = parse_subscriptions(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink.port}/hook"\n'
-                                   f'secret = "{SECRET}"\nconcurrency = {concurrency}\n')
-        dispatcher = Dispatcher(settings, subs, allow_loopback=True)
         stop = asyncio.Event()
         task = asyncio.create_task(dispatcher.run(stop))
         deadline = time.monotonic() + 600

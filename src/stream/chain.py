@@ -71,13 +71,20 @@ def build_chain(settings: Settings, mode: Literal["worker", "embedded"] = "embed
 
 @dataclass(slots=True)
 class Outputs:
-    """What one batch produces: ``(key, value)`` pairs per topic kind."""
+    """What one batch produces, each record with the article it comes from."""
 
-    enriched: list[tuple[bytes, bytes]] = field(default_factory=list)
+    #: ``(key, value, article)`` of each enriched record.
+    enriched: list[tuple[bytes, bytes, Article]] = field(default_factory=list)
     #: duplicates, when the ``route_duplicates`` setting sends them to their own topic.
-    duplicates: list[tuple[bytes, bytes]] = field(default_factory=list)
-    alerts: list[tuple[bytes, bytes, dict[str, Any]]] = field(default_factory=list)
+    duplicates: list[tuple[bytes, bytes, Article]] = field(default_factory=list)
+    #: ``(key, value, alert, article)`` of each alert.
+    alerts: list[tuple[bytes, bytes, dict[str, Any], Article]] = field(default_factory=list)
     dead: list[tuple[Article, DeadLetter]] = field(default_factory=list)
+
+
+def _encode(article: Article, worker: str, now: str) -> tuple[bytes, list[tuple[bytes, bytes, dict[str, Any]]]]:
+    alerts = [(str(alert.get("rule_id", "")).encode(), dumps(alert), alert) for alert in article.alerts]
+    return dumps(article.to_dict(worker=worker, processed_at=now)), alerts
 
 
 def collect_outputs(
@@ -90,28 +97,38 @@ def collect_outputs(
 ) -> Outputs:
     """Encode the enriched records and alerts of a processed batch; build dead letters.
 
+    Never raises for an article: one whose record cannot be encoded (a plugin put a value
+    JSON cannot hold, such as a set, into ``extra``) or is over ``max_record_bytes`` becomes
+    a dead letter (stage ``publish``), and the others are published.
+
     :param original: ``id(article) -> original bytes``, for dead letters.
     """
     out = Outputs()
     now = utcnow()
+
+    def dead(article: Article, error_type: str, message: str) -> None:
+        out.dead.append((article, DeadLetter(
+            error_type=error_type, message=message, stage="publish",
+            original=original.get(id(article), b""), article_id=article.id,
+        )))
+
     for article in result.articles:
-        value = dumps(article.to_dict(worker=worker, processed_at=now))
+        try:
+            value, alerts = _encode(article, worker, now)
+        except Exception as exc:  # orjson's TypeError/JSONEncodeError: a value JSON cannot hold
+            dead(article, "EncodeError", sanitize(
+                f"the enriched record cannot be encoded as JSON ({exc}); a processor put a value JSON "
+                "cannot hold (such as a set or an object) into the article"))
+            continue
         if len(value) > max_record_bytes:
-            out.dead.append((article, DeadLetter(
-                error_type="RecordTooLarge",
-                message=f"the enriched record is {len(value)} bytes, over the limit of "
-                        f"{max_record_bytes} (setting max_record_bytes)",
-                stage="publish",
-                original=original.get(id(article), b""),
-                article_id=article.id,
-            )))
+            dead(article, "RecordTooLarge", f"the enriched record is {len(value)} bytes, over the limit of "
+                                            f"{max_record_bytes} (setting max_record_bytes)")
             continue
         if route_duplicates and article.dedup.get("status") in ("exact", "near"):
-            out.duplicates.append((article.id.encode(), value))
+            out.duplicates.append((article.id.encode(), value, article))
         else:
-            out.enriched.append((article.id.encode(), value))
-        for alert in article.alerts:
-            out.alerts.append((str(alert.get("rule_id", "")).encode(), dumps(alert), alert))
+            out.enriched.append((article.id.encode(), value, article))
+        out.alerts.extend((key, encoded, alert, article) for key, encoded, alert in alerts)
     for failure in result.failures:
         out.dead.append((failure.article, DeadLetter(
             error_type=type(failure.error).__name__,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from typing import Any, Callable, TypeVar
 
 import click
@@ -404,28 +405,53 @@ def webhooks_run(ctx: click.Context) -> None:
 
 
 @webhooks.command("redeliver")
-@click.option("--endpoint", default=None, help="Only this endpoint's failed deliveries.")
-@click.option("--since", default=None, help="Only those failed at or after this ISO 8601 time.")
-@click.option("--until", default=None, help="Only those failed before this ISO 8601 time.")
+@click.option("--endpoint", default=None, help="The endpoint (required for a backfill of alerts).")
+@click.option("--since", default=None, help="ISO 8601 time: alerts raised (with --failed: deliveries failed) "
+                                            "at or after it.")
+@click.option("--until", default=None, help="ISO 8601 time: only those before it.")
+@click.option("--failed", is_flag=True, help="Send the failed deliveries (webhooks.failed) again, instead of alerts.")
 @click.pass_context
-def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | None, until: str | None) -> None:
-    """Send failed deliveries (webhooks.failed) again, with their webhook-id."""
-    import time as _time
-
+def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | None, until: str | None,
+                       failed: bool) -> None:
+    """Queue deliveries again, with their webhook-id: the alerts raised since a time to one
+    endpoint (a backfill: a new endpoint receives only the alerts raised after it was added),
+    or, with --failed, the deliveries that failed for good."""
     from .kafka import make_producer, read_records
     from .records import dumps, loads
+    from .webhooks.delivery import backfill_jobs
 
     settings = _settings(ctx)
 
-    async def run() -> int:
+    async def failed_jobs() -> list[dict[str, Any]]:
         chosen = []
         async for rec in read_records(settings.broker, settings.topic_webhooks_failed, timeout=2):
             job = loads(rec.value or b"null")
+            if not isinstance(job, dict) or "webhook_id" not in job:
+                continue  # an invalid record kept there by the dispatcher: nothing to deliver
             at = job.get("failed_at", "")
             if (endpoint and job.get("endpoint") != endpoint) or (since and at < since) or (until and at >= until):
                 continue
             chosen.append({k: v for k, v in job.items() if k not in ("failed_at", "reason")} |
-                          {"attempts": [], "due": _time.time()})
+                          {"attempts": [], "due": time.time()})
+        return chosen
+
+    async def run() -> int:
+        if failed:
+            chosen = await failed_jobs()
+        else:
+            if not endpoint or not since:
+                raise click.UsageError("a backfill needs --endpoint ID and --since TIME (or use --failed)")
+            from .webhooks.config import load_subscriptions
+
+            if not settings.webhooks:
+                raise ConfigError("no subscriptions: set STREAM_WEBHOOKS (or `webhooks` in the settings file) "
+                                  "to the file that defines the endpoint")
+            subs = load_subscriptions(settings.webhooks)
+            target = subs.endpoint(endpoint)
+            if target is None:
+                raise ConfigError(f"endpoint {endpoint!r} is not in {settings.webhooks}; known: "
+                                  f"{', '.join(e.id for e in subs.endpoints)}")
+            chosen = await backfill_jobs(settings, target, _epoch_ms(since), _epoch_ms(until) if until else None)
         producer = make_producer(settings.broker)
         await producer.start()
         try:
@@ -437,7 +463,21 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
         return len(chosen)
 
     count = asyncio.run(run())
-    click.echo(f"{count} failed deliver{'y' if count == 1 else 'ies'} queued again on {settings.topic_webhooks_retry}")
+    what = "failed deliver" + ("y" if count == 1 else "ies") if failed else "alert" + ("" if count == 1 else "s")
+    click.echo(f"{count} {what} queued on {settings.topic_webhooks_retry}"
+               + ("" if failed else f" for endpoint {endpoint}"))
+
+
+def _epoch_ms(text: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 @webhooks.command("enable")

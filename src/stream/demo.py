@@ -44,8 +44,11 @@ def _expand(paths: Iterable[str]) -> list[str]:
 
 async def _snapshot(settings: Settings) -> dict[str, dict[int, int]]:
     topics = (settings.topic_enriched, settings.topic_alerts, settings.topic_dlq)
+    # The worker's own topics take its largest records (it checks them at start).
+    big = {"max.message.bytes": str(settings.topic_max_message_bytes)}
     await ensure_topics(settings.broker, [(t, settings.partitions, False) for t in
-                                          (settings.topic_raw, *topics)], settings.replication_factor)
+                                          (settings.topic_raw, *topics)], settings.replication_factor,
+                        {t: big for t in topics})
     return {t: await end_offsets(settings.broker, t) for t in topics}
 
 

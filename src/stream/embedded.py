@@ -45,9 +45,9 @@ def run_embedded(settings: Settings, files: Iterable[str], out: BinaryIO, err: B
             result = await pipeline.run(articles)
             outputs = collect_outputs(result, worker=worker,
                                       max_record_bytes=settings.max_record_bytes, original=original)
-            for _key, value in outputs.enriched:  # duplicates included, marked in "dedup"
+            for _key, value, _article in outputs.enriched:  # duplicates included, marked in "dedup"
                 out.write(value + b"\n")
-            for _key, _value, alert in outputs.alerts:
+            for _key, _value, alert, _article in outputs.alerts:
                 host.notify("stream_alert_raised", alert=alert)
             for _article, letter in outputs.dead:
                 write_dead(letter)

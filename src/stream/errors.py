@@ -7,6 +7,7 @@
      ├── PluginError                       a plugin failed to load, configure or process
      ├── RecordError (also ValueError)     an input record cannot be decoded or validated
      ├── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
+     ├── DeliveryError (also RuntimeError) Kafka refused a record the worker sent, for good
      └── WebhookError                      a webhook target was refused or a delivery failed
                                            (stream.webhooks.errors)
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BrokerError", "ConfigError", "PluginError", "RecordError", "StreamError"]
+__all__ = ["BrokerError", "ConfigError", "DeliveryError", "PluginError", "RecordError", "StreamError"]
 
 
 class StreamError(Exception):
@@ -74,3 +75,25 @@ class RecordError(StreamError, ValueError):
 
 class BrokerError(StreamError, RuntimeError):
     """The local Apache Kafka broker could not be fetched, started or stopped."""
+
+
+class DeliveryError(StreamError, RuntimeError):
+    """A record the worker sent was refused by Kafka for good (after the client's retries),
+    or not answered in time.  The worker stops without committing the batch it belongs to.
+
+    ``topic``: where it was sent; ``what``: what it carried (``article ID``); ``cause``: the
+    client's error.
+    """
+
+    def __init__(self, topic: str, what: str, cause: BaseException):
+        self.topic = topic
+        self.what = what
+        self.cause = cause
+        about = f" ({what})" if what else ""
+        hint = ""
+        if "TooLarge" in type(cause).__name__ or "too large" in str(cause).lower():
+            hint = (f"; the record is larger than topic {topic!r} accepts: raise its max.message.bytes "
+                    "(kafka-configs.sh --alter --entity-type topics --add-config max.message.bytes=N) or lower "
+                    "the setting max_record_bytes")
+        super().__init__(f"a record to {topic!r}{about} was not written: "
+                         f"{type(cause).__name__}: {cause}{hint}")

@@ -10,13 +10,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable, Literal, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "make_producer", "read_records", "seed_offsets"]
+__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "fetch_records", "make_producer", "read_records",
+           "seed_offsets", "topic_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +44,12 @@ async def ensure_topics(
     bootstrap: str,
     topics: Iterable[tuple[str, int, bool]],
     replication_factor: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
     """Create the ``(name, partitions, compacted)`` topics that do not exist yet.
 
+    :param configs: topic configuration by topic name (``{"max.message.bytes": "..."}``),
+        for the topics created now.
     :return: the names created.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -56,6 +61,7 @@ async def ensure_topics(
             if name in existing or any(t.name == name for t in new):
                 continue
             config = {"cleanup.policy": "compact"} if compacted else {}
+            config.update((configs or {}).get(name, {}))
             new.append(NewTopic(name, partitions, replication_factor, topic_configs=config))
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
@@ -91,9 +97,33 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
         await asyncio.sleep(0.1)
 
 
-async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+async def topic_limits(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+    """The largest record batch each topic accepts (``max.message.bytes``: the topic's own
+    setting, else the broker's ``message.max.bytes``), for the topics that exist."""
+    names = sorted(set(topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        asked = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+                 for name in names if name in existing]
+        limits: dict[str, int] = {}
+        if not asked:
+            return limits
+        for response in await admin.describe_configs(asked):
+            for resource in response.to_object()["resources"]:
+                for entry in resource["config_entries"]:
+                    if resource["error_code"] == 0 and entry["config_names"] == "max.message.bytes":
+                        limits[resource["resource_name"]] = int(entry["config_value"])
+        return limits
+    finally:
+        await admin.close()
+
+
+async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str],
+                       at: Literal["beginning", "end"] = "beginning") -> dict[str, int]:
     """Give every partition of ``topics`` that has no committed offset in ``group`` one, at
-    the start of its log.
+    the start of its log (or at its end: where the webhook dispatcher's group starts).
 
     Why: at start, faust resumes fetching before it seeks the partitions to their committed
     offsets, and drops what it had fetched but not yet delivered; a partition with a
@@ -120,7 +150,7 @@ async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str]) -> dic
         missing = [tp for tp in tps if await consumer.committed(tp) is None]
         if not missing:
             return {}
-        starts = await consumer.beginning_offsets(missing)
+        starts = await (consumer.end_offsets(missing) if at == "end" else consumer.beginning_offsets(missing))
         consumer.assign(missing)
         try:
             await consumer.commit({tp: starts[tp] for tp in missing})
@@ -225,5 +255,43 @@ async def read_records(
                         return
                     if not follow and msg.offset + 1 >= ends.get(tp.partition, 0):
                         done.add(tp.partition)
+    finally:
+        await consumer.stop()
+
+
+async def fetch_records(bootstrap: str, where: Iterable[tuple[str, int, int]],
+                        timeout: float = 30.0) -> dict[tuple[str, int, int], KafkaRecord]:
+    """The records at ``(topic, partition, offset)``, read with one consumer.
+
+    Missing from the result: a record no longer in the log (retention) or not read within
+    ``timeout`` seconds.
+    """
+    wanted: dict[TopicPartition, set[int]] = {}
+    for topic, partition, offset in where:
+        wanted.setdefault(TopicPartition(topic, partition), set()).add(offset)
+    found: dict[tuple[str, int, int], KafkaRecord] = {}
+    if not wanted:
+        return found
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        for tp, offsets in wanted.items():
+            consumer.assign([tp])
+            for offset in sorted(offsets):
+                if (tp.topic, tp.partition, offset) in found:
+                    continue
+                consumer.seek(tp, offset)
+                while asyncio.get_running_loop().time() < deadline:
+                    msgs = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+                    for msg in msgs:
+                        if msg.offset in offsets:
+                            found[(tp.topic, tp.partition, msg.offset)] = KafkaRecord(
+                                msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                                tuple(msg.headers or ()), msg.timestamp)
+                    if msgs or await consumer.position(tp) > offset:
+                        break
+        return found
     finally:
         await consumer.stop()

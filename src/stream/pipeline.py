@@ -68,6 +68,7 @@ class Pipeline:
         self.processors = list(processors)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-cpu")
         self._ready = False
+        self._assigned = False
         #: Called after each processor's call on a batch with ``(name, seconds, articles)``
         #: (the worker's metrics).
         self.on_timing: Callable[[str, float, int], None] | None = None
@@ -111,10 +112,23 @@ class Pipeline:
             except TimeoutError:
                 raise TimeoutError(f"{proc.name} took longer than its limit of {limit:g}s") from None
 
+    def assigned(self) -> None:
+        """The stateful stage's partition was assigned to this worker: the processors'
+        :meth:`~stream.Processor.on_assigned` run before the next batch (not now: a batch may
+        be running)."""
+        self._assigned = True
+
     async def run(self, batch: list[Article]) -> BatchResult:
         """Run ``batch`` through every processor.  Never raises for a processor's fault."""
         if not self._ready:
             raise RuntimeError("Pipeline.setup() must be called before run()")
+        if self._assigned:
+            self._assigned = False
+            for proc in self.processors:
+                try:
+                    proc.on_assigned()
+                except Exception as exc:
+                    raise PluginError(proc.name, f"on_assigned failed: {exc!r}") from exc
         alive = list(batch)
         failures: list[Failure] = []
         for proc in self.processors:

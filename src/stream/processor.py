@@ -115,6 +115,18 @@ class Processor:
         """
         raise NotImplementedError
 
+    def on_assigned(self) -> None:
+        """Stateful processors: called before the first batch after the stateful stage's
+        partition was assigned to this worker (at start, and every time it comes back after a
+        rebalance), when the tables hold the state restored from their changelogs.  While the
+        partition was away, another worker may have changed the tables: drop whatever you
+        keep in memory that is derived from them (an index, a cache) and rebuild it from the
+        tables.  Not called in the embedded mode (``stream process``).  An exception stops
+        the worker without committing (its batch runs again after a restart).
+
+        .. versionadded:: 0.2
+        """
+
     def close(self) -> None:
         """Called once at shutdown; release what :meth:`setup` acquired."""
 

@@ -24,6 +24,7 @@ __all__ = [
     "DeadLetter",
     "decode_article",
     "dumps",
+    "encode_dead_letter",
     "loads",
     "make_id",
     "utcnow",
@@ -262,12 +263,29 @@ class DeadLetter:
     offset: int | None = None
     article_id: str | None = None
     failed_at: str = field(default_factory=utcnow)
+    #: The size of the original record in bytes (``original`` may hold only its start).
+    original_size: int | None = None
+
+    def fit(self, limit: int) -> DeadLetter:
+        """Keep at most ``limit`` bytes of the original (a dead letter must fit the topic:
+        the whole original stays in its source topic, at ``topic``/``partition``/``offset``)."""
+        if self.original_size is None:
+            self.original_size = len(self.original)
+        if len(self.original) > limit:
+            self.original = self.original[:limit]
+        return self
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_size is not None and self.original_size > len(self.original)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "error": {"type": self.error_type, "message": self.message, "plugin": self.stage},
             "article_id": self.article_id,
             "original": base64.b64encode(self.original).decode("ascii"),
+            "original_size": len(self.original) if self.original_size is None else self.original_size,
+            "original_truncated": self.truncated,
             "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
             "failed_at": self.failed_at,
             "schema_version": SCHEMA_VERSION,
@@ -280,6 +298,8 @@ class DeadLetter:
             ("stream-error-stage", self.stage),
             ("stream-error-message", self.message[:500]),
         ]
+        if self.truncated:
+            pairs.append(("stream-original-truncated", f"{len(self.original)} of {self.original_size} bytes"))
         if self.topic is not None:
             pairs += [
                 ("stream-source-topic", self.topic),
@@ -287,3 +307,22 @@ class DeadLetter:
                 ("stream-source-offset", str(self.offset)),
             ]
         return [(k, v.encode("utf-8", "replace")) for k, v in pairs]
+
+
+def encode_dead_letter(letter: DeadLetter, *, limit: int, headers_size: int = 0) -> bytes:
+    """``letter`` as JSON, at most ``limit`` bytes together with ``headers_size`` bytes of
+    Kafka headers: when the whole original would not fit, the letter carries its start, its
+    size (``original_size``) and says so (``original_truncated``); the whole original stays
+    in its source topic at the letter's ``source`` coordinates."""
+    value = dumps(letter.to_dict())
+    if len(value) + headers_size <= limit:
+        return value
+    original = letter.original
+    letter.original_size = len(original) if letter.original_size is None else letter.original_size
+    letter.original = b""
+    # Room left for the original in base64 (4 bytes per 3), with slack for the header that
+    # says it was cut and the digits of the sizes.
+    room = limit - headers_size - len(dumps(letter.to_dict())) - 256
+    letter.original = original
+    letter.fit(max(0, room) * 3 // 4)
+    return dumps(letter.to_dict())

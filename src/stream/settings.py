@@ -28,6 +28,10 @@ from .errors import ConfigError
 __all__ = ["Settings", "load_settings", "parse_toml", "read_toml"]
 
 
+#: Bytes allowed beside a record's value: key, headers, Kafka's record batch overhead.
+_RECORD_ENVELOPE = 64 * 1024
+
+
 def _default_state_dir() -> str:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(Path.home(), ".local", "state")
     return os.path.join(base, "stream")
@@ -81,8 +85,11 @@ class Settings:
     processing_guarantee: str = "at_least_once"
     #: Largest accepted input record, in bytes; checked before parsing.
     max_article_bytes: int = 1_000_000
-    #: Largest enriched record published; a bigger one goes to the dead letters.
-    max_record_bytes: int = 1_000_000
+    #: Largest record the worker publishes (an enriched record carries the text, the clean
+    #: text and the entities: about two to three times the article); a bigger one goes to
+    #: the dead letters.  The topics stream creates accept records of this size (their
+    #: ``max.message.bytes``), and the worker checks existing topics against it at start.
+    max_record_bytes: int = 8_000_000
     #: Where the worker keeps its local state (faust's data directory).
     data_dir: str = field(default_factory=_default_state_dir)
     #: Log level: debug, info, warn, error.
@@ -127,6 +134,12 @@ class Settings:
     def stateful_topic(self) -> str:
         """The internal topic of the stateful stage: ``topic_stateful`` or ``APP_ID-stateful``."""
         return self.topic_stateful or f"{self.app_id}-stateful"
+
+    @property
+    def topic_max_message_bytes(self) -> int:
+        """``max.message.bytes`` of the topics the worker writes: a record of
+        ``max_record_bytes`` with its key, headers and Kafka's batch overhead."""
+        return self.max_record_bytes + _RECORD_ENVELOPE
 
     def worker_id(self) -> str:
         return self.worker_name or f"{socket.gethostname()}:{os.getpid()}"

@@ -13,7 +13,8 @@ then sends ten fetch requests a second, which the broker answers from memory.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Mapping
 
 import faust
 from faust.transport import by_url
@@ -22,6 +23,8 @@ from faust.types import TP
 from faust.utils.functional import consecutive_numbers
 
 __all__ = ["FETCH_MAX_WAIT_MS", "StreamApp"]
+
+log = logging.getLogger(__name__)
 
 #: The longest a fetch request waits at the broker for data, in milliseconds.
 FETCH_MAX_WAIT_MS = 100
@@ -40,6 +43,22 @@ class _Consumer(driver.Consumer):
         super().__init__(*args, **kwargs)
         #: Offsets of the records fetched per partition and not committed yet.
         self._fetched: dict[TP, set[int]] = {}
+        #: Why this worker must stop without committing anything more (see :meth:`halt`).
+        self.halted: str | None = None
+
+    def halt(self, reason: str) -> None:
+        """Commit nothing from now on: a batch failed in a way that is not about one article
+        (a record the broker refused, a programming error).  faust acknowledges a batch whose
+        body raised (``take_events`` acks in a ``finally``); with commits refused here, the
+        acknowledgment never reaches Kafka, and the batch is processed again after a restart."""
+        self.halted = reason
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        if self.halted is not None:
+            log.warning("offsets not committed (%s): %s", self.halted,
+                        ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in offsets.items()))
+            return False
+        return bool(await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction))
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

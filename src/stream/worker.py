@@ -101,7 +101,7 @@ def run_worker(settings: Settings) -> int:
     """
     from faust.worker import Worker
 
-    from .app import create_app, make_table, prepare_topics, wire_agents
+    from .app import ChangelogWrites, check_record_limits, create_app, make_table, prepare_topics, wire_agents
 
     _check_web_address(settings)
     host = get_plugin_manager(settings)
@@ -120,17 +120,23 @@ def run_worker(settings: Settings) -> int:
         dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
                                 allow_loopback=settings.webhooks_allow_loopback, metrics=metrics)
     stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
-    stage2 = setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name)) if stateful else None
+    writes = ChangelogWrites()
+    stage2 = (setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name, writes))
+              if stateful else None)
     table_names = tuple(dict.fromkeys(name for proc in stateful for name in proc.tables))
     created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None, tables=table_names))
     if created:
         log.info("created topics: %s", ", ".join(created))
+    asyncio.run(check_record_limits(settings, stateful=stage2 is not None))
     inputs = [settings.topic_raw] + ([settings.stateful_topic] if stage2 is not None else [])
     seeded = asyncio.run(seed_offsets(settings.broker, settings.app_id, inputs))
     if seeded:
         log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
+    if dispatcher is not None:
+        # Where the webhook group starts is fixed before any alert can be raised.
+        asyncio.run(dispatcher.prepare())
     os.makedirs(settings.data_dir, exist_ok=True)
-    handled = wire_agents(app, settings, host, stage1, stage2, metrics)
+    handled = wire_agents(app, settings, host, stage1, stage2, metrics, writes)
     _watch(app, settings, metrics, inputs, handled)
     if dispatcher is not None:
         webhook_dispatcher = dispatcher

@@ -73,3 +73,34 @@ def test_distinct_articles_sharing_a_paragraph_are_not_flagged(
     finally:
         assert worker.stop() == 0, worker.log()
     assert {k: v["dedup"]["status"] for k, v in records.items()} == {"a": "unique", "b": "unique", "c": "unique"}
+
+
+def test_a_copy_is_found_after_the_stateful_partition_moved_away_and_back(
+    broker: LocalBroker, topics: Topics, tmp_path: Path
+) -> None:
+    """Worker A builds its dedup index; while A is frozen (SIGSTOP) past the session timeout,
+    B takes the stateful partition and sees the original; B leaves, the partition comes back
+    to A, which must see the original too (its index is rebuilt from the table)."""
+    env = {"STREAM_SESSION_TIMEOUT": "6"}
+    a = Worker(broker, topics, tmp_path, "wa", **env)
+    b: Worker | None = None
+    try:
+        produce(broker, topics.raw, [{"id": "first", "text": sample("000")}])
+        assert wait_for(broker, topics.enriched, {"first"}, workers=(a,))["first"]["processing"]["worker"] == "wa"
+        a.proc.send_signal(signal.SIGSTOP)  # A misses its heartbeats: the group moves everything to B
+        b = Worker(broker, topics, tmp_path, "wb", **env)
+        original = sample("002")
+        produce(broker, topics.raw, [{"id": "orig", "text": original}])
+        seen = wait_for(broker, topics.enriched, {"orig"}, timeout=180, workers=(b,))["orig"]
+        assert seen["processing"]["worker"] == "wb"
+        a.proc.send_signal(signal.SIGCONT)
+        assert b.stop() == 0, b.log()  # the stateful partition goes back to A
+        produce(broker, topics.raw, [{"id": "copy", "text": edited(original, seed=5)}])
+        copy = wait_for(broker, topics.enriched, {"copy"}, timeout=180, workers=(a,))["copy"]
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        assert a.stop() == 0, a.log()
+        if b is not None:
+            b.stop()
+    assert copy["processing"]["worker"] == "wa", copy["processing"]
+    assert copy["dedup"]["status"] == "near" and copy["dedup"]["duplicate_of"] == "orig", copy["dedup"]

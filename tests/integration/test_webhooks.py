@@ -57,6 +57,8 @@ class Running:
         self.stop_event: asyncio.Event | None = None
         self.thread = threading.Thread(target=self._main, daemon=True)
         self.thread.start()
+        # A new dispatcher group starts at the end of the alerts: produce only after that.
+        assert self.dispatcher.prepared.wait(60), "the dispatcher did not start"
 
     def _main(self) -> None:
         async def run() -> None:
@@ -158,6 +160,26 @@ def test_a_4xx_is_not_retried_and_an_exhausted_alert_lands_in_webhooks_failed(
     assert by_endpoint["down"]["alert"]["alert_id"] == "al-9" and by_endpoint["down"]["reason"] == "HTTP 503"
 
 
+def wait_until_started(broker: LocalBroker, group: str, topic: str, timeout: float = 60) -> None:
+    """Until the dispatcher group has its start offsets on ``topic`` (it delivers what is
+    raised from then on)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def run() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+            return any(tp.topic == topic for tp in offsets)
+        finally:
+            await admin.close()
+
+    deadline = time.time() + timeout
+    while not asyncio.run(run()):
+        assert time.time() < deadline, f"group {group} has no offsets on {topic}"
+        time.sleep(0.3)
+
+
 def _read(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
     from stream.kafka import read_records
 
@@ -181,6 +203,7 @@ def test_a_dispatcher_killed_during_a_retry_delivers_after_a_restart(
     command = [sys.executable, "-m", "stream", "webhooks", "run"]
     try:
         first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_started(broker, f"{topics.app_id}-webhooks", topics.alerts)
         produce(broker, topics.alerts, [alert(10)])
         server.wait(1, timeout=60)  # the first attempt got a 500; the retry is due in 3 s
         first.send_signal(signal.SIGKILL)

@@ -94,9 +94,9 @@ def test_duplicates_can_be_routed_to_their_own_topic() -> None:
     make().process(arts)
     out = collect_outputs(BatchResult(articles=arts), worker="w", max_record_bytes=10**6, original={},
                           route_duplicates=True)
-    assert [k for k, _v in out.enriched] == [b"a"] and [k for k, _v in out.duplicates] == [b"b"]
+    assert [k for k, _v, _a in out.enriched] == [b"a"] and [k for k, _v, _a in out.duplicates] == [b"b"]
     kept = collect_outputs(BatchResult(articles=arts), worker="w", max_record_bytes=10**6, original={})
-    assert [k for k, _v in kept.enriched] == [b"a", b"b"] and not kept.duplicates
+    assert [k for k, _v, _a in kept.enriched] == [b"a", b"b"] and not kept.duplicates
 
 
 @pytest.mark.parametrize(("config", "message"), [

@@ -158,3 +158,33 @@ def test_a_pipeline_directory_works_as_the_model(tmp_path: Path) -> None:
     a = Article(id="a", text="Joe Biden visited Kyiv.", clean_text="Joe Biden visited Kyiv.")
     proc.process([a])
     assert {e["canonical"] for e in a.entity_summary} >= {"Joe Biden", "Kyiv"}
+
+
+def test_a_long_text_is_cut_at_paragraph_boundaries_into_pieces_that_cover_it() -> None:
+    from stream_ner import pieces
+
+    text = "\n\n".join(f"Paragraph {n}: " + "word " * 40 for n in range(100))
+    cut = pieces(text, 1000)
+    assert "".join(piece for _offset, piece in cut) == text
+    assert all(len(piece) <= 1000 for _offset, piece in cut)
+    assert all(text[offset:offset + len(piece)] == piece for offset, piece in cut)
+    assert all(piece.endswith("\n\n") for _offset, piece in cut[:-1])  # never inside a paragraph
+    assert pieces("x" * 2500, 1000) == [(0, "x" * 1000), (1000, "x" * 1000), (2000, "x" * 500)]
+
+
+def test_entities_of_a_text_run_in_pieces_are_at_their_offsets_in_the_whole_text() -> None:
+    body = "\n\n".join(p.read_text() for p in sorted(EXAMPLES.glob("*.txt")))
+    text = "\n\n".join([body] * 6)  # ~113,000 characters
+    whole = run_chain([{"id": "w", "text": text}], plugins=["ner"]).articles[0]
+    small = run_chain([{"id": "s", "text": text}], plugins=["ner"],
+                      plugin_settings={"ner": {"chunk_chars": 5000}}).articles[0]
+    assert len(small.entities) > 100
+    for m in small.entities:
+        assert small.clean_text[m["start"]:m["end"]] == m["text"]
+    # Cut at paragraphs, the model sees the same sentences: the same mentions.
+    assert len(small.entities) == pytest.approx(len(whole.entities), rel=0.05)
+
+
+def test_a_chunk_size_below_1000_characters_is_refused() -> None:
+    with pytest.raises(ConfigError, match="chunk_chars"):
+        run_chain([{"id": "x", "text": "Hello."}], plugins=["ner"], plugin_settings={"ner": {"chunk_chars": 10}})

@@ -70,9 +70,14 @@ class DedupProcessor(Processor):
         self.table = context.tables["dedup"]
         self.index = None
 
+    def on_assigned(self) -> None:
+        """The stateful partition (and with it the table) came to this worker, maybe after
+        another worker added to the table: the index is rebuilt from it at the next batch."""
+        self.index = None
+
     def _ensure_index(self) -> DedupIndex:
-        """Build the in-memory indexes from the table (at the first batch after a start or
-        a take-over, when the table has been restored from its changelog)."""
+        """Build the in-memory indexes from the table (at the first batch after the stateful
+        partition was assigned, when the table has been restored from its changelog)."""
         if self.index is None:
             index = DedupIndex(jaccard=self.options["jaccard"], overlap=self.options["overlap"],
                                lsh_threshold=self.options["lsh_threshold"])

@@ -3,6 +3,7 @@
     [delivery]
     schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]   # seconds before each attempt
     disable_after_hours = 120
+    max_in_flight = 10000           # jobs (deliveries and waiting retries) per dispatcher
 
     [[endpoints]]
     id = "ops-team"
@@ -66,6 +67,9 @@ class Subscriptions:
     endpoints: tuple[Endpoint, ...]
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
     disable_after_hours: float = 120.0
+    #: Jobs a dispatcher runs at once (deliveries, and retries waiting for their time); at
+    #: this bound it stops reading until a quarter of them are done.
+    max_in_flight: int = 10_000
     source: str | None = field(default=None, compare=False)
 
     def endpoint(self, endpoint_id: str) -> Endpoint | None:
@@ -173,7 +177,11 @@ def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscript
     if not isinstance(disable, (int, float)) or disable <= 0:
         raise ConfigError("[delivery] disable_after_hours must be a positive number", path=path,
                           line=_line(text, "disable_after_hours"))
-    return Subscriptions(tuple(endpoints), tuple(float(s) for s in schedule), float(disable), str(path))
+    bound = delivery.get("max_in_flight", 10_000)
+    if not isinstance(bound, int) or isinstance(bound, bool) or bound < 1:
+        raise ConfigError("[delivery] max_in_flight must be a whole number of jobs, at least 1 (default 10000)",
+                          path=path, line=_line(text, "max_in_flight"))
+    return Subscriptions(tuple(endpoints), tuple(float(s) for s in schedule), float(disable), bound, str(path))
 
 
 def load_subscriptions(path: str | Path) -> Subscriptions:

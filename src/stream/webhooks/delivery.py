@@ -12,6 +12,17 @@ finished (delivered, or handed to ``webhooks.retry`` or ``webhooks.failed`` with
 broker's acknowledgment).  After a crash the unfinished jobs run again: a consumer may get
 a delivery twice, always with the same ``webhook-id``.
 
+Several dispatchers (workers) share the partitions: before a partition moves, the
+dispatcher commits what is done for it and cancels its unfinished jobs (the new owner runs
+them again, same ``webhook-id``); only assigned partitions are committed.  A record that is
+no alert or retry job goes to ``webhooks.failed`` with the reason.  At most
+``max_in_flight`` jobs run at once: beyond, the dispatcher stops reading (back-pressure).
+
+Where deliveries start: a new dispatcher group starts at the end of ``alerts`` (not the
+history), and an endpoint receives the alerts raised after it first appeared in the
+subscriptions (recorded as ``endpoint.added`` on ``webhooks.events``); a backfill is
+explicit (``stream webhooks redeliver --endpoint ID --since TIME``).
+
 Each endpoint has its own concurrency limit, so a slow or dead endpoint never delays the
 deliveries to the others.
 """
@@ -22,16 +33,18 @@ import asyncio
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Awaitable, Iterable
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
-from ..kafka import ensure_topics, make_producer
+from ..kafka import ensure_topics, make_producer, seed_offsets
 from ..metrics import WorkerMetrics
 from ..records import dumps, loads, utcnow
 from ..settings import Settings
@@ -40,7 +53,7 @@ from .errors import WebhookError
 from .safety import Network, TargetCache, parse_networks, resolve_target
 from .signing import sign
 
-__all__ = ["Dispatcher", "Outcome", "attempt_delivery", "payload", "webhook_id"]
+__all__ = ["Dispatcher", "Outcome", "attempt_delivery", "backfill_jobs", "payload", "webhook_id"]
 
 log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429}
@@ -140,18 +153,45 @@ class _Offsets:
             self.pending[tp][offset] = jobs
 
     def done(self, tp: TopicPartition, offset: int) -> None:
-        left = self.pending[tp].get(offset, 0) - 1
+        waiting = self.pending.get(tp)
+        if waiting is None or offset not in waiting:
+            return  # the partition was revoked meanwhile: forgotten
+        left = waiting[offset] - 1
         if left <= 0:
-            self.pending[tp].pop(offset, None)
+            waiting.pop(offset, None)
         else:
-            self.pending[tp][offset] = left
+            waiting[offset] = left
 
-    def committable(self) -> dict[TopicPartition, int]:
+    def committable(self, tps: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, int]:
+        """The offsets to commit, of ``tps`` only when given (the assigned partitions)."""
+        wanted = set(self.highest) if tps is None else set(tps) & set(self.highest)
         out = {}
-        for tp, high in self.highest.items():
+        for tp in wanted:
             waiting = self.pending.get(tp)
-            out[tp] = min(waiting) if waiting else high + 1
+            out[tp] = min(waiting) if waiting else self.highest[tp] + 1
         return out
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        for tp in tps:
+            self.pending.pop(tp, None)
+            self.highest.pop(tp, None)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """Before partitions move to another dispatcher: commit what is done for them and forget
+    them (their unfinished jobs are cancelled; the new owner runs them again, with the same
+    ``webhook-id``).  Committing a partition this consumer no longer has is what killed a
+    worker when a second one joined (aiokafka's ``IllegalStateError``)."""
+
+    def __init__(self, dispatcher: Dispatcher, consumer: AIOKafkaConsumer):
+        self.dispatcher = dispatcher
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.dispatcher._revoked(self.consumer, set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("webhooks: assigned %s", ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)))
 
 
 class Dispatcher:
@@ -169,94 +209,227 @@ class Dispatcher:
         self.group = group or f"{settings.app_id}-webhooks"
         self.limits = {e.id: asyncio.Semaphore(e.concurrency) for e in subscriptions.endpoints}
         self.disabled: dict[str, str] = {}
+        #: endpoint id -> when it was first seen (ms since the epoch): alerts raised before
+        #: are not sent to it (a backfill is ``stream webhooks redeliver``).
+        self.added: dict[str, int] = {}
         self.failing_since: dict[str, float] = {}
         self.offsets = _Offsets()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks_of: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
         self.counts: dict[str, int] = defaultdict(int)
+        #: Set once the dispatcher's start offsets are fixed: alerts raised from then on are
+        #: delivered.
+        self.prepared = threading.Event()
+        self.paused = False
 
     @property
     def topics(self) -> tuple[str, str, str]:
         s = self.settings
         return s.topic_webhooks_retry, s.topic_webhooks_failed, s.topic_webhooks_events
 
-    async def _load_disabled(self) -> None:
+    async def prepare(self) -> None:
+        """Create the topics, and fix where deliveries start: a new dispatcher group at the
+        end of ``alerts`` (a new subscription gets the alerts raised from now on, not the
+        history) and at the start of ``webhooks.retry`` (every job there is this group's);
+        partitions that already have a committed offset keep it.  Read the endpoint events,
+        and record the endpoints seen for the first time as added now.  Called by ``stream
+        worker`` before it starts processing, else by :meth:`run`."""
+        s = self.settings
+        retry, failed, events = self.topics
+        # Endpoints seen now for the first time count as added *before* the group's start
+        # offsets are fixed: an alert raised after those offsets is after this time too.
+        now = int(time.time() * 1000)
+        await ensure_topics(s.broker, [(s.topic_alerts, s.partitions, False), (retry, s.partitions, False),
+                                       (failed, s.partitions, False), (events, 1, True)], s.replication_factor,
+                            {s.topic_alerts: {"max.message.bytes": str(s.topic_max_message_bytes)}})
+        seeded = await seed_offsets(s.broker, self.group, [s.topic_alerts], at="end")
+        seeded.update(await seed_offsets(s.broker, self.group, [retry], at="beginning"))
+        if seeded:
+            log.info("webhooks: group %s starts at %s", self.group,
+                     ", ".join(f"{k}@{v}" for k, v in sorted(seeded.items())))
+        producer = make_producer(s.broker)
+        await producer.start()
+        try:
+            await self._load_events(producer, now)
+        finally:
+            await producer.stop()
+        self.prepared.set()
+
+    async def _load_events(self, producer: AIOKafkaProducer, now: int) -> None:
+        """Read the endpoint events (disabled, enabled, added); record the endpoints seen for
+        the first time as added at ``now`` (ms since the epoch)."""
         from ..kafka import read_records
 
         async for rec in read_records(self.settings.broker, self.settings.topic_webhooks_events, timeout=1):
-            event = loads(rec.value or b"null") or {}
-            if event.get("type") == "endpoint.disabled":
-                self.disabled[event["endpoint"]] = event.get("reason", "")
-            elif event.get("type") == "endpoint.enabled":
-                self.disabled.pop(str(event.get("endpoint")), None)
+            try:
+                event = loads(rec.value or b"null") or {}
+            except Exception:
+                continue
+            if not isinstance(event, dict):
+                continue
+            kind, endpoint = event.get("type"), str(event.get("endpoint"))
+            if kind == "endpoint.disabled":
+                self.disabled[endpoint] = str(event.get("reason", ""))
+            elif kind == "endpoint.enabled":
+                self.disabled.pop(endpoint, None)
+            elif kind == "endpoint.added" and isinstance(event.get("at_ms"), int):
+                self.added[endpoint] = min(self.added.get(endpoint, event["at_ms"]), event["at_ms"])
+        for new in self.subs.endpoints:
+            if new.id in self.added:
+                continue
+            self.added[new.id] = now
+            added = {"type": "endpoint.added", "endpoint": new.id, "at": utcnow(), "at_ms": now}
+            # Keyed by endpoint and event type: compaction keeps the last of each kind.
+            await (await producer.send(self.settings.topic_webhooks_events, value=dumps(added),
+                                       key=f"{new.id}:added".encode()))
+            log.info("webhooks: endpoint %s is new: it receives the alerts raised from now on", new.id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; then finish committing what is done."""
         s = self.settings
-        retry, failed, events = self.topics
-        await ensure_topics(s.broker, [(s.topic_alerts, s.partitions, False), (retry, s.partitions, False),
-                                       (failed, s.partitions, False), (events, 1, True)], s.replication_factor)
-        await self._load_disabled()
+        retry = self.topics[0]
+        if not self.prepared.is_set():
+            await self.prepare()
         self.producer = make_producer(s.broker)
+        await self.producer.start()
         # read_committed: with exactly-once, the alerts of a transaction that was aborted (its
         # batch is processed again after a crash) are never delivered.
-        consumer = AIOKafkaConsumer(s.topic_alerts, retry, bootstrap_servers=s.broker, group_id=self.group,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(bootstrap_servers=s.broker, group_id=self.group,
+                                    enable_auto_commit=False, auto_offset_reset="latest",
                                     isolation_level="read_committed")
-        await self.producer.start()
+        consumer.subscribe([s.topic_alerts, retry], listener=_Rebalance(self, consumer))
         await consumer.start()
         limits = httpx.Limits(max_connections=sum(e.concurrency for e in self.subs.endpoints) + 4)
         self.client = httpx.AsyncClient(follow_redirects=False, limits=limits, trust_env=False)
-        log.info("webhooks: delivering %s to %d endpoint(s) (group %s)", s.topic_alerts,
-                 len(self.subs.endpoints), self.group)
+        log.info("webhooks: delivering %s to %d endpoint(s) (group %s, at most %d jobs in flight)", s.topic_alerts,
+                 len(self.subs.endpoints), self.group, self.subs.max_in_flight)
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200, max_records=500)
+                room = self._pace(consumer)
+                batch = await consumer.getmany(timeout_ms=200, max_records=room)
                 for tp, records in batch.items():
                     for rec in records:
-                        self._accept(tp, rec.offset, rec.topic, rec.value)
-                commit = self.offsets.committable()
-                if commit:
-                    await consumer.commit(commit)
+                        self._accept(tp, rec.offset, rec.topic, rec.value, rec.timestamp)
+                await self._commit(consumer)
         finally:
             for task in list(self.tasks):
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
-            commit = self.offsets.committable()
             try:
-                if commit:
-                    await consumer.commit(commit)
+                await self._commit(consumer)
             finally:
                 await consumer.stop()
                 await self.producer.stop()
                 await self.client.aclose()
 
-    def _accept(self, tp: TopicPartition, offset: int, topic: str, value: bytes | None) -> None:
-        record = loads(value or b"null")
-        jobs: list[dict[str, Any]] = []
+    def _pace(self, consumer: AIOKafkaConsumer) -> int:
+        """Back-pressure: stop fetching while ``max_in_flight`` jobs are running (the consumer
+        keeps polling, so the group keeps this member), go on below three quarters of it.
+
+        :return: how many records the next read may take (each may make a job per endpoint)."""
+        limit = self.subs.max_in_flight
+        if not self.paused and len(self.tasks) >= limit:
+            consumer.pause(*consumer.assignment())
+            self.paused = True
+            log.info("webhooks: %d jobs in flight: reading paused", len(self.tasks))
+        elif self.paused and len(self.tasks) < limit * 3 // 4:
+            consumer.resume(*consumer.assignment())
+            self.paused = False
+        elif self.paused:
+            consumer.pause(*consumer.assignment())  # partitions assigned since
+        room = (limit - len(self.tasks)) // max(1, len(self.subs.endpoints))
+        return max(1, min(500, room))
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        commit = self.offsets.committable(consumer.assignment())
+        if not commit:
+            return
+        try:
+            await consumer.commit(commit)
+        except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+            # A rebalance is under way: the revoke listener commits what is done.
+            log.info("webhooks: commit deferred (%s)", type(exc).__name__)
+
+    async def _revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
+        commit = self.offsets.committable(revoked & consumer.assignment())
+        if commit:
+            try:
+                await consumer.commit(commit)
+            except Exception as exc:  # the new owner repeats those jobs, with the same webhook-id
+                log.info("webhooks: commit of revoked partitions failed (%r)", exc)
+        cancelled = []
+        for tp in revoked:
+            for task in self.tasks_of.pop(tp, set()):
+                task.cancel()
+                cancelled.append(task)
+        await asyncio.gather(*cancelled, return_exceptions=True)
+        self.offsets.forget(revoked)
+        if revoked:
+            log.info("webhooks: revoked %s (%d unfinished jobs left to the new owner)",
+                     ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked)), len(cancelled))
+
+    def _jobs(self, topic: str, value: bytes | None, timestamp: int) -> list[dict[str, Any]]:
+        """The jobs of one record.  :raises ValueError: it is not a valid alert or retry job."""
+        try:
+            record = loads(value or b"")
+        except Exception as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"not a JSON object but {type(record).__name__}")
         if topic == self.settings.topic_webhooks_retry:
-            if isinstance(record, dict) and self.subs.endpoint(record.get("endpoint", "")):
-                jobs.append(record)
-        elif isinstance(record, dict):
-            for endpoint in self.subs.endpoints:
-                if endpoint.wants(record):
-                    jobs.append({"webhook_id": webhook_id(str(record.get("alert_id")), endpoint.id),
-                                 "endpoint": endpoint.id, "alert": record, "attempts": [],
-                                 "due": time.time() + self.subs.schedule[0]})
+            missing = [k for k in ("webhook_id", "endpoint", "alert", "attempts", "due") if k not in record]
+            if missing or not isinstance(record.get("attempts"), list) or not isinstance(record.get("alert"), dict):
+                raise ValueError(f"not a retry job (missing or wrong: {', '.join(missing) or 'attempts/alert'})")
+            if not isinstance(record["due"], (int, float)):
+                raise ValueError("not a retry job ('due' is not a number)")
+            if self.subs.endpoint(str(record["endpoint"])) is None:
+                raise ValueError(f"endpoint {record['endpoint']!r} is no longer in the subscriptions")
+            return [record]
+        if not isinstance(record.get("alert_id"), str) or not isinstance(record.get("rule_id"), str):
+            raise ValueError("not an alert (no alert_id or rule_id)")
+        return [{"webhook_id": webhook_id(record["alert_id"], endpoint.id),
+                 "endpoint": endpoint.id, "alert": record, "attempts": [],
+                 "due": time.time() + self.subs.schedule[0]}
+                for endpoint in self.subs.endpoints
+                if endpoint.wants(record) and timestamp >= self.added.get(endpoint.id, 0)]
+
+    def _accept(self, tp: TopicPartition, offset: int, topic: str, value: bytes | None, timestamp: int = 0) -> None:
+        try:
+            jobs = [self._deliver(job) for job in self._jobs(topic, value, timestamp)]
+        except ValueError as exc:
+            jobs = [self._reject(tp, offset, topic, value, str(exc))]
         self.offsets.add(tp, offset, len(jobs))
         for job in jobs:
             task = asyncio.create_task(self._run_job(tp, offset, job))
             self.tasks.add(task)
+            self.tasks_of[tp].add(task)
             task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self.tasks_of[tp].discard)
 
-    async def _run_job(self, tp: TopicPartition, offset: int, job: dict[str, Any]) -> None:
+    async def _run_job(self, tp: TopicPartition, offset: int, job: Awaitable[None]) -> None:
         try:
-            await self._deliver(job)
+            await job
             self.offsets.done(tp, offset)
         except asyncio.CancelledError:
-            raise  # unfinished: not marked done, so it runs again after a restart
+            raise  # unfinished: not marked done, so it runs again after a restart or on the new owner
         except Exception:
-            log.exception("webhooks: job %s failed unexpectedly; it will run again after a restart",
-                          job.get("webhook_id"))
+            log.exception("webhooks: a job of %s[%d]@%d failed unexpectedly; it runs again after a restart",
+                          tp.topic, tp.partition, offset)
+
+    async def _reject(self, tp: TopicPartition, offset: int, topic: str, value: bytes | None, reason: str) -> None:
+        """A record that is no alert or retry job: kept in ``webhooks.failed`` with the reason
+        (and its bytes in base64), never delivered, and the dispatcher goes on."""
+        import base64
+
+        record = {"reason": f"invalid record on {topic}: {reason}", "failed_at": utcnow(),
+                  "source": {"topic": topic, "partition": tp.partition, "offset": offset},
+                  "original": base64.b64encode(value or b"").decode("ascii"), "attempts": []}
+        await (await self.producer.send(self.settings.topic_webhooks_failed, value=dumps(record),
+                                        key=f"{topic}:{tp.partition}:{offset}".encode()))
+        log.warning("webhooks: %s[%d]@%d is not a valid record (%s): kept in %s", topic, tp.partition, offset,
+                    reason, self.settings.topic_webhooks_failed)
+        if self.metrics is not None:
+            self.metrics.webhook_results.labels("-", "invalid").inc()
 
     async def _deliver(self, job: dict[str, Any]) -> None:
         endpoint = self.subs.endpoint(job["endpoint"])
@@ -316,3 +489,36 @@ class Dispatcher:
                                         key=endpoint_id.encode()))
         log.error("webhooks: endpoint %s disabled: %s (stream webhooks enable %s turns it back on)",
                   endpoint_id, reason, endpoint_id)
+
+
+async def backfill_jobs(settings: Settings, endpoint: Endpoint, since_ms: int,
+                        until_ms: int | None = None) -> list[dict[str, Any]]:
+    """Delivery jobs, due now, for the alerts on ``alerts`` raised from ``since_ms`` (and
+    before ``until_ms``) that ``endpoint`` subscribes to: ``stream webhooks redeliver``.
+    Each has the alert's usual ``webhook-id`` for the endpoint."""
+    from ..kafka import read_records
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # partitions_for_topic reads cached metadata
+        parts = consumer.partitions_for_topic(settings.topic_alerts) or set()
+        tps = [TopicPartition(settings.topic_alerts, p) for p in sorted(parts)]
+        found = await consumer.offsets_for_times({tp: since_ms for tp in tps}) if tps else {}
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    start = {tp.partition: (meta.offset if meta is not None else ends[tp]) for tp, meta in found.items()}
+    jobs: list[dict[str, Any]] = []
+    async for rec in read_records(settings.broker, settings.topic_alerts, start=start, timeout=2,
+                                  committed_only=True):
+        if rec.timestamp < since_ms or (until_ms is not None and rec.timestamp >= until_ms):
+            continue
+        try:
+            alert = loads(rec.value or b"null")
+        except Exception:
+            continue
+        if isinstance(alert, dict) and isinstance(alert.get("alert_id"), str) and endpoint.wants(alert):
+            jobs.append({"webhook_id": webhook_id(alert["alert_id"], endpoint.id), "endpoint": endpoint.id,
+                         "alert": alert, "attempts": [], "due": time.time()})
+    return jobs

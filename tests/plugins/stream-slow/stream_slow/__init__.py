@@ -1,6 +1,11 @@
-"""A test plugin (installed by ``make install``; on only with ``STREAM_PLUGIN_SLOW_ENABLED=1``):
-a batch with an article whose id starts with ``slow-`` takes ``STREAM_PLUGIN_SLOW_SECONDS``
-seconds, to test a batch slower than the consumer's poll interval."""
+"""A test plugin of the fault tests (installed by ``make install``; on only with
+``STREAM_PLUGIN_SLOW_ENABLED=1``), by the id of an article:
+
+* ``slow-...``: its batch takes ``STREAM_PLUGIN_SLOW_SECONDS`` seconds (a batch slower
+  than the consumer's poll interval);
+* ``set-...``: the plugin puts a Python ``set`` into ``extra`` (a value JSON cannot hold);
+* ``boom-...``: the plugin raises on it (a failing plugin).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +32,9 @@ class SlowProcessor(Processor):
         if any(a.id.startswith("slow-") for a in articles):
             time.sleep(self.seconds)
         for article in articles:
-            article.extra["slow"] = True
+            if article.id.startswith("boom-"):
+                raise RuntimeError(f"the slow test plugin fails on {article.id} on purpose")
+            article.extra["slow"] = {"a set"} if article.id.startswith("set-") else True
 
 
 @hookimpl

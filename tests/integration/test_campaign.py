@@ -1,0 +1,165 @@
+"""A randomized fault campaign on the real broker (issue 15).
+
+Each round does one random fault while articles flow: SIGKILL or SIGTERM of a worker, a
+worker more or less, a broker restart, or nothing; every round's input mixes valid articles
+with an article over ``max_article_bytes``, records that are not JSON, articles a plugin
+fails on and articles a plugin fills with a value JSON cannot hold.  Every optional feature
+is on at once: webhooks (with retries), dedup, alerts.  After each round the invariant is
+checked:
+
+* every acknowledged input id is in ``articles.enriched`` or ``articles.dlq``, never both;
+* every alert on the alerts topic was delivered to the webhook receiver (answered 200);
+* every worker that was not stopped on purpose is still running.
+
+``make test`` runs a few rounds; ``make campaign`` (``STREAM_CAMPAIGN_ROUNDS``, default 30
+there) runs a long one.  ``STREAM_CAMPAIGN_SEED`` replays a campaign; the seed is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.broker import LocalBroker
+from stream.kafka import ensure_topics, make_producer, read_records
+from stream.testing import StreamTopics, StreamWorker
+
+from ..webhook_server import Receiver
+from .test_crash import article
+from .test_no_loss import article_of
+from .test_webhooks import SECRET
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = int(os.environ.get("STREAM_CAMPAIGN_ROUNDS", "4"))
+FAULTS = ("sigkill", "sigterm", "scale_out", "scale_in", "broker_restart", "none")
+PLUGINS = "clean,slow,dedup,alerts"  # NER would only make it slower: the delivery is under test
+
+
+def _records(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=2)]
+
+    return asyncio.run(run())
+
+
+def _send(broker: LocalBroker, topic: str, records: list[tuple[str, bytes]]) -> None:
+    async def run() -> None:
+        producer = make_producer(broker.bootstrap)
+        await producer.start()
+        try:
+            for key, value in records:
+                await (await producer.send(topic, value=value, key=key.encode()))
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def _round_input(rng: random.Random, n: int) -> tuple[list[tuple[str, bytes]], set[str]]:
+    """``(records, ids)`` of one round: mostly valid articles, and one of each kind of trouble."""
+    records: list[tuple[str, bytes]] = []
+    for k in range(rng.randint(60, 150)):
+        ident = f"r{n}-{k}"
+        records.append((ident, orjson.dumps(article(rng.randrange(10**6)) | {"id": ident})))
+    trouble = [(f"over-{n}", article_of(f"over-{n}", 1_020_000)),
+               (f"bad-{n}", b'{"id": "bad", "text": "not closed'),
+               (f"boom-{n}", orjson.dumps({"id": f"boom-{n}", "text": "Troops moved; a plugin fails here."})),
+               (f"set-{n}", orjson.dumps({"id": f"set-{n}", "text": "Troops moved; a plugin puts a set here."}))]
+    for item in trouble:
+        records.insert(rng.randrange(len(records) + 1), item)
+    return records, {key for key, _value in records}
+
+
+def _check(broker: LocalBroker, topics: StreamTopics, ids: set[str], receiver: Receiver,
+           running: list[StreamWorker], timeout: float = 240) -> tuple[int, int]:
+    """Wait until the invariant holds (or fail with what is missing).  :return: (enriched
+    records, alerts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for worker in running:
+            assert worker.proc.poll() is None, f"worker {worker.name} died:\n{worker.log()}"
+        enriched = _records(broker, topics.enriched)
+        got = {r["id"] for r in enriched}
+        dead = {r.get("article_id") for r in _records(broker, topics.dlq)}
+        alerts = {a["alert_id"] for a in _records(broker, topics.alerts)}
+        delivered = {orjson.loads(r.body)["data"]["alert_id"] for r in list(receiver.requests) if r.status == 200}
+        missing, undelivered = ids - got - dead, alerts - delivered
+        if not missing and not undelivered:
+            assert not got & dead, f"in two topics: {sorted(got & dead)[:10]}"
+            return len(enriched), len(alerts)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lost: {sorted(missing)[:10]} ({len(missing)}); "
+                                 f"undelivered alerts: {sorted(undelivered)[:10]} ({len(undelivered)})")
+        time.sleep(1)
+
+
+def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics: StreamTopics,
+                                                     tmp_path: Path) -> None:
+    seed = int(os.environ.get("STREAM_CAMPAIGN_SEED") or random.randrange(10**6))
+    rng = random.Random(seed)
+    print(f"\nfault campaign: seed {seed}, {ROUNDS} rounds (STREAM_CAMPAIGN_SEED={seed} replays it)")
+    receiver = Receiver(statuses=[rng.choice([200, 500, 503]) for _ in range(40)]).start()
+    hooks = tmp_path / "webhooks.toml"
+    hooks.write_text(f"[delivery]\nschedule = [0, 1, 2, 2, 2, 2, 2, 2]\n"
+                     f'[[endpoints]]\nid = "sink"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n')
+    tag = topics.app_id
+    env = {"STREAM_PLUGINS": PLUGINS, "STREAM_PLUGIN_SLOW_ENABLED": "1", "STREAM_SESSION_TIMEOUT": "6",
+           "STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
+           "STREAM_TOPIC_WEBHOOKS_RETRY": f"{tag}.retry", "STREAM_TOPIC_WEBHOOKS_FAILED": f"{tag}.failed",
+           "STREAM_TOPIC_WEBHOOKS_EVENTS": f"{tag}.events"}
+    asyncio.run(ensure_topics(broker.bootstrap, [(topics.raw, 3, False)], 1))
+    started = 0
+
+    def start() -> StreamWorker:
+        nonlocal started
+        started += 1
+        worker = StreamWorker(broker, topics, tmp_path, f"w{started}", **env)
+        worker.web_url()  # up, with its signal handlers, before a fault may hit it
+        return worker
+
+    running = [start()]
+    stopped: list[tuple[StreamWorker, int]] = []  # (worker, expected exit status or -1 for SIGKILL)
+    ids: set[str] = set()
+    try:
+        for n in range(ROUNDS):
+            fault = rng.choice(FAULTS)
+            records, round_ids = _round_input(rng, n)
+            half = len(records) // 2
+            _send(broker, topics.raw, records[:half])
+            time.sleep(rng.uniform(0, 2))
+            if fault in ("sigkill", "sigterm") or (fault == "scale_in" and len(running) > 1):
+                victim = running.pop(rng.randrange(len(running)))
+                sig = signal.SIGKILL if fault == "sigkill" else signal.SIGTERM
+                stopped.append((victim, victim.stop(sig)))
+                assert sig == signal.SIGKILL or stopped[-1][1] == 0, victim.log()
+            elif fault == "scale_out" and len(running) < 3:
+                running.append(start())
+            elif fault == "broker_restart":
+                broker.stop()
+                time.sleep(rng.uniform(1, 4))
+                broker.start()
+            if not running:
+                running.append(start())
+            _send(broker, topics.raw, records[half:])
+            ids |= round_ids
+            enriched, alerts = _check(broker, topics, ids, receiver, running)
+            print(f"round {n}: {fault}, {len(running)} worker(s); {len(ids)} ids so far, {enriched} enriched "
+                  f"records, {alerts} alerts delivered")
+    finally:
+        statuses = [(w.name, w.stop()) for w in running]
+        receiver.stop()
+    assert all(status == 0 for _name, status in statuses), statuses
+    dead = {r["article_id"]: r for r in _records(broker, topics.dlq)}
+    for n in range(ROUNDS):
+        assert dead[f"over-{n}"]["error"]["type"] == "RecordError"
+        assert dead[f"boom-{n}"]["error"]["plugin"] == "slow"
+        assert dead[f"set-{n}"]["error"]["type"] == "EncodeError"
