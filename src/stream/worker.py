@@ -43,7 +43,8 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
         health.on_revoked()
 
     async def rewind(topic: str, partition: int, offset: int) -> None:
-        await app.consumer.seek(TP(topic, partition), offset)
+        consumer: Any = app.consumer
+        await consumer.rewind(TP(topic, partition), offset)
 
     def dropped(topic: str, partition: int, committed: int) -> bool:
         # Only a record the broker returned can have been dropped: with exactly-once, the
@@ -55,13 +56,12 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
     app.on_partitions_revoked.connect(revoked)
     # A commit held back by a dropped record (faust drops the first records after an
     # assignment now and then; stream's offset bookkeeping never commits over them) is
-    # repaired within a few seconds: records are handled in order, so one not handled while
-    # later ones were is not in flight.  Until then every commit of the partition waits, and
-    # a crash repeats that work (10 s before: 2,400 repeats in the crash test).
-    watch = OffsetWatch(settings.broker, settings.app_id, set(inputs), health,
-                        interval=min(2.0, max(0.5, settings.stall_timeout / 4)),
-                        dropped=dropped, rewind=rewind,
-                        repair_after=max(2.0, settings.commit_interval * 2))
+    # repaired within a second: records are handled in order, so one not handled while later
+    # ones were is not in flight.  Until then every commit of the partition waits, and a
+    # crash repeats that work (crash test, repeats per SIGKILL: 2,400 with a 10 s repair;
+    # 2,500-2,800 with 2 s, when the seek back itself failed; see _ReadOffsets).
+    watch = OffsetWatch(settings.broker, settings.app_id, set(inputs), health, interval=0.5,
+                        dropped=dropped, rewind=rewind, repair_after=0.5)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
     async def offset_watch() -> None:
