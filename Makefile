@@ -16,11 +16,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
 	$(BIN)/stream broker fetch
 	@touch $@
 

@@ -292,10 +292,21 @@ class Handled:
 
     def __init__(self, **by_topic: _Refetches) -> None:
         self.by_topic = by_topic
+        #: Batches in progress per input topic.
+        self.busy: dict[str, int] = dict.fromkeys(by_topic, 0)
 
     def dropped(self, topic: str, partition: int, committed: int) -> bool:
         seen = self.by_topic.get(topic)
         return seen is not None and seen.skipped_over(topic, partition, committed)
+
+    def waiting(self, topic: str, partition: int, committed: int) -> bool:
+        """True when the record at ``committed`` was not handled by this worker and no batch
+        of ``topic`` is in progress: when it was fetched and stays so, faust dropped it, even
+        if nothing after it was handled (the last records of a partition, a worker's start)."""
+        seen = self.by_topic.get(topic)
+        if seen is None or self.busy.get(topic, 0):
+            return False
+        return committed not in seen.handled.get((topic, partition), set())
 
 
 def transactional_id(app: faust.App, topic: str, partition: int) -> str:
@@ -532,19 +543,28 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         # take_events exists on faust's Stream but not on its StreamT protocol.
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
             m.on_consumed(stage, len(events))
-            if not eos:
-                await _guarded(app, stage, body, events)
-                # Acknowledged now (take_events acknowledges them again, a no-op), then committed.
-                for event in events:
-                    await stream.ack(event)
-                commit_soon()
-                continue
-            async with lock:
-                await _guarded(app, stage, body, events)
-                # Acknowledged here, under the lock (faust's take_events acknowledges them again,
-                # a no-op), so that a commit sees the whole batch or none of it.
-                for event in events:
-                    await stream.ack(event)
+            topic = events[0].message.topic
+            handled.busy[topic] = handled.busy.get(topic, 0) + 1
+            try:
+                await run_batch(stream, lock, stage, body, events)
+            finally:
+                handled.busy[topic] -= 1
+
+    async def run_batch(stream: Any, lock: asyncio.Lock, stage: str,
+                        body: Callable[[Outbox, list[Any]], Awaitable[None]], events: list[Any]) -> None:
+        if not eos:
+            await _guarded(app, stage, body, events)
+            # Acknowledged now (take_events acknowledges them again, a no-op), then committed.
+            for event in events:
+                await stream.ack(event)
+            commit_soon()
+            return
+        async with lock:
+            await _guarded(app, stage, body, events)
+            # Acknowledged here, under the lock (faust's take_events acknowledges them again,
+            # a no-op), so that a commit sees the whole batch or none of it.
+            for event in events:
+                await stream.ack(event)
 
     async def _guarded(app: faust.App, stage: str, body: Callable[[Outbox, list[Any]], Awaitable[None]],
                        events: list[Any]) -> None:

@@ -8,6 +8,7 @@
      ├── RecordError (also ValueError)     an input record cannot be decoded or validated
      ├── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
      ├── DeliveryError (also RuntimeError) Kafka refused a record the worker sent, for good
+     ├── DependencyError (also RuntimeError) a library at a version stream was not tested with
      └── WebhookError                      a webhook target was refused or a delivery failed
                                            (stream.webhooks.errors)
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BrokerError", "ConfigError", "DeliveryError", "PluginError", "RecordError", "StreamError"]
+__all__ = ["BrokerError", "ConfigError", "DeliveryError", "DependencyError", "PluginError", "RecordError",
+           "StreamError"]
 
 
 class StreamError(Exception):
@@ -97,3 +99,8 @@ class DeliveryError(StreamError, RuntimeError):
                     "the setting max_record_bytes")
         super().__init__(f"a record to {topic!r}{about} was not written: "
                          f"{type(cause).__name__}: {cause}{hint}")
+
+
+class DependencyError(StreamError, RuntimeError):
+    """An installed library is missing or at a version stream does not support (see
+    :mod:`stream.versions`)."""

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "parse_toml", "read_toml"]
+__all__ = ["Settings", "load_settings", "parse_broker", "parse_toml", "read_toml"]
 
 
 #: Bytes allowed beside a record's value: key, headers, Kafka's record batch overhead.
@@ -41,7 +41,8 @@ def _default_state_dir() -> str:
 class Settings:
     """The worker's and the command line's settings.  See ``docs/operations.md``."""
 
-    #: Kafka bootstrap servers, ``host:port[,host:port...]``.
+    #: Kafka bootstrap servers: ``host:port`` or ``kafka://host:port`` (faust's form), or a
+    #: comma-separated list of either; kept as ``host:port,host:port``.
     broker: str = "127.0.0.1:9092"
     #: Faust application id; also the consumer group of the workers.
     app_id: str = "stream"
@@ -209,6 +210,30 @@ def _line_of(text: str, key: str, table: str | None = None) -> int | None:
     return None
 
 
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(?P<port>\d{1,5})")
+
+
+def parse_broker(value: str) -> str:
+    """The bootstrap servers of the ``broker`` setting as ``host:port,host:port``.
+
+    Accepts ``host:port``, ``kafka://host:port`` (faust's URL form) and comma-separated lists
+    of either (``[::1]:9092`` for IPv6).  :raises ValueError: with the accepted forms.
+    """
+    servers = []
+    for item in value.split(","):
+        entry = item.strip()
+        if entry.lower().startswith("kafka://"):
+            entry = entry[len("kafka://"):].rstrip("/")
+        match = _HOST_PORT.fullmatch(entry)
+        if match is None or not 0 < int(match.group("port")) < 65536:
+            raise ValueError(
+                f"{item.strip()!r} is not a Kafka bootstrap server; use host:port (127.0.0.1:9092), "
+                "kafka://host:port, or a comma-separated list of either "
+                "(kafka-1:9092,kafka-2:9092)")
+        servers.append(entry)
+    return ",".join(servers)
+
+
 def _convert(name: str, value: Any, *, where: str) -> Any:
     kind = _TYPES[name]
     if kind is bool:
@@ -258,6 +283,11 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         if value.lower() not in _CHOICES[name]:
             raise ValueError(f"{where} must be one of {', '.join(_CHOICES[name])}; got {value!r}")
         return value.lower()
+    if name == "broker":
+        try:
+            return parse_broker(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     if name == "web" and value and not re.fullmatch(r"[^\s:]*:\d{1,5}", value):
         raise ValueError(f"{where} must be host:port, such as 127.0.0.1:6066 (port 0: any free port), "
                          f"or empty to turn the web server off; got {value!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any, MutableMapping
 
 from .chain import setup_pipeline
@@ -46,11 +47,29 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
         consumer: Any = app.consumer
         await consumer.rewind(TP(topic, partition), offset)
 
+    stuck_since: dict[tuple[str, int], tuple[int, float]] = {}  # tp -> (committed, since)
+    idle_after = max(2.0, 4 * settings.batch_timeout)
+
     def dropped(topic: str, partition: int, committed: int) -> bool:
         # Only a record the broker returned can have been dropped: with exactly-once, the
         # committed offset often points at a transaction marker, which is never delivered.
         consumer: Any = app.consumer
-        return handled.dropped(topic, partition, committed) and consumer.was_fetched(topic, partition, committed)
+        if not consumer.was_fetched(topic, partition, committed):
+            return False
+        if handled.dropped(topic, partition, committed):
+            return True  # later records were handled, not this one
+        # Nothing after it was handled (the last records, a worker's start): fetched, not
+        # handled, and no batch of its topic running for idle_after seconds (a record waits in
+        # faust's take buffer at most batch_timeout).
+        if not handled.waiting(topic, partition, committed):
+            stuck_since.pop((topic, partition), None)
+            return False
+        now = time.monotonic()
+        at, since = stuck_since.get((topic, partition), (committed, now))
+        if at != committed:
+            since = now
+        stuck_since[(topic, partition)] = (committed, since)
+        return now - since >= idle_after
 
     app.on_partitions_assigned.connect(assigned)
     app.on_partitions_revoked.connect(revoked)
@@ -102,7 +121,9 @@ def run_worker(settings: Settings) -> int:
     from faust.worker import Worker
 
     from .app import ChangelogWrites, check_record_limits, create_app, make_table, prepare_topics, wire_agents
+    from .versions import check_versions
 
+    check_versions()
     _check_web_address(settings)
     host = get_plugin_manager(settings)
     stateless, stateful = split_stateful(host.processors())

@@ -59,3 +59,21 @@ def test_a_bad_environment_variable_is_named() -> None:
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", environ={})
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("127.0.0.1:9092", "127.0.0.1:9092"),
+    ("kafka://127.0.0.1:9092", "127.0.0.1:9092"),
+    ("KAFKA://broker-1.example.com:9093/", "broker-1.example.com:9093"),
+    ("kafka://a:9092, b:9093,kafka://c:9094", "a:9092,b:9093,c:9094"),
+    ("[::1]:9092", "[::1]:9092"),
+])
+def test_the_broker_setting_takes_host_port_and_kafka_urls_and_lists_of_them(given: str, kept: str) -> None:
+    assert load_settings(environ={"STREAM_BROKER": given}).broker == kept
+
+
+@pytest.mark.parametrize("given", ["localhost", "kafka://", "http://h:9092", "h:0", "h:99999", "h:9092,", "a b:1"])
+def test_a_malformed_broker_setting_is_refused_with_the_accepted_forms(given: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"STREAM_BROKER": given})
+    assert "STREAM_BROKER" in str(caught.value) and "kafka://host:port" in str(caught.value)
