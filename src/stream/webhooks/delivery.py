@@ -30,6 +30,7 @@ deliveries to the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import random
@@ -38,7 +39,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Awaitable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -394,10 +395,13 @@ class Dispatcher:
                 if endpoint.wants(record) and timestamp >= self.added.get(endpoint.id, 0)]
 
     def _accept(self, tp: TopicPartition, offset: int, topic: str, value: bytes | None, timestamp: int = 0) -> None:
+        # Each job as a function making its coroutine: a task cancelled before it starts (a
+        # revocation, the stop) then leaves no coroutine that was never awaited.
+        jobs: list[Callable[[], Awaitable[None]]]
         try:
-            jobs = [self._deliver(job) for job in self._jobs(topic, value, timestamp)]
+            jobs = [functools.partial(self._deliver, job) for job in self._jobs(topic, value, timestamp)]
         except ValueError as exc:
-            jobs = [self._reject(tp, offset, topic, value, str(exc))]
+            jobs = [functools.partial(self._reject, tp, offset, topic, value, str(exc))]
         self.offsets.add(tp, offset, len(jobs))
         for job in jobs:
             task = asyncio.create_task(self._run_job(tp, offset, job))
@@ -406,9 +410,9 @@ class Dispatcher:
             task.add_done_callback(self.tasks.discard)
             task.add_done_callback(self.tasks_of[tp].discard)
 
-    async def _run_job(self, tp: TopicPartition, offset: int, job: Awaitable[None]) -> None:
+    async def _run_job(self, tp: TopicPartition, offset: int, job: Callable[[], Awaitable[None]]) -> None:
         try:
-            await job
+            await job()
             self.offsets.done(tp, offset)
         except asyncio.CancelledError:
             raise  # unfinished: not marked done, so it runs again after a restart or on the new owner
