@@ -298,6 +298,7 @@ class FlowBench:
                     raise RuntimeError(f"the latency worker did not start; logs in {self.logdir}")
                 await asyncio.sleep(0.2)
             start = time.time()
+            paced: list[asyncio.Future[Any]] = []  # delivery futures of the paced sends
             for n, article in enumerate(articles):
                 a = dict(article, id=f"{article['id']}-{t['tag']}-{n}")
                 if rate is None:  # idle: one article at a time
@@ -309,7 +310,8 @@ class FlowBench:
                 else:
                     await asyncio.sleep(max(0.0, start + n / rate - time.time()))
                     sent[a["id"]] = time.time()
-                    await producer.send(t["raw"], value=dumps(a), key=a["id"].encode())
+                    paced.append(await producer.send(t["raw"], value=dumps(a), key=a["id"].encode()))
+            await asyncio.gather(*paced)  # every article acknowledged by the broker
             deadline = time.monotonic() + 300
             while not all(i in received for i in sent) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)

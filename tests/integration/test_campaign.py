@@ -29,11 +29,12 @@ import orjson
 import pytest
 
 from stream.broker import LocalBroker
-from stream.kafka import ensure_topics, make_producer, read_records
+from stream.kafka import ensure_topics, read_records
 from stream.testing import StreamTopics, StreamWorker
 
 from ..webhook_server import Receiver
 from .test_crash import article
+from .test_no_loss import _send as send_acknowledged
 from .test_no_loss import article_of
 from .test_webhooks import SECRET
 
@@ -52,16 +53,7 @@ def _records(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
 
 
 def _send(broker: LocalBroker, topic: str, records: list[tuple[str, bytes]]) -> None:
-    async def run() -> None:
-        producer = make_producer(broker.bootstrap)
-        await producer.start()
-        try:
-            for key, value in records:
-                await (await producer.send(topic, value=value, key=key.encode()))
-        finally:
-            await producer.stop()
-
-    asyncio.run(run())
+    asyncio.run(send_acknowledged(broker, topic, records))
 
 
 def _round_input(rng: random.Random, n: int) -> tuple[list[tuple[str, bytes]], set[str]]:
