@@ -89,7 +89,8 @@ async def prepare_topics(settings: Settings, host: PluginHost, *, stateful: bool
     wanted += [(t.name, t.partitions or settings.partitions, t.compacted) for t in host.topics()]
     big = {"max.message.bytes": str(settings.topic_max_message_bytes)}
     configs = {name: big for name in output_topics(settings, stateful=stateful)}
-    return await ensure_topics(settings.broker, wanted, settings.replication_factor, configs)
+    return await ensure_topics(settings.kafka, wanted, settings.replication_factor, configs,
+                               settings.min_insync_replicas)
 
 
 def output_topics(settings: Settings, *, stateful: bool) -> list[str]:
@@ -112,7 +113,7 @@ async def check_record_limits(settings: Settings, *, stateful: bool) -> None:
     """
     wanted = {settings.topic_raw: settings.max_article_bytes}
     wanted.update((name, settings.max_record_bytes) for name in output_topics(settings, stateful=stateful))
-    limits = await topic_limits(settings.broker, wanted)
+    limits = await topic_limits(settings.kafka, wanted)
     for name, need in wanted.items():
         limit = limits.get(name)
         if limit is None or limit >= need + 1024:
@@ -131,6 +132,7 @@ def create_app(settings: Settings) -> faust.App:
     return StreamApp(
         settings.app_id,
         broker=_broker_url(settings.broker),
+        broker_credentials=settings.security.faust_credentials(),
         store="memory://",
         datadir=settings.data_dir,
         web_enabled=False,
@@ -418,7 +420,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         missing = [s for s in sources if s.value is None]
         if not missing:
             return
-        found = await fetch_records(settings.broker, [(s.topic, s.partition, s.offset) for s in missing])
+        found = await fetch_records(settings.kafka, [(s.topic, s.partition, s.offset) for s in missing])
         for src in missing:
             rec = found.get((src.topic, src.partition, src.offset))
             if rec is not None:

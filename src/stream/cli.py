@@ -7,7 +7,7 @@ import contextlib
 import logging
 import sys
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 
 import click
 
@@ -17,6 +17,21 @@ from .progress import bar
 from .settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+T = TypeVar("T")
+
+
+def _run_kafka(settings: Settings, run: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``run()`` after checking that Kafka answers with the security settings (a wrong
+    password or an untrusted certificate is one clear error, not a client's retry loop)."""
+    from .security import check_connection
+
+    async def checked() -> T:
+        await check_connection(settings.kafka)
+        return await run()
+
+    return asyncio.run(checked())
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
@@ -89,7 +104,7 @@ def main(ctx: click.Context, config: str | None) -> None:
 
 @main.group()
 def broker() -> None:
-    """Run a local single-node Apache Kafka (KRaft) for development and tests."""
+    """Run a local Apache Kafka (KRaft; 1 or 3 nodes) for development and tests."""
 
 
 def _port_option(f: F) -> F:
@@ -98,23 +113,30 @@ def _port_option(f: F) -> F:
                              "broker setting); the controller uses PORT+1.")(f)
 
 
-def _local(ctx: click.Context, port: int | None) -> Any:
+def _local(ctx: click.Context, port: int | None, nodes: int | None = None, sasl_ssl: bool | None = None) -> Any:
     from .broker import LocalBroker
 
     if port is None:
         first = ctx.obj["settings"].broker.split(",")[0]
         port = int(first.rsplit(":", 1)[1]) if ":" in first else 9092
-    return LocalBroker(port)
+    return LocalBroker(port, nodes=nodes, sasl_ssl=sasl_ssl)
 
 
 @broker.command("start")
 @_port_option
+@click.option("--nodes", type=click.Choice(["1", "3"]), default=None,
+              help="Nodes of the local cluster (each a broker and a controller). Default: 1, or what "
+                   "the broker directory was made with.")
+@click.option("--sasl-ssl", "sasl_ssl", is_flag=True, default=None,
+              help="Add a SASL_SSL listener on PORT+2 (local CA, SCRAM-SHA-512/256 and PLAIN user "
+                   "'stream'); its client settings are written to client/client.env.")
 @click.option("--timeout", type=float, default=90.0, show_default=True,
               help="Seconds to wait for the broker to answer.")
 @click.pass_context
-def broker_start(ctx: click.Context, port: int | None, timeout: float) -> None:
+def broker_start(ctx: click.Context, port: int | None, nodes: str | None, sasl_ssl: bool | None,
+                 timeout: float) -> None:
     """Start the broker in the background (fetching Kafka first if needed)."""
-    local = _local(ctx, port)
+    local = _local(ctx, port, int(nodes) if nodes else None, sasl_ssl)
     if not local.status().running:
         click.echo(f"starting Apache Kafka {local.version} on {local.bootstrap} ...", err=True)
     click.echo(local.start(timeout=timeout))
@@ -166,9 +188,9 @@ def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> No
     records = list(read_inputs(files))
 
     async def run() -> int:
-        await ensure_topics(settings.broker, [(target, settings.partitions, False)],
-                            settings.replication_factor)
-        producer = make_producer(settings.broker)
+        await ensure_topics(settings.kafka, [(target, settings.partitions, False)],
+                            settings.replication_factor, None, settings.min_insync_replicas)
+        producer = make_producer(settings.kafka)
         await producer.start()
         try:
             futures = [await producer.send(target, value=r.value, key=r.key)
@@ -178,7 +200,7 @@ def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> No
             await producer.stop()
         return len(futures)
 
-    sent = asyncio.run(run())
+    sent = _run_kafka(settings, run)
     click.echo(f"sent {sent} record{'s' if sent != 1 else ''} to {target}")
 
 
@@ -195,19 +217,19 @@ def tail(ctx: click.Context, topic: str, count: int, follow: bool) -> None:
     settings = _settings(ctx)
 
     async def run() -> None:
-        ends = await end_offsets(settings.broker, topic)
+        ends = await end_offsets(settings.kafka, topic)
         start = {p: max(0, end - count) for p, end in ends.items()} if count else None
-        records = [r async for r in read_records(settings.broker, topic, start=start, timeout=5)]
+        records = [r async for r in read_records(settings.kafka, topic, start=start, timeout=5)]
         records.sort(key=lambda r: (r.timestamp, r.partition, r.offset))
         for rec in records[-count:] if count else records:
             _print_value(rec.value)
         if follow:
-            after = {p: off for p, off in (await end_offsets(settings.broker, topic)).items()}
-            async for rec in read_records(settings.broker, topic, start=after, timeout=None, follow=True):
+            after = {p: off for p, off in (await end_offsets(settings.kafka, topic)).items()}
+            async for rec in read_records(settings.kafka, topic, start=after, timeout=None, follow=True):
                 _print_value(rec.value)
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
+        _run_kafka(settings, run)
 
 
 def _print_value(value: bytes | None) -> None:
@@ -394,7 +416,7 @@ def _run_dispatcher(settings: Settings) -> None:
         await dispatcher.run(stop)
 
     logging.getLogger("stream").setLevel(logging.INFO)
-    asyncio.run(run())
+    _run_kafka(settings, run)
 
 
 @webhooks.command("run")
@@ -424,7 +446,7 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
 
     async def failed_jobs() -> list[dict[str, Any]]:
         chosen = []
-        async for rec in read_records(settings.broker, settings.topic_webhooks_failed, timeout=2):
+        async for rec in read_records(settings.kafka, settings.topic_webhooks_failed, timeout=2):
             job = loads(rec.value or b"null")
             if not isinstance(job, dict) or "webhook_id" not in job:
                 continue  # an invalid record kept there by the dispatcher: nothing to deliver
@@ -452,7 +474,7 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
                 raise ConfigError(f"endpoint {endpoint!r} is not in {settings.webhooks}; known: "
                                   f"{', '.join(e.id for e in subs.endpoints)}")
             chosen = await backfill_jobs(settings, target, _epoch_ms(since), _epoch_ms(until) if until else None)
-        producer = make_producer(settings.broker)
+        producer = make_producer(settings.kafka)
         await producer.start()
         try:
             for job in bar(chosen, "redelivering"):
@@ -462,7 +484,7 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
             await producer.stop()
         return len(chosen)
 
-    count = asyncio.run(run())
+    count = _run_kafka(settings, run)
     what = "failed deliver" + ("y" if count == 1 else "ies") if failed else "alert" + ("" if count == 1 else "s")
     click.echo(f"{count} {what} queued on {settings.topic_webhooks_retry}"
                + ("" if failed else f" for endpoint {endpoint}"))
@@ -491,8 +513,8 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
     settings = _settings(ctx)
 
     async def run() -> None:
-        await ensure_topics(settings.broker, [(settings.topic_webhooks_events, 1, True)])
-        producer = make_producer(settings.broker)
+        await ensure_topics(settings.kafka, [(settings.topic_webhooks_events, 1, True)])
+        producer = make_producer(settings.kafka)
         await producer.start()
         try:
             event = {"type": "endpoint.enabled", "endpoint": endpoint, "at": utcnow()}
@@ -500,7 +522,7 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
         finally:
             await producer.stop()
 
-    asyncio.run(run())
+    _run_kafka(settings, run)
     click.echo(f"endpoint {endpoint} enabled (running dispatchers pick it up at their next start)")
 
 
@@ -541,7 +563,7 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
     async def run() -> tuple[int, int]:
         chosen: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
         total = 0
-        async for rec in read_records(settings.broker, settings.topic_dlq, timeout=2):
+        async for rec in read_records(settings.kafka, settings.topic_dlq, timeout=2):
             total += 1
             letter = loads(rec.value or b"null")
             at = letter.get("failed_at", "")
@@ -551,7 +573,7 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
             chosen.append((rec.key, base64.b64decode(letter["original"]), headers))
         if dry_run:
             return len(chosen), total
-        producer = make_producer(settings.broker)
+        producer = make_producer(settings.kafka)
         await producer.start()
         try:
             futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
@@ -561,6 +583,6 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
             await producer.stop()
         return len(chosen), total
 
-    replayed, total = asyncio.run(run())
+    replayed, total = _run_kafka(settings, run)
     verb = "would replay" if dry_run else "replayed"
     click.echo(f"{verb} {replayed} of {total} dead letter(s) to {settings.topic_raw}")

@@ -46,14 +46,14 @@ async def _snapshot(settings: Settings) -> dict[str, dict[int, int]]:
     topics = (settings.topic_enriched, settings.topic_alerts, settings.topic_dlq)
     # The worker's own topics take its largest records (it checks them at start).
     big = {"max.message.bytes": str(settings.topic_max_message_bytes)}
-    await ensure_topics(settings.broker, [(t, settings.partitions, False) for t in
+    await ensure_topics(settings.kafka, [(t, settings.partitions, False) for t in
                                           (settings.topic_raw, *topics)], settings.replication_factor,
-                        {t: big for t in topics})
-    return {t: await end_offsets(settings.broker, t) for t in topics}
+                        {t: big for t in topics}, settings.min_insync_replicas)
+    return {t: await end_offsets(settings.kafka, t) for t in topics}
 
 
 async def _produce(settings: Settings, files: list[str]) -> int:
-    producer = make_producer(settings.broker)
+    producer = make_producer(settings.kafka)
     await producer.start()
     try:
         futures = [await producer.send(settings.topic_raw, value=r.value, key=r.key)
@@ -71,12 +71,12 @@ async def _collect(settings: Settings, start: dict[str, dict[int, int]], expecte
     deadline = time.monotonic() + timeout
     while len(enriched) + len(dead) < expected and time.monotonic() < deadline:
         for topic, bucket in ((settings.topic_enriched, enriched), (settings.topic_dlq, dead)):
-            async for rec in read_records(settings.broker, topic, start=start[topic], timeout=1):
+            async for rec in read_records(settings.kafka, topic, start=start[topic], timeout=1):
                 bucket.append(loads(rec.value or b"null"))
                 start[topic][rec.partition] = rec.offset + 1
         await asyncio.sleep(0.5)
     alerts = [loads(r.value or b"null") async for r in
-              read_records(settings.broker, settings.topic_alerts, start=start[settings.topic_alerts], timeout=1)]
+              read_records(settings.kafka, settings.topic_alerts, start=start[settings.topic_alerts], timeout=1)]
     return enriched, alerts, dead
 
 

@@ -7,6 +7,7 @@
      ├── PluginError                       a plugin failed to load, configure or process
      ├── RecordError (also ValueError)     an input record cannot be decoded or validated
      ├── BrokerError (also RuntimeError)   the local Kafka broker could not be fetched/started
+ ├── ConnectError (also RuntimeError)  Kafka cannot be reached or refused the TLS/SASL login
      ├── DeliveryError (also RuntimeError) Kafka refused a record the worker sent, for good
      ├── DependencyError (also RuntimeError) a library at a version stream was not tested with
      └── WebhookError                      a webhook target was refused or a delivery failed
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BrokerError", "ConfigError", "DeliveryError", "DependencyError", "PluginError", "RecordError",
-           "StreamError"]
+__all__ = ["BrokerError", "ConfigError", "ConnectError", "DeliveryError", "DependencyError", "PluginError",
+           "RecordError", "StreamError"]
 
 
 class StreamError(Exception):
@@ -77,6 +78,12 @@ class RecordError(StreamError, ValueError):
 
 class BrokerError(StreamError, RuntimeError):
     """The local Apache Kafka broker could not be fetched, started or stopped."""
+
+
+class ConnectError(StreamError, RuntimeError):
+    """Kafka cannot be reached with the configured servers and security settings: no server
+    answered, its TLS certificate is not trusted, or it refused the SASL login (see
+    :func:`stream.security.check_connection`)."""
 
 
 class DeliveryError(StreamError, RuntimeError):

@@ -17,8 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["KafkaRecord", "end_offsets", "ensure_topics", "fetch_records", "make_producer", "read_records",
-           "seed_offsets", "topic_limits"]
+from .security import KafkaTarget, client_options
+
+__all__ = ["KafkaRecord", "cluster_replication", "end_offsets", "ensure_topics", "fetch_records", "make_producer",
+           "read_records", "replication_for", "seed_offsets", "topic_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -30,44 +32,83 @@ log = logging.getLogger(__name__)
 BATCH_BYTES = 512 * 1024
 
 
-def make_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+#: A cluster: a ``host:port`` list (plaintext) or a :class:`~stream.security.KafkaTarget`.
+Target = str | KafkaTarget
+
+
+def make_producer(bootstrap: Target, **options: Any) -> AIOKafkaProducer:
     """A producer with ``acks="all"``, idempotence, large batches and a short linger."""
     options.setdefault("linger_ms", 5)
     options.setdefault("max_batch_size", BATCH_BYTES)
     options.setdefault("max_request_size", 4 * 1024 * 1024)
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **options
+        **client_options(bootstrap), acks="all", enable_idempotence=True, **options
     )
 
 
+def replication_for(brokers: int, replication_factor: int = 0, min_insync_replicas: int = 0) -> tuple[int, int]:
+    """The replication factor and ``min.insync.replicas`` of new topics on a cluster of
+    ``brokers``: the settings when set (not 0), else the number of brokers (at most 3) and
+    one less than that (at most 2, at least 1): 1/1 on one broker, 3/2 on three or more."""
+    factor = replication_factor or max(1, min(3, brokers))
+    return factor, min_insync_replicas or max(1, min(2, factor - 1))
+
+
+async def cluster_replication(bootstrap: Target, replication_factor: int = 0,
+                              min_insync_replicas: int = 0) -> tuple[int, int]:
+    """:func:`replication_for` the cluster at ``bootstrap`` (asks it for its brokers when a
+    setting is 0)."""
+    if replication_factor and min_insync_replicas:
+        return replication_factor, min_insync_replicas
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
+    await admin.start()
+    try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+    return replication_for(brokers, replication_factor, min_insync_replicas)
+
+
 async def ensure_topics(
-    bootstrap: str,
+    bootstrap: Target,
     topics: Iterable[tuple[str, int, bool]],
-    replication_factor: int = 1,
+    replication_factor: int = 0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
+    min_insync_replicas: int = 0,
 ) -> list[str]:
     """Create the ``(name, partitions, compacted)`` topics that do not exist yet.
 
+    :param replication_factor: 0: chosen from the cluster's size (:func:`replication_for`);
+        so is ``min_insync_replicas``, set on every topic created.
     :param configs: topic configuration by topic name (``{"max.message.bytes": "..."}``),
         for the topics created now.
     :return: the names created.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t[0] not in existing]
+        if not wanted:
+            return []
+        if not (replication_factor and min_insync_replicas):
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replication_factor, min_insync_replicas = replication_for(
+                brokers, replication_factor, min_insync_replicas)
         new: list[NewTopic] = []
-        for name, partitions, compacted in topics:
-            if name in existing or any(t.name == name for t in new):
+        for name, partitions, compacted in wanted:
+            if any(t.name == name for t in new):
                 continue
-            config = {"cleanup.policy": "compact"} if compacted else {}
+            config = {"min.insync.replicas": str(min_insync_replicas)}
+            if compacted:
+                config["cleanup.policy"] = "compact"
             config.update((configs or {}).get(name, {}))
             new.append(NewTopic(name, partitions, replication_factor, topic_configs=config))
-        if new:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
-                await admin.create_topics(new)
-            log.info("created topics %s", ", ".join(t.name for t in new))
-            await _wait_for_leaders(admin, [t.name for t in new])
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker was quicker
+            await admin.create_topics(new)
+        log.info("created topics %s (replication %d, min.insync.replicas %d)", ", ".join(t.name for t in new),
+                 replication_factor, min_insync_replicas)
+        await _wait_for_leaders(admin, [t.name for t in new])
         return [t.name for t in new]
     finally:
         await admin.close()
@@ -97,11 +138,11 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
         await asyncio.sleep(0.1)
 
 
-async def topic_limits(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
+async def topic_limits(bootstrap: Target, topics: Iterable[str]) -> dict[str, int]:
     """The largest record batch each topic accepts (``max.message.bytes``: the topic's own
     setting, else the broker's ``message.max.bytes``), for the topics that exist."""
     names = sorted(set(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -120,7 +161,7 @@ async def topic_limits(bootstrap: str, topics: Iterable[str]) -> dict[str, int]:
         await admin.close()
 
 
-async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str],
+async def seed_offsets(bootstrap: Target, group: str, topics: Iterable[str],
                        at: Literal["beginning", "end"] = "beginning") -> dict[str, int]:
     """Give every partition of ``topics`` that has no committed offset in ``group`` one, at
     the start of its log (or at its end: where the webhook dispatcher's group starts).
@@ -137,7 +178,7 @@ async def seed_offsets(bootstrap: str, group: str, topics: Iterable[str],
 
     :return: ``{"topic[partition]": offset}`` of what was seeded.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         tps = []
@@ -173,9 +214,9 @@ class KafkaRecord:
     timestamp: int
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+async def end_offsets(bootstrap: Target, topic: str) -> dict[int, int]:
     """``{partition: end offset}`` of ``topic`` now (empty when it does not exist)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -190,7 +231,7 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 async def read_records(
-    bootstrap: str,
+    bootstrap: Target,
     topic: str,
     *,
     start: dict[int, int] | None = None,
@@ -207,7 +248,7 @@ async def read_records(
     worker with ``processing_guarantee = "exactly_once"`` sees; Kafka's ``read_committed``).
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        **client_options(bootstrap), enable_auto_commit=False, auto_offset_reset="earliest",
         isolation_level="read_committed" if committed_only else "read_uncommitted",
     )
     await consumer.start()
@@ -259,7 +300,7 @@ async def read_records(
         await consumer.stop()
 
 
-async def fetch_records(bootstrap: str, where: Iterable[tuple[str, int, int]],
+async def fetch_records(bootstrap: Target, where: Iterable[tuple[str, int, int]],
                         timeout: float = 30.0) -> dict[tuple[str, int, int], KafkaRecord]:
     """The records at ``(topic, partition, offset)``, read with one consumer.
 
@@ -272,7 +313,7 @@ async def fetch_records(bootstrap: str, where: Iterable[tuple[str, int, int]],
     found: dict[tuple[str, int, int], KafkaRecord] = {}
     if not wanted:
         return found
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
     await consumer.start()
     try:

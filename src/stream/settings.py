@@ -18,12 +18,15 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .security import MECHANISMS, PROTOCOLS, KafkaSecurity, KafkaTarget
 
 __all__ = ["Settings", "load_settings", "parse_broker", "parse_toml", "read_toml"]
 
@@ -44,6 +47,26 @@ class Settings:
     #: Kafka bootstrap servers: ``host:port`` or ``kafka://host:port`` (faust's form), or a
     #: comma-separated list of either; kept as ``host:port,host:port``.
     broker: str = "127.0.0.1:9092"
+    #: How every Kafka client connects: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or
+    #: ``SASL_SSL`` (docs/operations.md, "Connecting to a production cluster").
+    security_protocol: str = "PLAINTEXT"
+    #: SASL mechanism with ``SASL_*`` protocols: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``.
+    sasl_mechanism: str = "PLAIN"
+    #: SASL user name.
+    sasl_username: str = ""
+    #: SASL password; prefer ``sasl_password_file`` or ``STREAM_SASL_PASSWORD`` to writing it
+    #: in a settings file.  Never logged or shown.
+    sasl_password: str = field(default="", repr=False)
+    #: A file holding the SASL password (its first line), read at start.
+    sasl_password_file: str = ""
+    #: CA certificates (PEM) that signed the brokers' certificates; empty: the system's.
+    ssl_cafile: str = ""
+    #: Client certificate (PEM) for mutual TLS, with ``ssl_keyfile``.
+    ssl_certfile: str = ""
+    #: The client certificate's private key (PEM, not encrypted).
+    ssl_keyfile: str = ""
+    #: Check that the broker's certificate names the host connected to.
+    ssl_check_hostname: bool = True
     #: Faust application id; also the consumer group of the workers.
     app_id: str = "stream"
     #: Topic that receives input articles.
@@ -64,8 +87,13 @@ class Settings:
     topic_stateful: str = ""
     #: Partitions for the topics stream creates (enough for a few workers).
     partitions: int = 6
-    #: Replication factor for the topics stream creates (1 for a single broker).
-    replication_factor: int = 1
+    #: Replication factor of the topics stream creates; 0 (the default): the number of
+    #: brokers, at most 3.
+    replication_factor: int = 0
+    #: ``min.insync.replicas`` of the topics stream creates (with ``acks=all``, a write needs
+    #: this many replicas); 0 (the default): one less than the replication factor, at most
+    #: 2, at least 1.
+    min_insync_replicas: int = 0
     #: Articles per batch handed to the processors.
     batch_size: int = 64
     #: Seconds to wait for a batch to fill before processing what has arrived.
@@ -100,6 +128,9 @@ class Settings:
     #: The worker's web server (metrics, health, dashboard): ``host:port``; the port 0
     #: picks a free one; empty turns the server off.
     web: str = "127.0.0.1:6066"
+    #: A token the dashboard and its JSON ask for (``Authorization: Bearer TOKEN`` or
+    #: ``/?token=TOKEN``); empty: open.  Metrics and health stay open.  Never logged.
+    web_token: str = field(default="", repr=False)
     #: Seconds a worker may have lag on its partitions while its committed offsets stay
     #: put before ``/health/live`` reports it unhealthy.
     stall_timeout: float = 120.0
@@ -142,6 +173,24 @@ class Settings:
         ``max_record_bytes`` with its key, headers and Kafka's batch overhead."""
         return self.max_record_bytes + _RECORD_ENVELOPE
 
+    @cached_property
+    def security(self) -> KafkaSecurity:
+        """The TLS and SASL options of every Kafka client (the password read from
+        ``sasl_password_file`` when that is set)."""
+        password = self.sasl_password
+        if self.sasl_password_file:
+            password = _read_password(self.sasl_password_file)
+        return KafkaSecurity(
+            protocol=self.security_protocol, sasl_mechanism=self.sasl_mechanism,
+            sasl_username=self.sasl_username, sasl_password=password, ssl_cafile=self.ssl_cafile,
+            ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+            ssl_check_hostname=self.ssl_check_hostname)
+
+    @cached_property
+    def kafka(self) -> KafkaTarget:
+        """The cluster of the ``broker`` setting with the security options."""
+        return KafkaTarget(self.broker, self.security)
+
     def worker_id(self) -> str:
         return self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -157,9 +206,25 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log_format": ("text", "json"),
     "processing_guarantee": ("at_least_once", "exactly_once"),
 }
+#: Choices written in upper case (Kafka's own spelling); accepted in any case.
+_UPPER_CHOICES: dict[str, tuple[str, ...]] = {
+    "security_protocol": PROTOCOLS,
+    "sasl_mechanism": MECHANISMS,
+}
+#: Settings that name a file which must exist.
+_FILES = ("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
 _TYPES: dict[str, type] = {
     "broker": str,
+    "security_protocol": str,
+    "sasl_mechanism": str,
+    "sasl_username": str,
+    "sasl_password": str,
+    "sasl_password_file": str,
+    "ssl_cafile": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+    "ssl_check_hostname": bool,
     "app_id": str,
     "topic_raw": str,
     "topic_enriched": str,
@@ -170,6 +235,7 @@ _TYPES: dict[str, type] = {
     "route_duplicates": bool,
     "partitions": int,
     "replication_factor": int,
+    "min_insync_replicas": int,
     "batch_size": int,
     "batch_timeout": float,
     "session_timeout": float,
@@ -178,6 +244,7 @@ _TYPES: dict[str, type] = {
     "log_format": str,
     "processing_guarantee": str,
     "web": str,
+    "web_token": str,
     "stall_timeout": float,
     "max_article_bytes": int,
     "max_record_bytes": int,
@@ -266,7 +333,7 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
             number = int(value)
         except (TypeError, ValueError):
             raise ValueError(f"{where} must be a whole number, such as 6; got {value!r}") from None
-        if number <= 0:
+        if number < 0 or (number == 0 and name not in ("replication_factor", "min_insync_replicas")):
             raise ValueError(f"{where} must be greater than 0; got {number}")
         return number
     if kind is float:
@@ -279,6 +346,12 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
         return number_f
     if not isinstance(value, str):
         raise ValueError(f"{where} must be a string; got {value!r}")
+    if name in _UPPER_CHOICES:
+        if value.upper() not in _UPPER_CHOICES[name]:
+            raise ValueError(f"{where} must be one of {', '.join(_UPPER_CHOICES[name])}; got {value!r}")
+        return value.upper()
+    if name in _FILES and value and not Path(value).is_file():
+        raise ValueError(f"{where}: no such file {value!r}; give the path of an existing file")
     if name in _CHOICES:
         if value.lower() not in _CHOICES[name]:
             raise ValueError(f"{where} must be one of {', '.join(_CHOICES[name])}; got {value!r}")
@@ -291,7 +364,8 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
     if name == "web" and value and not re.fullmatch(r"[^\s:]*:\d{1,5}", value):
         raise ValueError(f"{where} must be host:port, such as 127.0.0.1:6066 (port 0: any free port), "
                          f"or empty to turn the web server off; got {value!r}")
-    if not value and name not in ("worker_name", "rules", "topic_stateful", "webhooks", "web"):
+    if not value and name not in ("worker_name", "rules", "topic_stateful", "webhooks", "web", "sasl_username",
+                                  "sasl_password", "web_token", *_FILES):
         raise ValueError(f"{where} must not be empty")
     return value
 
@@ -338,6 +412,8 @@ def load_settings(
     values: dict[str, Any] = {}
     plugin_settings: dict[str, dict[str, Any]] = {}
     source: str | None = None
+    #: Where each value came from: (file, line) or (None, variable / option).
+    origin: dict[str, tuple[Path | None, int | str | None]] = {}
 
     path: Path | None = None
     if config is not None:
@@ -376,6 +452,7 @@ def load_settings(
                 )
             try:
                 values[key] = _convert(key, value, where=f"setting {key!r}")
+                origin[key] = (path, _line_of(text, key))
             except ValueError as exc:
                 raise ConfigError(str(exc), path=path, line=_line_of(text, key)) from None
 
@@ -384,6 +461,7 @@ def load_settings(
         if var in env:
             try:
                 values[name] = _convert(name, env[var], where=f"environment variable {var}")
+                origin[name] = (None, f"environment variable {var}")
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     for var, value in env.items():
@@ -398,5 +476,62 @@ def load_settings(
         if name not in _FIELDS:
             raise TypeError(f"unknown setting {name!r}")
         values[name] = _convert(name, value, where=f"option --{name.replace('_', '-')}")
+        origin[name] = (None, f"option --{name.replace('_', '-')}")
 
-    return Settings(**values, plugin_settings=plugin_settings, source=source)
+    settings = Settings(**values, plugin_settings=plugin_settings, source=source)
+    _check_security(settings, origin)
+    return settings
+
+
+def _read_password(path: str) -> str:
+    """The first line of ``path`` (the SASL password), without its line end."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read sasl_password_file: {exc.strerror}", path=path) from None
+    return text.split("\n", 1)[0].rstrip("\r")
+
+
+def _check_security(settings: Settings, origin: Mapping[str, tuple[Path | None, int | str | None]]) -> None:
+    """The security settings agree with each other; the TLS files can be loaded.
+
+    :raises ConfigError: at the file and line (or the variable) of the setting to fix.
+    """
+    def fail(name: str, message: str) -> ConfigError:
+        path, where = origin.get(name, (None, None))
+        if path is not None:
+            return ConfigError(message, path=path, line=where if isinstance(where, int) else None)
+        return ConfigError(f"{where}: {message}" if where else message)
+
+    sec = settings.security_protocol
+    if sec in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if not settings.sasl_username:
+            raise fail("security_protocol", f"security_protocol = {sec!r} needs sasl_username (and sasl_password "
+                       "or sasl_password_file); set them in the settings file or as STREAM_SASL_USERNAME and "
+                       "STREAM_SASL_PASSWORD")
+        if settings.sasl_password and settings.sasl_password_file:
+            raise fail("sasl_password_file", "both sasl_password and sasl_password_file are set; keep one")
+        if not settings.sasl_password and not settings.sasl_password_file:
+            raise fail("security_protocol", f"security_protocol = {sec!r} needs sasl_password or "
+                       "sasl_password_file (or STREAM_SASL_PASSWORD)")
+    else:
+        for name in ("sasl_username", "sasl_password", "sasl_password_file"):
+            if getattr(settings, name) and name in origin:
+                raise fail(name, f"{name} is set but security_protocol = {sec!r} does not use SASL; set "
+                           "security_protocol to SASL_SSL (or SASL_PLAINTEXT), or remove it")
+    if sec not in ("SSL", "SASL_SSL"):
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(settings, name):
+                raise fail(name, f"{name} is set but security_protocol = {sec!r} does not use TLS; set "
+                           "security_protocol to SSL or SASL_SSL, or remove it")
+        return
+    if settings.ssl_keyfile and not settings.ssl_certfile:
+        raise fail("ssl_keyfile", "ssl_keyfile is set without ssl_certfile; mutual TLS needs both")
+    try:
+        settings.security.ssl_context  # noqa: B018 - loads the CA, the certificate and the key
+    except ssl.SSLError as exc:
+        name = "ssl_certfile" if settings.ssl_certfile and "PEM" not in str(exc) else "ssl_cafile"
+        if "KEY_VALUES_MISMATCH" in str(exc) or "key" in str(exc).lower():
+            name = "ssl_keyfile" if settings.ssl_keyfile else "ssl_certfile"
+        raise fail(name, f"the TLS files cannot be loaded ({exc.reason or exc}); give PEM files: ssl_cafile the "
+                   "CA certificates, ssl_certfile the client certificate, ssl_keyfile its unencrypted key") from None

@@ -138,7 +138,7 @@ class StreamTopics:
     def env(self, broker: LocalBroker, data_dir: Path, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env.update({
-            "STREAM_BROKER": broker.bootstrap,
+            **broker.client_env(),
             "STREAM_APP_ID": self.app_id,
             "STREAM_TOPIC_RAW": self.raw,
             "STREAM_TOPIC_ENRICHED": self.enriched,
@@ -207,7 +207,7 @@ def produce(broker: LocalBroker, topic: str, articles: Sequence[dict[str, Any]])
     from .kafka import make_producer
 
     async def run() -> None:
-        producer = make_producer(broker.bootstrap)
+        producer = make_producer(broker.target())
         await producer.start()
         try:
             for a in articles:
@@ -229,7 +229,7 @@ def wait_for(broker: LocalBroker, topic: str, ids: set[str], timeout: float = 12
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = {}
-            async for r in read_records(broker.bootstrap, topic, timeout=2):
+            async for r in read_records(broker.target(), topic, timeout=2):
                 record = loads(r.value or b"null")
                 found[record.get("id") or record.get("article_id")] = record
             if ids <= set(found):

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from .metrics import WorkerMetrics
+from .security import KafkaTarget, client_options
 
 __all__ = ["Health", "OffsetWatch"]
 
@@ -85,8 +86,9 @@ class OffsetWatch:
     rewinds a partition whose committed offset is held back by a record faust dropped (when
     it has been so for ``repair_after`` seconds)."""
 
-    def __init__(self, bootstrap: str, group: str, inputs: set[str], health: Health, interval: float = 5.0,
-                 *, dropped: Dropped | None = None, rewind: Rewind | None = None, repair_after: float = 10.0):
+    def __init__(self, bootstrap: KafkaTarget | str, group: str, inputs: set[str], health: Health,
+                 interval: float = 5.0, *, dropped: Dropped | None = None, rewind: Rewind | None = None,
+                 repair_after: float = 10.0):
         self.bootstrap, self.group, self.inputs = bootstrap, group, inputs
         self.health, self.interval = health, interval
         self.dropped, self.rewind, self.repair_after = dropped, rewind, repair_after
@@ -94,8 +96,8 @@ class OffsetWatch:
         self.rewinds = 0
 
     async def run(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        admin = AIOKafkaAdminClient(**client_options(self.bootstrap))
+        consumer = AIOKafkaConsumer(**client_options(self.bootstrap), enable_auto_commit=False)
         await admin.start()
         await consumer.start()
         try:

@@ -1,9 +1,15 @@
 """The worker's web server: ``/metrics`` (Prometheus), ``/health/live``, ``/health/ready``
-(see :mod:`stream.watch`), the live dashboard (``/``) and its data (``/api/dashboard``)."""
+(see :mod:`stream.watch`), the live dashboard (``/``) and its data (``/api/dashboard``).
+
+With a ``web_token``, the dashboard and its data answer 401 unless the request carries the
+token (``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` for the page in a browser);
+metrics and health stay open for scrapers and probes (they carry no article text).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 from importlib.resources import files
@@ -30,8 +36,26 @@ def url_in_log(text: str) -> str | None:
 log = logging.getLogger(__name__)
 
 
-def _app(metrics: WorkerMetrics, health: Health) -> web.Application:
+def _authorised(request: web.Request, token: str) -> bool:
+    if not token:
+        return True
+    given = request.query.get("token", "")
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        given = header[len("Bearer "):]
+    return hmac.compare_digest(given.encode(), token.encode())
+
+
+def _app(metrics: WorkerMetrics, health: Health, token: str = "") -> web.Application:
     page = files("stream").joinpath("dashboard.html").read_bytes()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        if request.path in ("/", "/api/dashboard") and not _authorised(request, token):
+            return web.Response(status=401, text="a token is needed: open /?token=TOKEN (the web_token setting)\n",
+                                headers={"WWW-Authenticate": 'Bearer realm="stream"'})
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def metrics_view(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry),
@@ -53,7 +77,7 @@ def _app(metrics: WorkerMetrics, health: Health) -> web.Application:
         snap["health"] = {"live": health.live, "ready": health.ready, "stalled": health.stalled}
         return web.Response(body=dumps(snap), content_type="application/json")
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.add_routes([web.get("/metrics", metrics_view), web.get("/health/live", live),
                     web.get("/health/ready", ready), web.get("/", dashboard),
                     web.get("/api/dashboard", data)])
@@ -61,10 +85,11 @@ def _app(metrics: WorkerMetrics, health: Health) -> web.Application:
 
 
 async def serve(address: str, metrics: WorkerMetrics, health: Health,
-                on_bound: Callable[[str], Any] | None = None) -> None:
-    """Serve until cancelled.  ``address`` is ``host:port`` (port 0: a free one)."""
+                on_bound: Callable[[str], Any] | None = None, token: str = "") -> None:
+    """Serve until cancelled.  ``address`` is ``host:port`` (port 0: a free one; no host:
+    127.0.0.1); ``token``: the dashboard's (see the module's doc)."""
     host, _, port = address.rpartition(":")
-    runner = web.AppRunner(_app(metrics, health), access_log=None)
+    runner = web.AppRunner(_app(metrics, health, token), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))
     await site.start()

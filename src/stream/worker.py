@@ -6,15 +6,17 @@ import asyncio
 import logging
 import os
 import time
+import warnings
 from typing import TYPE_CHECKING, Any, MutableMapping
 
 from .chain import setup_pipeline
 from .errors import PluginError
-from .kafka import seed_offsets
+from .kafka import cluster_replication, seed_offsets
 from .logs import logging_config as logging_config_for
 from .metrics import WorkerMetrics
 from .pipeline import split_stateful
 from .plugins import get_plugin_manager
+from .security import check_connection
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
     # ones were is not in flight.  Until then every commit of the partition waits, and a
     # crash repeats that work (crash test, repeats per SIGKILL: 2,400 with a 10 s repair;
     # 2,500-2,800 with 2 s, when the seek back itself failed; see _ReadOffsets).
-    watch = OffsetWatch(settings.broker, settings.app_id, set(inputs), health, interval=0.5,
+    watch = OffsetWatch(settings.kafka, settings.app_id, set(inputs), health, interval=0.5,
                         dropped=dropped, rewind=rewind, repair_after=0.5)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
@@ -91,7 +93,7 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
 
         @app.task  # type: ignore[untyped-decorator]
         async def web_server() -> None:
-            await serve(settings.web, metrics, health)
+            await serve(settings.web, metrics, health, token=settings.web_token)
 
 
 def _check_web_address(settings: Settings) -> None:
@@ -145,12 +147,23 @@ def run_worker(settings: Settings) -> int:
     stage2 = (setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name, writes))
               if stateful else None)
     table_names = tuple(dict.fromkeys(name for proc in stateful for name in proc.tables))
+    # Kafka answers with the security settings (else one clear error), and the replication
+    # of the topics the worker (and faust) create is fixed from the cluster's size.
+    asyncio.run(check_connection(settings.kafka))
+    replication, min_insync = asyncio.run(cluster_replication(
+        settings.kafka, settings.replication_factor, settings.min_insync_replicas))
+    settings = settings.replace(replication_factor=replication, min_insync_replicas=min_insync)
+    # Read by faust when it declares its own topics (the assignor's leader topic) at start;
+    # the warning about a late change is about values already used, which this is not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app.conf.topic_replication_factor = replication
     created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None, tables=table_names))
     if created:
         log.info("created topics: %s", ", ".join(created))
     asyncio.run(check_record_limits(settings, stateful=stage2 is not None))
     inputs = [settings.topic_raw] + ([settings.stateful_topic] if stage2 is not None else [])
-    seeded = asyncio.run(seed_offsets(settings.broker, settings.app_id, inputs))
+    seeded = asyncio.run(seed_offsets(settings.kafka, settings.app_id, inputs))
     if seeded:
         log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
     if dispatcher is not None:

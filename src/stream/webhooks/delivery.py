@@ -240,15 +240,16 @@ class Dispatcher:
         # Endpoints seen now for the first time count as added *before* the group's start
         # offsets are fixed: an alert raised after those offsets is after this time too.
         now = int(time.time() * 1000)
-        await ensure_topics(s.broker, [(s.topic_alerts, s.partitions, False), (retry, s.partitions, False),
+        await ensure_topics(s.kafka, [(s.topic_alerts, s.partitions, False), (retry, s.partitions, False),
                                        (failed, s.partitions, False), (events, 1, True)], s.replication_factor,
-                            {s.topic_alerts: {"max.message.bytes": str(s.topic_max_message_bytes)}})
-        seeded = await seed_offsets(s.broker, self.group, [s.topic_alerts], at="end")
-        seeded.update(await seed_offsets(s.broker, self.group, [retry], at="beginning"))
+                            {s.topic_alerts: {"max.message.bytes": str(s.topic_max_message_bytes)}},
+                            s.min_insync_replicas)
+        seeded = await seed_offsets(s.kafka, self.group, [s.topic_alerts], at="end")
+        seeded.update(await seed_offsets(s.kafka, self.group, [retry], at="beginning"))
         if seeded:
             log.info("webhooks: group %s starts at %s", self.group,
                      ", ".join(f"{k}@{v}" for k, v in sorted(seeded.items())))
-        producer = make_producer(s.broker)
+        producer = make_producer(s.kafka)
         await producer.start()
         try:
             await self._load_events(producer, now)
@@ -261,7 +262,7 @@ class Dispatcher:
         the first time as added at ``now`` (ms since the epoch)."""
         from ..kafka import read_records
 
-        async for rec in read_records(self.settings.broker, self.settings.topic_webhooks_events, timeout=1):
+        async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events, timeout=1):
             try:
                 event = loads(rec.value or b"null") or {}
             except Exception:
@@ -291,11 +292,11 @@ class Dispatcher:
         retry = self.topics[0]
         if not self.prepared.is_set():
             await self.prepare()
-        self.producer = make_producer(s.broker)
+        self.producer = make_producer(s.kafka)
         await self.producer.start()
         # read_committed: with exactly-once, the alerts of a transaction that was aborted (its
         # batch is processed again after a crash) are never delivered.
-        consumer = AIOKafkaConsumer(bootstrap_servers=s.broker, group_id=self.group,
+        consumer = AIOKafkaConsumer(**s.kafka.options(), group_id=self.group,
                                     enable_auto_commit=False, auto_offset_reset="latest",
                                     isolation_level="read_committed")
         consumer.subscribe([s.topic_alerts, retry], listener=_Rebalance(self, consumer))
@@ -502,7 +503,7 @@ async def backfill_jobs(settings: Settings, endpoint: Endpoint, since_ms: int,
     Each has the alert's usual ``webhook-id`` for the endpoint."""
     from ..kafka import read_records
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.broker, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**settings.kafka.options(), enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # partitions_for_topic reads cached metadata
@@ -514,7 +515,7 @@ async def backfill_jobs(settings: Settings, endpoint: Endpoint, since_ms: int,
         await consumer.stop()
     start = {tp.partition: (meta.offset if meta is not None else ends[tp]) for tp, meta in found.items()}
     jobs: list[dict[str, Any]] = []
-    async for rec in read_records(settings.broker, settings.topic_alerts, start=start, timeout=2,
+    async for rec in read_records(settings.kafka, settings.topic_alerts, start=start, timeout=2,
                                   committed_only=True):
         if rec.timestamp < since_ms or (until_ms is not None and rec.timestamp >= until_ms):
             continue
