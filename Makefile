@@ -9,7 +9,7 @@ EXAMPLE_PLUGINS := examples/stream-quotes
 # A plugin of the fault tests (loaded only when STREAM_PLUGINS names it).
 TEST_PLUGINS := tests/plugins/stream-slow
 
-.PHONY: install broker browser demo test unit integration lint typecheck check clean-broker bench campaign
+.PHONY: dist install broker browser demo test unit integration lint typecheck check clean-broker bench campaign
 
 # The dashboard test drives Debian's Chromium (headless) through chromedriver.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -20,12 +20,22 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) 
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@# The core was called "stream" before it became "stream-news": an old editable install of it
+	@# would register the same entry points twice.
+	@$(BIN)/pip uninstall --quiet --yes stream 2>/dev/null || true
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
 	$(BIN)/stream broker fetch
 	@touch $@
 
 broker: install
 	$(BIN)/stream broker start
+
+# Wheels of the core (stream-news) and the built-in plugins, for installing elsewhere.
+DIST ?= dist
+dist: install
+	rm -f $(DIST)/*.whl
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(DIST) . $(PLUGINS)
+	@ls -1 $(DIST)/*.whl
 
 browser:
 	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \

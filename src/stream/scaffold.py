@@ -21,7 +21,7 @@ version = "0.1.0"
 description = "A stream plugin: {name}"
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["stream>={stream_version}"]
+dependencies = ["stream-news>={stream_version}"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
