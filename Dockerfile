@@ -1,10 +1,10 @@
 # The stream worker image used by docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
 COPY plugins ./plugins
-RUN pip install --no-cache-dir . ./plugins/clean ./plugins/ner ./plugins/dedup ./plugins/alerts
+RUN pip install --no-cache-dir -c constraints.txt . ./plugins/clean ./plugins/ner ./plugins/dedup ./plugins/alerts
 USER nobody
 ENV STREAM_DATA_DIR=/tmp/stream
 ENTRYPOINT ["stream"]

@@ -170,16 +170,18 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise BrokerError(f"openssl {args[0]} failed: {proc.stderr.strip()}")
 
 
-def make_certificates(directory: Path) -> None:
-    """A local CA (``ca.pem``), a broker key and certificate for 127.0.0.1 and localhost signed
-    by it (``broker-keystore.pem``: key, certificate, CA, the PEM keystore Kafka reads), and a
-    client key and certificate for mutual TLS (``client.pem``, ``client.key``)."""
+def make_certificates(directory: Path, hosts: tuple[str, ...] = ()) -> None:
+    """A local CA (``ca.pem``), a broker key and certificate for 127.0.0.1, localhost and
+    ``hosts`` signed by it (``broker-keystore.pem``: key, certificate, CA, the PEM keystore
+    Kafka reads), and a client key and certificate for mutual TLS (``client.pem``,
+    ``client.key``)."""
     directory.mkdir(parents=True, exist_ok=True)
+    names = ",".join(["IP:127.0.0.1", "DNS:localhost", *(f"DNS:{h}" for h in hosts)])
     days = "825"
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
              "-days", days, "-subj", "/CN=stream local CA", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-    for name, usage, san in (("broker", "serverAuth", "IP:127.0.0.1,DNS:localhost"),
+    for name, usage, san in (("broker", "serverAuth", names),
                              ("client", "clientAuth", "DNS:stream-client")):
         (directory / f"{name}.ext").write_text(f"subjectAltName={san}\nextendedKeyUsage={usage}\n")
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
@@ -188,7 +190,7 @@ def make_certificates(directory: Path) -> None:
                  "-out", f"{name}.pem", "-days", days, "-extfile", f"{name}.ext", cwd=directory)
     keystore = "".join((directory / f).read_text() for f in ("broker.key", "broker.pem", "ca.pem"))
     (directory / "broker-keystore.pem").write_text(keystore)
-    for key in directory.glob("*.key"):
+    for key in [*directory.glob("*.key"), directory / "broker-keystore.pem"]:
         key.chmod(0o600)
 
 

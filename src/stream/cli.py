@@ -163,6 +163,21 @@ def broker_status(ctx: click.Context, port: int | None) -> None:
         sys.exit(3)
 
 
+@broker.command("certs")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--host", "hosts", multiple=True, help="A broker host name the certificate names (repeat).")
+def broker_certs(directory: str, hosts: tuple[str, ...]) -> None:
+    """Make a CA and a broker certificate (PEM keystore) in DIRECTORY, for brokers elsewhere
+    (docker-compose.yml's: --host kafka-1 --host kafka-2 --host kafka-3)."""
+    from pathlib import Path
+
+    from .broker import make_certificates
+
+    make_certificates(Path(directory), hosts)
+    click.echo(f"CA: {directory}/ca.pem (clients: ssl_cafile); broker keystore: {directory}/broker-keystore.pem "
+               f"(ssl.keystore.type=PEM); client certificate for mutual TLS: {directory}/client.pem, client.key")
+
+
 @broker.command("fetch")
 @click.pass_context
 def broker_fetch(ctx: click.Context) -> None:

@@ -6,45 +6,99 @@ from pathlib import Path
 
 import yaml
 
-from stream.broker import KAFKA_VERSION
+from stream.broker import KAFKA_VERSION, make_certificates
 from stream.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 
 
 def compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_kafka_is_the_official_image_of_our_version_in_kraft_mode() -> None:
-    kafka = compose()["services"]["kafka"]
-    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
-    env = kafka["environment"]
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 1
+def env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return {k: v for k, v in pairs}
 
 
-def test_the_worker_settings_are_settings_the_code_reads() -> None:
+def worker_environment(tmp: Path) -> tuple[dict[str, str], Settings]:
+    """The worker's environment (its variables and its env file) and the settings it gives,
+    with the two container paths it names (the CA, the password secret) checked against
+    the mounts and pointed at local stand-ins for loading."""
     services = compose()["services"]
     worker = services["worker"]
     env = {k: str(v) for k, v in worker["environment"].items()}
-    settings = load_settings(None, environ=env)  # raises on any invalid value
-    assert settings.broker == "kafka:9092"
+    for name in worker["env_file"]:
+        env.update(env_file(ROOT / name))
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in worker["volumes"]}
+    assert env["STREAM_SSL_CAFILE"] in mounts, "the CA file is mounted into the worker"
+    [secret] = worker["secrets"]
+    assert env["STREAM_SASL_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+    assert compose()["secrets"][secret]["file"].startswith("./deploy/secrets/")
+    make_certificates(tmp / "tls")
+    (tmp / "password").write_text("not-the-real-one\n")
+    local = dict(env, STREAM_SSL_CAFILE=str(tmp / "tls" / "ca.pem"), STREAM_SASL_PASSWORD_FILE=str(tmp / "password"))
+    return env, load_settings(None, environ=local)  # raises on any invalid value
+
+
+def test_kafka_is_three_kraft_nodes_of_the_official_image_with_replication_3_and_min_isr_2() -> None:
+    services = compose()["services"]
+    assert {name for name in services if name.startswith("kafka-") and name != "kafka-users"} == set(BROKERS)
+    ids = set()
+    for n, name in enumerate(BROKERS, start=1):
+        kafka = services[name]
+        assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        env = kafka["environment"]
+        assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == ",".join(f"{i}@{b}:9093" for i, b in enumerate(BROKERS, 1))
+        assert env["KAFKA_NODE_ID"] == n and kafka["hostname"] == name
+        ids.add(env["KAFKA_NODE_ID"])
+        assert f"SASL_SSL://{name}:9094" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == 3 and env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == 3
+        assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 2
+        assert "SCRAM-SHA-512" in env["KAFKA_SASL_ENABLED_MECHANISMS"]
+        assert env["KAFKA_SSL_KEYSTORE_TYPE"] == "PEM"
+        tls_mount = next(v for v in kafka["volumes"] if v.startswith("./deploy/tls:"))
+        assert env["KAFKA_SSL_KEYSTORE_LOCATION"].startswith(tls_mount.split(":")[1] + "/")
+    assert ids == {1, 2, 3}
+
+
+def test_the_worker_settings_are_settings_the_code_reads(tmp_path: Path) -> None:
+    services = compose()["services"]
+    worker = services["worker"]
+    env, settings = worker_environment(tmp_path)
+    assert settings.broker == ",".join(f"{b}:9094" for b in BROKERS)
+    assert settings.security_protocol == "SASL_SSL" and settings.sasl_mechanism == "SCRAM-SHA-512"
+    assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2)
     assert int(env["STREAM_PARTITIONS"]) >= worker["deploy"]["replicas"]
     defaults = Settings()
     for topic in ("topic_raw", "topic_enriched", "topic_alerts", "topic_dlq"):
         assert getattr(settings, topic) == getattr(defaults, topic)
     known = {f"STREAM_{name.upper()}" for name in Settings.__dataclass_fields__}
     assert set(env) <= known, set(env) - known
+    assert "STREAM_SASL_PASSWORD" not in env, "the password is a secret file, not a variable"
     assert worker["command"] == ["worker"]
-    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["kafka-users"]["condition"] == "service_completed_successfully"
 
 
-def test_prometheus_scrapes_every_worker_replica_on_the_web_port() -> None:
+def test_the_scram_user_is_the_workers_user_with_the_same_secret(tmp_path: Path) -> None:
     services = compose()["services"]
-    worker_env = {k: str(v) for k, v in services["worker"]["environment"].items()}
-    port = int(load_settings(None, environ=worker_env).web.rsplit(":", 1)[1])
+    _env, settings = worker_environment(tmp_path)
+    users = services["kafka-users"]
+    command = " ".join(users["command"])
+    assert f"--entity-name {settings.sasl_username}" in command
+    assert f"{settings.sasl_mechanism}=[password=$$(cat /run/secrets/kafka_password)]" in command
+    assert users["secrets"] == services["worker"]["secrets"]
+    assert all(users["depends_on"][b]["condition"] == "service_healthy" for b in BROKERS)
+
+
+def test_prometheus_scrapes_every_worker_replica_on_the_web_port(tmp_path: Path) -> None:
+    services = compose()["services"]
+    _env, settings = worker_environment(tmp_path)
+    port = int(settings.web.rsplit(":", 1)[1])
     assert str(port) in services["worker"]["expose"]
     prometheus = services["prometheus"]
     assert prometheus["image"].startswith("prom/prometheus:")
@@ -57,14 +111,13 @@ def test_prometheus_scrapes_every_worker_replica_on_the_web_port() -> None:
     assert "/health/live" in " ".join(services["worker"]["healthcheck"]["test"])
 
 
-def test_the_webhook_sink_is_subscribed_and_its_network_trusted() -> None:
+def test_the_webhook_sink_is_subscribed_and_its_network_trusted(tmp_path: Path) -> None:
     import ipaddress
 
     from stream.webhooks.config import load_subscriptions
 
     services = compose()["services"]
-    env = {k: str(v) for k, v in services["worker"]["environment"].items()}
-    settings = load_settings(None, environ=env)
+    _env, settings = worker_environment(tmp_path)
     mounted = {v.split(":")[1]: v.split(":")[0] for v in services["worker"]["volumes"]}
     subs = load_subscriptions(str(ROOT / mounted[settings.webhooks].removeprefix("./")))
     [endpoint] = subs.endpoints
@@ -76,7 +129,8 @@ def test_the_webhook_sink_is_subscribed_and_its_network_trusted() -> None:
     assert ipaddress.ip_network(subnet).is_private
 
 
-def test_the_image_installs_every_built_in_plugin() -> None:
+def test_the_image_installs_every_built_in_plugin_with_the_pinned_versions() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for plugin in ("clean", "ner", "dedup", "alerts"):
         assert f"./plugins/{plugin}" in dockerfile
+    assert "-c constraints.txt" in dockerfile and "constraints.txt" in dockerfile.split("COPY", 2)[1]
