@@ -108,9 +108,17 @@ def stream_process() -> Iterator[Callable[..., list[Article]]]:
 
 @pytest.fixture(scope="session")
 def stream_broker() -> Iterator[LocalBroker]:
-    """The local single-node KRaft broker (port ``$STREAM_TEST_BROKER_PORT`` or 9092),
-    started with ``stream broker``'s launcher, or reused when it already runs."""
-    local = LocalBroker(int(os.environ.get("STREAM_TEST_BROKER_PORT", "9092")))
+    """The local KRaft broker (port ``$STREAM_TEST_BROKER_PORT`` or 9092), started with
+    ``stream broker``'s launcher, or reused when it already runs.
+
+    ``STREAM_TEST_BROKER_NODES=3`` and ``STREAM_TEST_BROKER_SASL_SSL=1`` give the tests a
+    three-node cluster and SASL_SSL clients (:meth:`~stream.broker.LocalBroker.client_env`,
+    :meth:`~stream.broker.LocalBroker.target`), with ``STREAM_BROKER_DIR`` pointing at a
+    directory of that shape."""
+    nodes = os.environ.get("STREAM_TEST_BROKER_NODES")
+    secure = os.environ.get("STREAM_TEST_BROKER_SASL_SSL")
+    local = LocalBroker(int(os.environ.get("STREAM_TEST_BROKER_PORT", "9092")),
+                        nodes=int(nodes) if nodes else None, sasl_ssl=secure == "1" if secure else None)
     was_running = local.status().running
     local.start()
     yield local
