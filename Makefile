@@ -8,6 +8,8 @@ PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts
 EXAMPLE_PLUGINS := examples/stream-quotes
 # A plugin of the fault tests (loaded only when STREAM_PLUGINS names it).
 TEST_PLUGINS := tests/plugins/stream-slow
+# The benchmark: a plugin that adds `stream bench` (outside the core: it measures the plugins).
+BENCH := bench
 
 .PHONY: dist install broker browser demo test unit integration lint typecheck check clean-broker bench campaign
 
@@ -16,14 +18,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS) $(BENCH))
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "stream needs Python 3.11 or later")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@# The core was called "stream" before it became "stream-news": an old editable install of it
 	@# would register the same entry points twice.
 	@$(BIN)/pip uninstall --quiet --yes stream 2>/dev/null || true
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS))
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]' $(addprefix -e ,$(PLUGINS) $(EXAMPLE_PLUGINS) $(TEST_PLUGINS) $(BENCH))
 	$(BIN)/stream broker fetch
 	@touch $@
 
@@ -59,7 +61,7 @@ integration: broker browser
 	$(BIN)/pytest -m integration
 
 lint: install
-	$(BIN)/ruff check src plugins tests examples
+	$(BIN)/ruff check src plugins tests examples bench
 
 typecheck: install
 	$(BIN)/mypy

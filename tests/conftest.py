@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import LocalBroker
 from stream.testing import StreamTopics
+from stream.tools.broker import LocalBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "articles"

@@ -11,7 +11,7 @@ import pluggy
 from .errors import BrokerError, ConfigError, PluginError, RecordError, StreamError
 from .processor import PLUGIN_API, Context, Processor, TopicSpec
 from .records import SCHEMA_VERSION, Alert, Article, DeadLetter
-from .settings import Settings
+from .settings import Settings, load_settings
 
 __version__ = "0.1.0"
 
@@ -35,4 +35,5 @@ __all__ = [
     "TopicSpec",
     "__version__",
     "hookimpl",
+    "load_settings",
 ]

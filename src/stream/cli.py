@@ -13,7 +13,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, StreamError
-from .progress import bar
+from .ops.progress import bar
 from .settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,7 +25,7 @@ T = TypeVar("T")
 def _run_kafka(settings: Settings, run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()`` after checking that Kafka answers with the security settings (a wrong
     password or an untrusted certificate is one clear error, not a client's retry loop)."""
-    from .security import check_connection
+    from .runtime.security import check_connection
 
     async def checked() -> T:
         await check_connection(settings.kafka)
@@ -114,7 +114,7 @@ def _port_option(f: F) -> F:
 
 
 def _local(ctx: click.Context, port: int | None, nodes: int | None = None, sasl_ssl: bool | None = None) -> Any:
-    from .broker import LocalBroker
+    from .tools.broker import LocalBroker
 
     if port is None:
         first = ctx.obj["settings"].broker.split(",")[0]
@@ -171,7 +171,7 @@ def broker_certs(directory: str, hosts: tuple[str, ...]) -> None:
     (docker-compose.yml's: --host kafka-1 --host kafka-2 --host kafka-3)."""
     from pathlib import Path
 
-    from .broker import make_certificates
+    from .tools.broker import make_certificates
 
     make_certificates(Path(directory), hosts)
     click.echo(f"CA: {directory}/ca.pem (clients: ssl_cafile); broker keystore: {directory}/broker-keystore.pem "
@@ -195,8 +195,8 @@ def broker_fetch(ctx: click.Context) -> None:
 @click.pass_context
 def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Send articles from FILES (.txt, .json, .jsonl, or - for stdin) to Kafka."""
-    from .inputs import read_inputs
-    from .kafka import ensure_topics, make_producer
+    from .runtime.inputs import read_inputs
+    from .runtime.kafka import ensure_topics, make_producer
 
     settings = _settings(ctx)
     target = topic or settings.topic_raw
@@ -227,7 +227,7 @@ def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> No
 @click.pass_context
 def tail(ctx: click.Context, topic: str, count: int, follow: bool) -> None:
     """Print the last records of TOPIC as JSON lines."""
-    from .kafka import end_offsets, read_records
+    from .runtime.kafka import end_offsets, read_records
 
     settings = _settings(ctx)
 
@@ -269,7 +269,7 @@ def process(ctx: click.Context, files: tuple[str, ...], rules: str | None) -> No
 
     Dead letters are printed to stderr as JSON lines; the exit status is 1 if there were any.
     """
-    from .embedded import run_embedded
+    from .runtime.embedded import run_embedded
 
     settings = _settings(ctx, rules=rules)
     dead = run_embedded(settings, files, sys.stdout.buffer, sys.stderr.buffer)
@@ -287,7 +287,7 @@ def process(ctx: click.Context, files: tuple[str, ...], rules: str | None) -> No
 @click.pass_context
 def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None, rules: str | None) -> None:
     """Run a worker: consume articles.raw, run the chain, publish the results."""
-    from .worker import run_worker
+    from .runtime.worker import run_worker
 
     settings = _settings(ctx, batch_size=batch_size, log_level=loglevel, rules=rules)
     sys.exit(run_worker(settings))
@@ -321,60 +321,9 @@ def plugins(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
     """Run a worker over sample articles on the local broker and show what comes out."""
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     sys.exit(run_demo(_settings(ctx), files or ("examples/articles",), timeout=timeout))
-
-
-@main.command()
-@click.option("--articles", "count", type=int, default=5000, show_default=True,
-              help="Articles in the generated corpus (framework and CPU arms).")
-@click.option("--ner-articles", "ner_count", type=int, default=200, show_default=True,
-              help="Articles of the corpus in the arms that run NER in a worker.")
-@click.option("--rounds", type=int, default=3, show_default=True, help="A/B alternations.")
-@click.option("--dedup-sizes", default="10000,1000000", show_default=True,
-              help="Signatures in the dedup index, small,big (R7).")
-@click.option("--samples", type=click.Path(exists=True, file_okay=False), default="examples/articles",
-              show_default=True, help="Directory of sample .txt articles to build the corpus from.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default="bench/results", show_default=True,
-              help="Where DATE.json and DATE.png go.")
-@click.option("--docs", type=click.Path(dir_okay=False), default="docs/performance.md", show_default=True,
-              help="The page whose generated table is replaced ('' to leave it).")
-@click.option("--soak", type=int, default=50_000, show_default=True,
-              help="Articles through a worker for the memory soak.")
-@click.option("--smoke", is_flag=True, help="A tiny run that checks the harness (figures meaningless).")
-@click.pass_context
-def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_sizes: str, samples: str,
-          out_dir: str, docs: str, soak: int, smoke: bool) -> None:
-    """Measure R1-R10 of the benchmark plan, each a ratio of two arms alternated in one run
-    on the real broker; write the figures, the table of docs/performance.md and a plot."""
-    import datetime
-    from pathlib import Path
-
-    from .bench_report import plot, table, write_results, write_table
-    from .bench_run import run_benchmark
-
-    settings = _settings(ctx)
-    small, big = (int(x) for x in dedup_sizes.split(","))
-    if smoke:
-        count, ner_count, rounds, small, big = min(count, 60), min(ner_count, 12), 1, 1000, 5000
-        soak = min(soak, 2000)
-    files = sorted(Path(samples).glob("*.txt"))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    logdir = out / "logs"
-    logdir.mkdir(exist_ok=True)
-    results = run_benchmark(settings, files, count=count, ner_count=ner_count, rounds=rounds,
-                            dedup_sizes=(small, big), logdir=logdir, soak=soak)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d") + ("-smoke" if smoke else "")
-    json_path, png_path = out / f"{stamp}.json", out / f"{stamp}.png"
-    write_results(results, json_path)
-    plot(results, png_path)
-    click.echo(table(results, str(json_path)))
-    if docs and not smoke:
-        write_table(results, Path(docs), str(json_path))
-        click.echo(f"table written to {docs}")
-    click.echo(f"figures: {json_path}; plot: {png_path}")
 
 
 @main.command("new-plugin")
@@ -386,7 +335,7 @@ def new_plugin_command(name: str, directory: str) -> None:
     processor, a README and a passing test that uses stream.testing."""
     from pathlib import Path
 
-    from .scaffold import new_plugin
+    from .tools.scaffold import new_plugin
 
     root = new_plugin(name, Path(directory))
     click.echo(f"created {root}/\nnext: cd {root} && pip install -e '.[test]' && stream plugins && pytest")
@@ -453,8 +402,8 @@ def webhooks_redeliver(ctx: click.Context, endpoint: str | None, since: str | No
     """Queue deliveries again, with their webhook-id: the alerts raised since a time to one
     endpoint (a backfill: a new endpoint receives only the alerts raised after it was added),
     or, with --failed, the deliveries that failed for good."""
-    from .kafka import make_producer, read_records
     from .records import dumps, loads
+    from .runtime.kafka import make_producer, read_records
     from .webhooks.delivery import backfill_jobs
 
     settings = _settings(ctx)
@@ -522,8 +471,8 @@ def _epoch_ms(text: str) -> int:
 @click.pass_context
 def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
     """Turn a disabled ENDPOINT back on (publishes an endpoint.enabled event)."""
-    from .kafka import ensure_topics, make_producer
     from .records import dumps, utcnow
+    from .runtime.kafka import ensure_topics, make_producer
 
     settings = _settings(ctx)
 
@@ -547,7 +496,7 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
 @click.option("--secret", default=None, envvar="STREAM_SINK_SECRET", help="whsec_ secret to verify signatures with.")
 def webhook_sink(host: str, port: int, secret: str | None) -> None:
     """A small receiver for demos and tests: verifies signatures, prints each alert."""
-    from .webhooks.sink import run_sink
+    from .tools.sink import run_sink
 
     run_sink(port, secret, host=host)
 
@@ -570,8 +519,8 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
     """Re-submit dead letters to articles.raw: the original bytes, key and headers."""
     import base64
 
-    from .kafka import make_producer, read_records
     from .records import loads
+    from .runtime.kafka import make_producer, read_records
 
     settings = _settings(ctx)
 

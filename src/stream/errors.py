@@ -83,7 +83,7 @@ class BrokerError(StreamError, RuntimeError):
 class ConnectError(StreamError, RuntimeError):
     """Kafka cannot be reached with the configured servers and security settings: no server
     answered, its TLS certificate is not trusted, or it refused the SASL login (see
-    :func:`stream.security.check_connection`)."""
+    :func:`stream.runtime.security.check_connection`)."""
 
 
 class DeliveryError(StreamError, RuntimeError):
@@ -110,4 +110,4 @@ class DeliveryError(StreamError, RuntimeError):
 
 class DependencyError(StreamError, RuntimeError):
     """An installed library is missing or at a version stream does not support (see
-    :mod:`stream.versions`)."""
+    :mod:`stream.runtime.versions`)."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
-from .security import MECHANISMS, PROTOCOLS, KafkaSecurity, KafkaTarget
+from .runtime.security import MECHANISMS, PROTOCOLS, KafkaSecurity, KafkaTarget
 
 __all__ = ["Settings", "load_settings", "parse_broker", "parse_toml", "read_toml"]
 

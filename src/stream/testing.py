@@ -34,13 +34,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from .broker import LocalBroker
-from .chain import build_chain
 from .errors import ConfigError, PluginError
-from .pipeline import BatchResult, Pipeline
 from .processor import PLUGIN_API, Context, Processor
 from .records import Article, dumps, loads
+from .runtime.chain import build_chain
+from .runtime.pipeline import BatchResult, Pipeline
 from .settings import Settings
+from .tools.broker import LocalBroker
 
 __all__ = [
     "ProcessorConformance",
@@ -66,7 +66,7 @@ def run_chain(
     """Run ``articles`` (Articles, texts or input dicts) through ``plugins`` in-process.
 
     :param plugins: entry-point names to load (default: every installed plugin).
-    :return: the :class:`~stream.pipeline.BatchResult` (articles that came through, failures).
+    :return: the :class:`~stream.runtime.pipeline.BatchResult` (articles that came through, failures).
     """
     base = settings or Settings()
     changes: dict[str, Any] = {}
@@ -112,8 +112,8 @@ def stream_broker() -> Iterator[LocalBroker]:
     ``stream broker``'s launcher, or reused when it already runs.
 
     ``STREAM_TEST_BROKER_NODES=3`` and ``STREAM_TEST_BROKER_SASL_SSL=1`` give the tests a
-    three-node cluster and SASL_SSL clients (:meth:`~stream.broker.LocalBroker.client_env`,
-    :meth:`~stream.broker.LocalBroker.target`), with ``STREAM_BROKER_DIR`` pointing at a
+    three-node cluster and SASL_SSL clients (:meth:`~stream.tools.broker.LocalBroker.client_env`,
+    :meth:`~stream.tools.broker.LocalBroker.target`), with ``STREAM_BROKER_DIR`` pointing at a
     directory of that shape."""
     nodes = os.environ.get("STREAM_TEST_BROKER_NODES")
     secure = os.environ.get("STREAM_TEST_BROKER_SASL_SSL")
@@ -182,7 +182,7 @@ class StreamWorker:
     def web_url(self, timeout: float = 60) -> str:
         """The base URL of the worker's web server (metrics, health, dashboard), read from its
         log once it listens."""
-        from .web import url_in_log
+        from .ops.web import url_in_log
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -212,7 +212,7 @@ class StreamWorker:
 
 def produce(broker: LocalBroker, topic: str, articles: Sequence[dict[str, Any]]) -> None:
     """Send ``articles`` (input dicts with an ``id``) to ``topic``; wait for the acks."""
-    from .kafka import make_producer
+    from .runtime.kafka import make_producer
 
     async def run() -> None:
         producer = make_producer(broker.target())
@@ -230,7 +230,7 @@ def wait_for(broker: LocalBroker, topic: str, ids: set[str], timeout: float = 12
              workers: Sequence[StreamWorker] = ()) -> dict[str, Any]:
     """The latest record of each id in ``ids`` on ``topic`` (by ``id``, or ``article_id``),
     waiting until all arrived; fails at once, with its log, when one of ``workers`` died."""
-    from .kafka import read_records
+    from .runtime.kafka import read_records
 
     async def run() -> dict[str, Any]:
         found: dict[str, Any] = {}

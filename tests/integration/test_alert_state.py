@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import read_records
+from stream.runtime.kafka import read_records
 from stream.testing import StreamWorker as Worker
 from stream.testing import produce, wait_for
+from stream.tools.broker import LocalBroker
 
 from ..conftest import Topics
 

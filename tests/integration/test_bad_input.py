@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import make_producer, read_records
+from stream.runtime.kafka import make_producer, read_records
 from stream.testing import StreamTopics, StreamWorker, produce, wait_for
+from stream.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

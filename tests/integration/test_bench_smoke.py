@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import LocalBroker
+from stream.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

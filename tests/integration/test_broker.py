@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import LocalBroker
 from stream.errors import BrokerError
+from stream.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path: Path, monk
 
     fixed = uuid.UUID(bytes=bytes([0xF8]) + bytes(15))
     assert base64.urlsafe_b64encode(fixed.bytes).startswith(b"-")
-    monkeypatch.setattr("stream.broker.uuid.uuid4", lambda: fixed)
+    monkeypatch.setattr("stream.tools.broker.uuid.uuid4", lambda: fixed)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import LocalBroker
 from stream.testing import StreamTopics, StreamWorker, wait_for
+from stream.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

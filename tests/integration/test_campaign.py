@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import ensure_topics, read_records
+from stream.runtime.kafka import ensure_topics, read_records
 from stream.testing import StreamTopics, StreamWorker
+from stream.tools.broker import LocalBroker
 
 from ..webhook_server import Receiver
 from .test_crash import article

@@ -18,9 +18,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from stream.broker import LocalBroker
-from stream.kafka import ensure_topics, make_producer, read_records
+from stream.runtime.kafka import ensure_topics, make_producer, read_records
 from stream.testing import StreamTopics, StreamWorker
+from stream.tools.broker import LocalBroker
 
 from ..webhook_server import Receiver
 from .test_crash import article

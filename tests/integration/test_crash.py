@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import ensure_topics, read_records
+from stream.runtime.kafka import ensure_topics, read_records
 from stream.testing import StreamTopics, StreamWorker, produce
+from stream.tools.broker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import LocalBroker
 from stream.testing import StreamWorker as Worker
 from stream.testing import produce, wait_for
+from stream.tools.broker import LocalBroker
 
 from ..conftest import Topics
 from ..dedup_cases import edited, sample, shares_a_paragraph, truncated

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import end_offsets, ensure_topics
+from stream.runtime.kafka import end_offsets, ensure_topics
 from stream.testing import StreamTopics, StreamWorker, produce
+from stream.tools.broker import LocalBroker
 
 from .test_crash import _read, _wait_count, article, comparable
 

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
 from stream.testing import StreamTopics, StreamWorker, produce, wait_for
+from stream.tools.broker import LocalBroker
 
 from ..webhook_server import Receiver
 

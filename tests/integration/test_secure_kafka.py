@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.broker import LocalBroker, make_certificates
-from stream.kafka import read_records
+from stream.runtime.kafka import read_records
 from stream.testing import StreamTopics, StreamWorker, wait_for
+from stream.tools.broker import LocalBroker, make_certificates
 
 from ..conftest import ROOT, SAMPLES
 from ..webhook_server import Receiver

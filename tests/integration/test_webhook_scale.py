@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import ensure_topics, make_producer, read_records
+from stream.runtime.kafka import ensure_topics, make_producer, read_records
 from stream.testing import StreamTopics, StreamWorker, produce, wait_for
+from stream.tools.broker import LocalBroker
 from stream.webhooks.delivery import webhook_id
 
 from ..webhook_server import Receiver

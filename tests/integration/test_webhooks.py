@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
 from stream.settings import Settings
 from stream.testing import StreamTopics, produce
+from stream.tools.broker import LocalBroker
 from stream.webhooks.config import parse_subscriptions
 from stream.webhooks.delivery import Dispatcher, webhook_id
 from stream.webhooks.signing import verify
@@ -181,7 +181,7 @@ def wait_until_started(broker: LocalBroker, group: str, topic: str, timeout: flo
 
 
 def _read(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
-    from stream.kafka import read_records
+    from stream.runtime.kafka import read_records
 
     async def run() -> list[dict[str, Any]]:
         return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=1)]

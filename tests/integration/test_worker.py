@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.broker import LocalBroker
-from stream.kafka import read_records
+from stream.runtime.kafka import read_records
+from stream.tools.broker import LocalBroker
 
 from ..conftest import SAMPLES, Topics
 

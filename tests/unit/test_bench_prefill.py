@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.bench import _Prefill, _prefill
+from stream_bench.harness import _Prefill, _prefill
 from stream_dedup.index import NUM_PERM, DedupIndex
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.bench_report import BEGIN, END, write_table
-from stream.bench_run import PLAN
+from stream_bench.report import BEGIN, END, write_table
+from stream_bench.run import PLAN
 
 
 def results() -> dict:  # type: ignore[type-arg]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from stream.broker import KAFKA_VERSION, make_certificates
 from stream.settings import Settings, load_settings
+from stream.tools.broker import KAFKA_VERSION, make_certificates
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = ("kafka-1", "kafka-2", "kafka-3")

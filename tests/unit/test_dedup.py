@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from stream import Article, ConfigError, Context
-from stream.chain import collect_outputs
-from stream.pipeline import BatchResult
+from stream.runtime.chain import collect_outputs
+from stream.runtime.pipeline import BatchResult
 from stream.settings import Settings
 from stream.testing import run_chain
 from stream_dedup import DedupProcessor
@@ -110,8 +110,8 @@ def test_bad_settings_stop_at_start(config: dict[str, Any], message: str) -> Non
 
 
 def test_the_dedup_processor_is_stateful_and_runs_before_alerting() -> None:
-    from stream.pipeline import split_stateful
     from stream.plugins import get_plugin_manager
+    from stream.runtime.pipeline import split_stateful
 
     builtins = ("clean", "ner", "dedup", "alerts")
     stateless, stateful = split_stateful(get_plugin_manager(Settings(plugins=builtins)).processors())

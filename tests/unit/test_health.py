@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.metrics import WorkerMetrics
-from stream.watch import Health
+from stream.ops.metrics import WorkerMetrics
+from stream.runtime.watch import Health
 
 
 def test_a_partition_with_lag_and_no_commit_for_the_stall_timeout_is_not_live() -> None:
@@ -38,8 +38,8 @@ def test_not_ready_during_a_rebalance() -> None:
 
 
 async def test_a_partition_held_back_by_a_record_faust_dropped_is_rewound() -> None:
-    from stream.app import Handled, _Refetches
-    from stream.watch import OffsetWatch
+    from stream.runtime.app import Handled, _Refetches
+    from stream.runtime.watch import OffsetWatch
 
     from .test_refetch import event
 
@@ -70,8 +70,8 @@ def test_a_taken_web_port_stops_the_worker_at_start_with_the_fix() -> None:
     import pytest
 
     from stream.errors import ConfigError
+    from stream.runtime.worker import _check_web_address
     from stream.settings import Settings
-    from stream.worker import _check_web_address
 
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]

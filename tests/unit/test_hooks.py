@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from stream import DeadLetter, Processor, TopicSpec, hookimpl
-from stream.embedded import run_embedded
 from stream.plugins import get_plugin_manager
+from stream.runtime.embedded import run_embedded
 from stream.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,7 +63,7 @@ def test_register_commands_is_given_the_cli_group() -> None:
 def test_article_failed_and_alert_raised_are_notified(monkeypatch: Any, tmp_path: Path) -> None:
     import io
 
-    import stream.chain as chain
+    import stream.runtime.chain as chain
 
     recorder = Recorder()
     real = chain.get_plugin_manager

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from stream.errors import ConfigError
-from stream.inputs import read_inputs
+from stream.runtime.inputs import read_inputs
 
 
 def test_a_txt_file_is_one_article_titled_by_its_first_line(tmp_path: Path) -> None:

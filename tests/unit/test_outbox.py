@@ -12,12 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
-from stream.app import _Source
-from stream.chain import collect_outputs
 from stream.errors import DeliveryError
-from stream.outbox import NotSent, Outbox
-from stream.pipeline import BatchResult
 from stream.records import Article, DeadLetter, encode_dead_letter
+from stream.runtime.app import _Source
+from stream.runtime.chain import collect_outputs
+from stream.runtime.outbox import NotSent, Outbox
+from stream.runtime.pipeline import BatchResult
 from stream.webhooks.delivery import _Offsets
 
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from stream import Article, Context, PluginError, Processor
-from stream.pipeline import Pipeline
+from stream.runtime.pipeline import Pipeline
 from stream.settings import Settings
 
 

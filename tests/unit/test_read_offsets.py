@@ -1,4 +1,4 @@
-"""The held read offset after a rewind (stream/transport.py): faust's drain loop drops a
+"""The held read offset after a rewind (stream/runtime/transport.py): faust's drain loop drops a
 record below a partition's read offset, so after a seek back the records of the batch it
 was delivering must not move it past the rewound records."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from faust.types import TP
 
-from stream.transport import _ReadOffsets
+from stream.runtime.transport import _ReadOffsets
 
 TP0 = TP("articles.raw", 0)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from stream.app import _Refetches
+from stream.runtime.app import _Refetches
 
 
 def event(topic: str, partition: int, offset: int) -> SimpleNamespace:
@@ -29,7 +29,7 @@ def test_a_record_dropped_by_faust_and_fetched_again_passes() -> None:
 
 
 def test_the_last_record_not_handled_while_no_batch_runs_counts_as_waiting() -> None:
-    from stream.app import Handled
+    from stream.runtime.app import Handled
 
     seen = _Refetches()
     handled = Handled(raw=seen)

@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from stream import Article, Context
-from stream.bench import build_corpus
-from stream.pipeline import Pipeline
+from stream.runtime.pipeline import Pipeline
 from stream.settings import Settings
+from stream_bench.harness import build_corpus
 from stream_ner import NerProcessor
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "articles"

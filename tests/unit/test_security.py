@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from stream.broker import make_certificates
 from stream.errors import ConfigError
-from stream.kafka import replication_for
-from stream.metrics import WorkerMetrics
+from stream.ops.metrics import WorkerMetrics
+from stream.ops.web import _app
+from stream.runtime.kafka import replication_for
+from stream.runtime.watch import Health
 from stream.settings import load_settings
-from stream.watch import Health
-from stream.web import _app
+from stream.tools.broker import make_certificates
 
 
 @pytest.fixture(scope="module")

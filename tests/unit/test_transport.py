@@ -1,5 +1,5 @@
 """stream's faust transport: the worker consumer long-polls briefly, and every producer
-batches in large batches (see stream/transport.py and stream/kafka.py for the measurements)."""
+batches in large batches (see stream/runtime/transport.py and stream/runtime/kafka.py for the measurements)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from faust.transport.drivers import aiokafka as driver
 
-from stream import transport
-from stream.app import create_app
-from stream.kafka import BATCH_BYTES, make_producer
+from stream.runtime import transport
+from stream.runtime.app import create_app
+from stream.runtime.kafka import BATCH_BYTES, make_producer
 from stream.settings import Settings
 
 
@@ -27,7 +27,7 @@ def test_worker_consumer_fetch_wait_is_short(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(driver.AIOKafkaConsumerThread, "_create_worker_consumer",
                         lambda self, t: Created())
     consumer: Any = object.__new__(transport._ConsumerThread)._create_worker_consumer(None)
-    # With 1500 ms a worker stalled ~1.4 s every ~1,200 records (stream/transport.py).
+    # With 1500 ms a worker stalled ~1.4 s every ~1,200 records (stream/runtime/transport.py).
     assert consumer._fetch_max_wait_ms == transport.FETCH_MAX_WAIT_MS <= 100
 
 

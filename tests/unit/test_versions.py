@@ -7,7 +7,7 @@ from importlib import metadata
 import pytest
 
 from stream.errors import DependencyError
-from stream.versions import SUPPORTED, check_versions
+from stream.runtime.versions import SUPPORTED, check_versions
 
 
 def test_the_installed_versions_are_the_supported_ones() -> None:

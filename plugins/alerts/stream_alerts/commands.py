@@ -41,9 +41,9 @@ def check(file: str) -> None:
 def test(ctx: click.Context, new: str, old: str | None, files: tuple[str, ...]) -> None:
     """Run rules over FILES (the same inputs as `stream process`) and print which articles
     would alert; with --against, the difference between the two rule files."""
-    from stream.inputs import read_inputs
     from stream.plugins import get_plugin_manager
     from stream.records import decode_article
+    from stream.runtime.inputs import read_inputs
     from stream.testing import run_chain
 
     from . import AlertsProcessor

@@ -45,9 +45,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 
-from ..kafka import ensure_topics, make_producer, seed_offsets
-from ..metrics import WorkerMetrics
+from ..ops.metrics import WorkerMetrics
 from ..records import dumps, loads, utcnow
+from ..runtime.kafka import ensure_topics, make_producer, seed_offsets
 from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
@@ -260,7 +260,7 @@ class Dispatcher:
     async def _load_events(self, producer: AIOKafkaProducer, now: int) -> None:
         """Read the endpoint events (disabled, enabled, added); record the endpoints seen for
         the first time as added at ``now`` (ms since the epoch)."""
-        from ..kafka import read_records
+        from ..runtime.kafka import read_records
 
         async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events, timeout=1):
             try:
@@ -501,7 +501,7 @@ async def backfill_jobs(settings: Settings, endpoint: Endpoint, since_ms: int,
     """Delivery jobs, due now, for the alerts on ``alerts`` raised from ``since_ms`` (and
     before ``until_ms``) that ``endpoint`` subscribes to: ``stream webhooks redeliver``.
     Each has the alert's usual ``webhook-id`` for the endpoint."""
-    from ..kafka import read_records
+    from ..runtime.kafka import read_records
 
     consumer = AIOKafkaConsumer(**settings.kafka.options(), enable_auto_commit=False)
     await consumer.start()

@@ -23,7 +23,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from .errors import DeliveryError
+from ..errors import DeliveryError
 
 __all__ = ["CONFIRM_TIMEOUT", "NotSent", "Outbox"]
 

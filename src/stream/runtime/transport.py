@@ -156,7 +156,7 @@ class _Consumer(driver.Consumer):
           and moves its read offset on) was then committed over and lost: seen once in the
           at-least-once crash test (one of 5,000, the record after the last one a killed
           worker had handled).  Here a fetched record must be acknowledged; the offset watch
-          (``stream/watch.py``) then sees the commit held back and seeks back to it.
+          (``stream/runtime/watch.py``) then sees the commit held back and seeks back to it.
         """
         acked = self._acked[tp]
         if not acked:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 BATCH_BYTES = 512 * 1024
 
 
-#: A cluster: a ``host:port`` list (plaintext) or a :class:`~stream.security.KafkaTarget`.
+#: A cluster: a ``host:port`` list (plaintext) or a :class:`~stream.runtime.security.KafkaTarget`.
 Target = str | KafkaTarget
 
 

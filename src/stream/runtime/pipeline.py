@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from .errors import ConfigError, PluginError
-from .logs import about
-from .processor import Context, Processor
-from .records import Article
+from ..errors import ConfigError, PluginError
+from ..ops.logs import about
+from ..processor import Context, Processor
+from ..records import Article
 
 __all__ = ["BatchResult", "Failure", "Pipeline", "split_stateful"]
 

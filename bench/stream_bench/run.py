@@ -1,7 +1,7 @@
 """``stream bench``: every figure of the benchmark plan (R1-R10) as a ratio measured side by
 side in one run, alternating the A and B arms ``rounds`` times.
 
-The corpus is seeded and built from the sample feed (:func:`stream.bench.build_corpus`),
+The corpus is seeded and built from the sample feed (:func:`stream_bench.harness.build_corpus`),
 with planted near-duplicates and keyword hits.  The framework arms (R1, R10) and the CPU
 arms (R4, R6, R7) use all of it; the arms that run spaCy in a worker (R2, R3, R5, R8) use
 its first ``ner_count`` articles, as NER runs at about 20 articles a second per core.
@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .bench import _standalone, build_corpus, run_alert_scale_bench, run_dedup_bench
-from .bench_flow import FlowBench, Sink, median_min_max, webhook_arms
-from .progress import progress
-from .records import dumps
-from .settings import Settings
+from stream.ops.progress import progress
+from stream.records import dumps
+from stream.settings import Settings
+
+from .flow import FlowBench, Sink, median_min_max, webhook_arms
+from .harness import _standalone, build_corpus, run_alert_scale_bench, run_dedup_bench
 
 __all__ = ["PLAN", "run_benchmark"]
 
@@ -255,14 +256,14 @@ def _cpu_split(samples: list[Path], corpus: list[dict[str, Any]], rounds: int) -
     """Process CPU time per article of each processor, in process, alternating rounds."""
     import tempfile
 
+    from stream.processor import Context
+    from stream.records import Article
     from stream_alerts import AlertsProcessor
     from stream_clean import CleanProcessor
     from stream_dedup import DedupProcessor
     from stream_ner import NerProcessor
 
-    from .bench import make_rules
-    from .processor import Context
-    from .records import Article
+    from .harness import make_rules
 
     rules = Path(tempfile.mkdtemp(prefix="stream-r4-")) / "rules.toml"
     vocabulary = [f"standing{n}word" for n in range(5000)]

@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 
-from .kafka import ensure_topics, make_producer, read_records
-from .records import dumps, loads
-from .settings import Settings
+from stream.records import dumps, loads
+from stream.runtime.kafka import ensure_topics, make_producer, read_records
+from stream.settings import Settings
 
 __all__ = ["FlowBench"]
 
@@ -260,7 +260,7 @@ class FlowBench:
         rss: dict[int, float] = {}
         try:
             await self._produce(t["raw"], [dumps(a) for a in articles], [a["id"].encode() for a in articles], 1)
-            from .kafka import end_offsets
+            from stream.runtime.kafka import end_offsets
 
             deadline = time.monotonic() + 1800
             while len(rss) < len(marks) and time.monotonic() < deadline:
@@ -363,9 +363,9 @@ async def webhook_arms(bootstrap: str, alerts: Sequence[dict[str, Any]], concurr
     the same local sink.  Throughput from the sink's arrival times."""
     import httpx
 
-    from .settings import Settings
-    from .webhooks.config import parse_subscriptions
-    from .webhooks.delivery import Dispatcher, payload
+    from stream.settings import Settings
+    from stream.webhooks.config import parse_subscriptions
+    from stream.webhooks.delivery import Dispatcher, payload
 
     sink = Sink()
     await sink.start()

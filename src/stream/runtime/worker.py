@@ -9,15 +9,15 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, MutableMapping
 
+from ..errors import PluginError
+from ..ops.logs import logging_config as logging_config_for
+from ..ops.metrics import WorkerMetrics
+from ..plugins import get_plugin_manager
+from ..settings import Settings
 from .chain import setup_pipeline
-from .errors import PluginError
 from .kafka import cluster_replication, seed_offsets
-from .logs import logging_config as logging_config_for
-from .metrics import WorkerMetrics
 from .pipeline import split_stateful
-from .plugins import get_plugin_manager
 from .security import check_connection
-from .settings import Settings
 
 if TYPE_CHECKING:
     from .app import Handled
@@ -31,7 +31,7 @@ _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "err
 
 def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[str], handled: Handled) -> None:
     """The offset watch (lag, liveness, records faust dropped) and, when ``settings.web`` is
-    set, the web server with metrics, health and the dashboard (see :mod:`stream.watch`)."""
+    set, the web server with metrics, health and the dashboard (see :mod:`stream.runtime.watch`)."""
     from faust.types import TP
 
     from .watch import Health, OffsetWatch
@@ -89,7 +89,7 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
         await watch.run()
 
     if settings.web:
-        from .web import serve
+        from ..ops.web import serve
 
         @app.task  # type: ignore[untyped-decorator]
         async def web_server() -> None:
@@ -100,7 +100,7 @@ def _check_web_address(settings: Settings) -> None:
     """A taken web port stops the worker at start with the fix, not a traceback later."""
     import socket
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if not settings.web:
         return
@@ -137,8 +137,8 @@ def run_worker(settings: Settings) -> int:
     metrics = WorkerMetrics()
     dispatcher = None
     if settings.webhooks:  # validated now, before Kafka: a bad file stops the worker at start
-        from .webhooks.config import load_subscriptions
-        from .webhooks.delivery import Dispatcher
+        from ..webhooks.config import load_subscriptions
+        from ..webhooks.delivery import Dispatcher
 
         dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
                                 allow_loopback=settings.webhooks_allow_loopback, metrics=metrics)

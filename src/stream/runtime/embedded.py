@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import BinaryIO, Iterable
 
+from ..errors import RecordError
+from ..records import Article, DeadLetter, decode_article, dumps
+from ..settings import Settings
 from .chain import build_chain, collect_outputs, sanitize
-from .errors import RecordError
 from .inputs import read_inputs
-from .records import Article, DeadLetter, decode_article, dumps
-from .settings import Settings
 
 __all__ = ["run_embedded"]
 

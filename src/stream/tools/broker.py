@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BrokerError
-from .security import KafkaSecurity, KafkaTarget
+from ..errors import BrokerError
+from ..runtime.security import KafkaSecurity, KafkaTarget
 
 __all__ = ["KAFKA_VERSION", "SASL_USER", "BrokerStatus", "LocalBroker", "Node", "make_certificates"]
 

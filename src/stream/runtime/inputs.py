@@ -16,8 +16,8 @@ from typing import Iterable, Iterator
 
 import orjson
 
-from .errors import ConfigError
-from .records import dumps
+from ..errors import ConfigError
+from ..records import dumps
 
 __all__ = ["InputRecord", "read_inputs"]
 

@@ -1,6 +1,6 @@
 """The versions of faust-streaming and aiokafka that stream's transport was written for.
 
-``stream/transport.py`` and ``stream/app.py`` work around faust-streaming's offset and
+``stream/runtime/transport.py`` and ``stream/runtime/app.py`` work around faust-streaming's offset and
 rebalance faults (its issues #177, #517 and the ones named there) through its internals:
 ``Consumer._new_offset``, ``_read_offset``, ``_commit_offsets``, the aiokafka driver's
 consumer thread, ``TransactionManager.transactional_id_format``.  Another version may change
@@ -12,7 +12,7 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Callable
 
-from .errors import DependencyError
+from ..errors import DependencyError
 
 __all__ = ["SUPPORTED", "check_versions"]
 

@@ -30,16 +30,16 @@ from faust.exceptions import ProducerSendError
 from faust.serializers import codecs
 from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 
+from ..errors import ConfigError, DeliveryError, RecordError
+from ..ops.logs import about
+from ..ops.metrics import WorkerMetrics
+from ..plugins import PluginHost
+from ..records import Article, DeadLetter, decode_article, dumps, encode_dead_letter, loads
+from ..settings import Settings
 from .chain import collect_outputs, sanitize
-from .errors import ConfigError, DeliveryError, RecordError
 from .kafka import BATCH_BYTES, ensure_topics, fetch_records, topic_limits
-from .logs import about
-from .metrics import WorkerMetrics
 from .outbox import NotSent, Outbox
 from .pipeline import BatchResult, Pipeline
-from .plugins import PluginHost
-from .records import Article, DeadLetter, decode_article, dumps, encode_dead_letter, loads
-from .settings import Settings
 from .transport import StreamApp
 
 __all__ = ["ChangelogWrites", "OrjsonCodec", "check_record_limits", "create_app", "make_table", "output_topics",
@@ -289,7 +289,7 @@ class Handled:
     partition that moved were never delivered, later ones were).  Its commits then stop at
     the first dropped record, and the records would only come again after a restart.  The
     worker's offset watch asks :meth:`dropped` and seeks such a partition back to its
-    committed offset (``stream/worker.py``); records already handled are skipped.
+    committed offset (``stream/runtime/worker.py``); records already handled are skipped.
     """
 
     def __init__(self, **by_topic: _Refetches) -> None:

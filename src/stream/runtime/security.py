@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import ConnectError
+from ..errors import ConnectError
 
 __all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "KafkaTarget", "check_connection", "client_options"]
 

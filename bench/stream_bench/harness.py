@@ -1,6 +1,6 @@
 """The benchmark's corpus and its in-process arms: standalone spaCy ``nlp.pipe`` (the
 baseline of R2 and R3), alerting at several rule counts (R6), dedup with a prefilled index
-(R7).  The Kafka arms are in :mod:`stream.bench_flow`, the plan in :mod:`stream.bench_run`."""
+(R7).  The Kafka arms are in :mod:`stream_bench.flow`, the plan in :mod:`stream_bench.run`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from stream.settings import Settings
 
 __all__ = ["build_corpus", "make_rules", "run_alert_scale_bench", "run_dedup_bench"]
 
@@ -81,10 +81,9 @@ def run_alert_scale_bench(samples: list[Path], *, sizes: tuple[int, ...] = (10, 
 
     import spacy
 
+    from stream.processor import Context
+    from stream.records import Article
     from stream_alerts import AlertsProcessor
-
-    from .processor import Context
-    from .records import Article
 
     corpus = build_corpus(samples, count)
     in_corpus = sorted({w.lower() for a in corpus for w in _re.findall(r"[A-Za-z]{4,}", a["text"])})
@@ -193,11 +192,10 @@ def run_dedup_bench(samples: list[Path], *, sizes: tuple[int, ...] = (10_000, 10
     buckets and share nothing with the corpus); the corpus has planted copies."""
     import numpy as np
 
+    from stream.processor import Context
+    from stream.records import Article
     from stream_dedup import DedupProcessor
     from stream_dedup.index import NUM_PERM, DedupIndex
-
-    from .processor import Context
-    from .records import Article
 
     corpus = build_corpus(samples, count)
     rng = random.Random(3)

@@ -1,5 +1,5 @@
 """The worker's web server: ``/metrics`` (Prometheus), ``/health/live``, ``/health/ready``
-(see :mod:`stream.watch`), the live dashboard (``/``) and its data (``/api/dashboard``).
+(see :mod:`stream.runtime.watch`), the live dashboard (``/``) and its data (``/api/dashboard``).
 
 With a ``web_token``, the dashboard and its data answer 401 unless the request carries the
 token (``Authorization: Bearer TOKEN``, or ``?token=TOKEN`` for the page in a browser);
@@ -18,9 +18,9 @@ from typing import Any, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..records import dumps
+from ..runtime.watch import Health
 from .metrics import WorkerMetrics
-from .records import dumps
-from .watch import Health
 
 __all__ = ["serve", "url_in_log"]
 
@@ -47,7 +47,7 @@ def _authorised(request: web.Request, token: str) -> bool:
 
 
 def _app(metrics: WorkerMetrics, health: Health, token: str = "") -> web.Application:
-    page = files("stream").joinpath("dashboard.html").read_bytes()
+    page = files("stream.ops").joinpath("dashboard.html").read_bytes()
 
     @web.middleware
     async def guard(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:

@@ -1,6 +1,6 @@
 """Building the chain, and turning a processed batch into the records to publish.
 
-Shared by the worker (:mod:`stream.app`) and the embedded mode (``stream process``), so
+Shared by the worker (:mod:`stream.runtime.app`) and the embedded mode (``stream process``), so
 both produce byte-for-byte the same records.
 """
 
@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, MutableMapping
 
+from ..plugins import PluginHost, get_plugin_manager
+from ..processor import Context, Processor
+from ..records import Article, DeadLetter, dumps, utcnow
+from ..settings import Settings
 from .pipeline import BatchResult, Pipeline
-from .plugins import PluginHost, get_plugin_manager
-from .processor import Context, Processor
-from .records import Article, DeadLetter, dumps, utcnow
-from .settings import Settings
 
 __all__ = ["Outputs", "build_chain", "collect_outputs", "sanitize", "setup_pipeline"]
 

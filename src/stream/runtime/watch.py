@@ -7,7 +7,7 @@ false until the worker has joined its group and has its partitions (the plugins,
 them the model, are set up before the worker connects), and during a rebalance.
 
 The same watch repairs a fault of faust's: a record dropped during a rebalance (see
-:class:`stream.app.Handled`) holds the partition's committed offset back; the watch seeks
+:class:`stream.runtime.app.Handled`) holds the partition's committed offset back; the watch seeks
 the partition back to it, and the record is processed.
 """
 
@@ -21,7 +21,7 @@ from typing import Awaitable, Callable, Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from .metrics import WorkerMetrics
+from ..ops.metrics import WorkerMetrics
 from .security import KafkaTarget, client_options
 
 __all__ = ["Health", "OffsetWatch"]

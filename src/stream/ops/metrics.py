@@ -1,7 +1,7 @@
 """What a worker counts: Prometheus metrics, and the recent history the dashboard shows.
 
 One :class:`WorkerMetrics` per worker process, with its own registry (served on
-``/metrics`` by :mod:`stream.web`).  The agents, the pipeline and the webhook dispatcher
+``/metrics`` by :mod:`stream.ops.web`).  The agents, the pipeline and the webhook dispatcher
 call its ``on_*`` methods; the names and labels are listed in ``docs/operations.md``.
 """
 

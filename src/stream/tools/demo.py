@@ -16,11 +16,11 @@ from typing import Any, Iterable
 
 import click
 
-from .errors import BrokerError
-from .inputs import read_inputs
-from .kafka import end_offsets, ensure_topics, make_producer, read_records
-from .records import loads
-from .settings import Settings
+from ..errors import BrokerError
+from ..records import loads
+from ..runtime.inputs import read_inputs
+from ..runtime.kafka import end_offsets, ensure_topics, make_producer, read_records
+from ..settings import Settings
 
 __all__ = ["run_demo"]
 
@@ -89,7 +89,7 @@ def _metrics(log: Path) -> list[str]:
     """The worker's main metrics, read from its /metrics (its URL is in its log)."""
     import urllib.request
 
-    from .web import url_in_log
+    from ..ops.web import url_in_log
 
     url = url_in_log(log.read_text(errors="replace"))
     if url is None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pluggy
 
-from .processor import Processor
-from .records import Article
-from .settings import Settings
+from ..processor import Processor
+from ..records import Article
+from ..settings import Settings
 
 STREAM_PLUGIN_API = 1
 hookimpl = pluggy.HookimplMarker("stream")

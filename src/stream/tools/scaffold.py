@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError
-from .processor import PLUGIN_API
+from .. import __version__
+from ..errors import ConfigError
+from ..processor import PLUGIN_API
 
 __all__ = ["new_plugin"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..records import dumps, loads
-from .signing import verify
+from ..webhooks.signing import verify
 
 __all__ = ["make_sink", "run_sink"]
 
