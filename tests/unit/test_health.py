@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from stream.ops.health import Health
 from stream.ops.metrics import WorkerMetrics
-from stream.runtime.watch import Health
 
 
 def test_a_partition_with_lag_and_no_commit_for_the_stall_timeout_is_not_live() -> None:
@@ -35,33 +35,6 @@ def test_not_ready_during_a_rebalance() -> None:
     health.on_assigned([])
     assert health.ready  # a worker with no partitions (more workers than partitions) is ready
 
-
-
-async def test_a_partition_held_back_by_a_record_faust_dropped_is_rewound() -> None:
-    from stream.runtime.app import Handled, _Refetches
-    from stream.runtime.watch import OffsetWatch
-
-    from .test_refetch import event
-
-    seen = _Refetches()
-    for offset in (10, 11, 14, 15):  # 12 and 13 never came: dropped during a rebalance
-        seen.fresh(event("raw", 0, offset))
-    rewound: list[tuple[str, int, int]] = []
-
-    async def rewind(topic: str, partition: int, offset: int) -> None:
-        rewound.append((topic, partition, offset))
-
-    watch = OffsetWatch("127.0.0.1:1", "g", {"raw"}, Health(WorkerMetrics(), 60),
-                        dropped=Handled(raw=seen).dropped, rewind=rewind, repair_after=10)
-    await watch.repair([("raw", 0, 12, 16)], now=0)
-    await watch.repair([("raw", 0, 12, 16)], now=9)
-    assert rewound == []  # not before repair_after
-    await watch.repair([("raw", 0, 12, 16)], now=10)
-    assert rewound == [("raw", 0, 12)]
-    # A committed offset whose record is simply not processed yet is left alone.
-    await watch.repair([("raw", 0, 16, 20)], now=100)
-    await watch.repair([("raw", 0, 16, 20)], now=200)
-    assert rewound == [("raw", 0, 12)]
 
 
 def test_a_taken_web_port_stops_the_worker_at_start_with_the_fix() -> None:

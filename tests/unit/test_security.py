@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from stream.errors import ConfigError
+from stream.ops.health import Health
 from stream.ops.metrics import WorkerMetrics
 from stream.ops.web import _app
 from stream.runtime.kafka import replication_for
-from stream.runtime.watch import Health
 from stream.settings import load_settings
 from stream.tools.broker import make_certificates
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..records import dumps
-from ..runtime.watch import Health
+from .health import Health
 from .metrics import WorkerMetrics
 
 __all__ = ["serve", "url_in_log"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, MutableMapping
@@ -40,6 +39,7 @@ from .chain import collect_outputs, sanitize
 from .kafka import BATCH_BYTES, ensure_topics, fetch_records, topic_limits
 from .outbox import NotSent, Outbox
 from .pipeline import BatchResult, Pipeline
+from .positions import Handled, Refetches, commit_between_batches
 from .transport import StreamApp
 
 __all__ = ["ChangelogWrites", "OrjsonCodec", "check_record_limits", "create_app", "make_table", "output_topics",
@@ -233,84 +233,6 @@ class _Source:
                    [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])])
 
 
-class _Refetches:
-    """Skips records this process has already handled.
-
-    faust's recovery resumes the fetcher before it seeks the stream partitions to their
-    committed offsets (seen at every worker start): records fetched in between are processed,
-    then fetched and processed again.  A record whose offset this process has already handled
-    on its partition is such a re-fetch; its outputs were already produced, so it is skipped
-    (and acknowledged with its batch).  The handled offsets are kept as a set, not as the
-    highest one: faust can drop a record it fetched while a rebalance suspended the flow and
-    deliver it again after seeking back, after later records were handled; it must then pass.
-    Records redelivered to another process after a rebalance or a restart are not affected.
-    """
-
-    #: Handled offsets kept per partition; the lowest are forgotten beyond this (they are long
-    #: committed: a worker commits every ``commit_interval`` seconds).
-    keep = 100_000
-
-    def __init__(self) -> None:
-        self.handled: dict[tuple[str, int], set[int]] = {}
-        self.skipped = 0
-
-    def fresh(self, event: Any) -> bool:
-        msg = event.message
-        handled = self.handled.setdefault((msg.topic, msg.partition), set())
-        if msg.offset in handled:
-            self.skipped += 1
-            log.info("skipped %s[%d]@%d: fetched again after it was processed by this worker",
-                     msg.topic, msg.partition, msg.offset)
-            return False
-        handled.add(msg.offset)
-        if len(handled) > self.keep:
-            for offset in sorted(handled)[: self.keep // 2]:
-                handled.discard(offset)
-        return True
-
-    def forget(self, tps: Any) -> None:
-        """Forget the partitions ``tps`` (revoked: after they come back, they are read again
-        from their committed offsets, and what this worker handled before is not a re-fetch)."""
-        for tp in tps:
-            self.handled.pop((tp.topic, tp.partition), None)
-
-    def skipped_over(self, topic: str, partition: int, committed: int) -> bool:
-        """True when this worker has handled records after ``committed`` but not the record
-        at ``committed`` itself: faust dropped it (see :class:`Handled`)."""
-        handled = self.handled.get((topic, partition))
-        return handled is not None and bool(handled) and committed not in handled and max(handled) > committed
-
-
-class Handled:
-    """What the agents of this worker have handled, per input partition.
-
-    faust can drop records it fetched while a rebalance suspended the flow (seen when a
-    second worker joins or leaves under load: the two records at the committed offset of a
-    partition that moved were never delivered, later ones were).  Its commits then stop at
-    the first dropped record, and the records would only come again after a restart.  The
-    worker's offset watch asks :meth:`dropped` and seeks such a partition back to its
-    committed offset (``stream/runtime/worker.py``); records already handled are skipped.
-    """
-
-    def __init__(self, **by_topic: _Refetches) -> None:
-        self.by_topic = by_topic
-        #: Batches in progress per input topic.
-        self.busy: dict[str, int] = dict.fromkeys(by_topic, 0)
-
-    def dropped(self, topic: str, partition: int, committed: int) -> bool:
-        seen = self.by_topic.get(topic)
-        return seen is not None and seen.skipped_over(topic, partition, committed)
-
-    def waiting(self, topic: str, partition: int, committed: int) -> bool:
-        """True when the record at ``committed`` was not handled by this worker and no batch
-        of ``topic`` is in progress: when it was fetched and stays so, faust dropped it, even
-        if nothing after it was handled (the last records of a partition, a worker's start)."""
-        seen = self.by_topic.get(topic)
-        if seen is None or self.busy.get(topic, 0):
-            return False
-        return committed not in seen.handled.get((topic, partition), set())
-
-
 def transactional_id(app: faust.App, topic: str, partition: int) -> str:
     """The id of faust's transactional producer for an input partition (exactly-once).
 
@@ -325,28 +247,6 @@ def transactional_id(app: faust.App, topic: str, partition: int) -> str:
     tid: str = TransactionManager.transactional_id_format.format(
         tpg=TopicPartitionGroup(topic, partition, group), group_id=app.conf.id)
     return tid
-
-
-def _commit_between_batches(app: faust.App, locks: tuple[asyncio.Lock, ...]) -> None:
-    """Make faust's commits (exactly-once: one transaction per input partition) wait until
-    no batch is being processed, so that a transaction holds whole batches.
-
-    The lock is taken around ``Consumer.commit``, before faust computes the offsets to commit:
-    taken around the transaction commit only, a batch that finished while the commit waited
-    had its outputs committed without its offsets (one batch repeated per SIGKILL)."""
-    consumer: Any = app.consumer
-    if getattr(consumer, "_stream_guarded", False):
-        return
-    commit = consumer.commit
-
-    async def guarded(*args: Any, **kwargs: Any) -> bool:
-        async with contextlib.AsyncExitStack() as stack:
-            for lock in locks:
-                await stack.enter_async_context(lock)
-            return bool(await commit(*args, **kwargs))
-
-    consumer.commit = guarded
-    consumer._stream_guarded = True
 
 
 def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pipeline,
@@ -450,7 +350,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
         for article, letter in out.dead:
             await dead_letter(box, letter, sources[id(article)], tids.get(id(article)))
 
-    raw_seen, handoff_seen = _Refetches(), _Refetches()
+    raw_seen, handoff_seen = Refetches(), Refetches()
     handled = Handled(**{settings.topic_raw: raw_seen, settings.stateful_topic: handoff_seen})
 
     async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -541,7 +441,7 @@ def wire_agents(app: faust.App, settings: Settings, host: PluginHost, stage1: Pi
     async def run_batches(stream: Any, lock: asyncio.Lock, stage: str,
                           body: Callable[[Outbox, list[Any]], Awaitable[None]]) -> None:
         if eos:
-            _commit_between_batches(app, locks)
+            commit_between_batches(app, locks)
         # take_events exists on faust's Stream but not on its StreamT protocol.
         async for events in stream.take_events(settings.batch_size, within=settings.batch_timeout):
             m.on_consumed(stage, len(events))

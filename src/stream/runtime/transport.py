@@ -14,14 +14,14 @@ then sends ten fetch requests a second, which the broker answers from memory.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import Any, Mapping
 
 import faust
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
-from faust.utils.functional import consecutive_numbers
+
+from .positions import ReadOffsets, next_commit
 
 __all__ = ["FETCH_MAX_WAIT_MS", "StreamApp"]
 
@@ -39,55 +39,10 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
-class _ReadOffsets(defaultdict[TP, "int | None"]):
-    """faust's read offsets (``Consumer._read_offset``): per partition, the offset of the last
-    record its drain loop delivered; a record below it is dropped as already seen.
-
-    After a seek back (the offset watch's repair of a record faust dropped), the drain loop
-    may still be delivering a batch fetched before the seek, from further on: each of those
-    records moved the read offset past the rewound ones again, and faust then dropped them
-    all ("DROPPED MESSAGE ROFF"): the repair failed, and the partition's commits stayed held
-    back until the worker stopped (measured: the stage-2 committed offset stuck at 832-896
-    across three workers of the crash test, and 2,500-2,800 repeated articles per SIGKILL).
-    A rewound partition's read offset is held at the rewind point until the record there has
-    been delivered.  Any other seek (faust's own, at an assignment) releases the hold.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(lambda: None)
-        self.holding: dict[TP, int] = {}
-
-    def hold(self, tp: TP, offset: int) -> None:
-        self.holding[tp] = offset
-        super().__setitem__(tp, offset)
-
-    def __setitem__(self, tp: TP, offset: int | None) -> None:
-        held = self.holding.get(tp)
-        if held is not None:
-            if offset is not None and offset > held:
-                return  # a record from before the seek: keep the rewound ones deliverable
-            del self.holding[tp]  # the record at the rewind point was delivered
-        super().__setitem__(tp, offset)
-
-    def __delitem__(self, tp: TP) -> None:
-        self.holding.pop(tp, None)
-        super().__delitem__(tp)
-
-    def pop(self, tp: TP, *default: Any) -> Any:
-        self.holding.pop(tp, None)
-        return super().pop(tp, *default)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        changes = dict(*args, **kwargs)
-        for tp in changes:
-            self.holding.pop(tp, None)
-        super().update(changes)
-
-
 class _Consumer(driver.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_offsets = _ReadOffsets()
+        self._read_offsets = ReadOffsets()
         self._read_offset = self._read_offsets
         #: Offsets of the records fetched per partition and not committed yet.
         self._fetched: dict[TP, set[int]] = {}
@@ -114,7 +69,7 @@ class _Consumer(driver.Consumer):
 
     async def rewind(self, partition: TP, offset: int) -> None:
         """Seek ``partition`` back to ``offset`` and deliver every record from there, even
-        those the drain loop had already passed (see :class:`_ReadOffsets`)."""
+        those the drain loop had already passed (see :class:`~stream.runtime.positions.ReadOffsets`)."""
         await self.seek(partition, offset)
         self._read_offsets.hold(partition, offset)
 
@@ -137,49 +92,9 @@ class _Consumer(driver.Consumer):
         return super()._to_message(tp, record)
 
     def _new_offset(self, tp: TP) -> int | None:
-        """The offset to commit for ``tp``: after the run of consecutive acknowledged
-        offsets, where the offsets of the gaps faust recorded (transaction markers, aborted
-        records) count as acknowledged, but never the offset of a record that was fetched and
-        not acknowledged.
-
-        Two faults of faust's own version (``transport/consumer.py``), both measured:
-
-        * It merges the gaps into the acknowledged offsets as a list, and a gap it records ends
-          *on* the next delivered record (``_add_gap(tp, r_offset + 1, offset)``), so that
-          record is counted twice; the run of consecutive numbers stops at the repeat and the
-          commit stays one round behind.  With exactly-once, that round's transaction committed
-          the outputs of records whose offsets it did not commit: a worker killed then repeated
-          them (60-130 repeated articles per SIGKILL).  Here the offsets are a set.
-        * It lets a commit pass one missing offset at the committed position (meant for a
-          transaction marker there after a seek), and a gap covers the record it ends on.  A
-          record faust dropped while a rebalance suspended the flow (it cancels the delivery
-          and moves its read offset on) was then committed over and lost: seen once in the
-          at-least-once crash test (one of 5,000, the record after the last one a killed
-          worker had handled).  Here a fetched record must be acknowledged; the offset watch
-          (``stream/runtime/watch.py``) then sees the commit held back and seeks back to it.
-        """
-        acked = self._acked[tp]
-        if not acked:
-            return None
-        fetched = self._fetched_offsets(tp)
-        max_offset = max(acked)
-        gaps = self._gap[tp]
-        if gaps:
-            found = sorted(gaps.overlap(0, max_offset), key=lambda interval: interval.begin)
-            if found:
-                filled = [o for interval in found for o in range(interval.begin, interval.end)]
-                acked.extend(o for o in filled if o not in fetched)
-                gaps.chop(0, max(filled[-1], max_offset + 1))
-        acked[:] = sorted(set(acked))
-        committed = self._committed_offset[tp]
-        if committed and (acked[0] - committed > 1 or (acked[0] > committed and committed in fetched)):
-            return None
-        run = next(consecutive_numbers(acked))
-        del acked[: len(run)]
-        self._acked_index[tp].difference_update(run)
-        new_offset = int(run[-1]) + 1
-        fetched.difference_update([o for o in fetched if o < new_offset])
-        return new_offset
+        """The offset to commit for ``tp`` (:func:`~stream.runtime.positions.next_commit`)."""
+        return next_commit(self._acked[tp], self._acked_index[tp], self._gap[tp], self._fetched_offsets(tp),
+                           self._committed_offset[tp])
 
 
 class _Transport(driver.Transport):

@@ -1,98 +1,41 @@
-"""Watching the worker's progress: readiness, liveness, lag, and records faust dropped.
-
-Liveness tracks progress, not just the process: a worker whose assigned input partitions
-have lag while their committed offsets have not moved for ``stall_timeout`` seconds is not
-live (a known way faust workers fail: the process runs, the agent is stuck).  Readiness is
-false until the worker has joined its group and has its partitions (the plugins, and with
-them the model, are set up before the worker connects), and during a rebalance.
-
-The same watch repairs a fault of faust's: a record dropped during a rebalance (see
-:class:`stream.runtime.app.Handled`) holds the partition's committed offset back; the watch seeks
-the partition back to it, and the record is processed.
+"""The offset watch: every ``interval`` seconds, the group's committed offsets and the end
+offsets of the worker's assigned input partitions.  They feed the lag gauges and the
+health (:mod:`stream.ops.health`), and the watch seeks back the partitions that
+:class:`~stream.runtime.positions.Repairs` names (a record faust dropped holds the
+partition's committed offset back: invariant 2 of :mod:`stream.runtime.positions`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ..ops.metrics import WorkerMetrics
+from ..ops.health import Health
+from .positions import Repairs
 from .security import KafkaTarget, client_options
 
-__all__ = ["Health", "OffsetWatch"]
+__all__ = ["OffsetWatch"]
 
 log = logging.getLogger(__name__)
 
 #: ``(topic, partition, committed)``: seek the partition back to its committed offset.
 Rewind = Callable[[str, int, int], Awaitable[None]]
-#: ``(topic, partition, committed)``: True when this worker handled records after the
-#: committed offset but not the one at it.
-Dropped = Callable[[str, int, int], bool]
-
-
-class Health:
-    """Readiness and liveness of one worker."""
-
-    def __init__(self, metrics: WorkerMetrics, stall_timeout: float):
-        self.metrics = metrics
-        self.stall_timeout = stall_timeout
-        self.assigned: set[tuple[str, int]] = set()
-        self.ready = False
-        self.rebalancing = True
-        self.stalled: list[str] = []
-        self._moved: dict[tuple[str, int], tuple[int, float]] = {}  # tp -> (committed, since)
-        self.checked_at = 0.0
-
-    def on_assigned(self, tps: Iterable[tuple[str, int]]) -> None:
-        self.assigned = set(tps)
-        self.rebalancing = False
-        self.ready = True
-        self.metrics.ready_gauge.set(1)
-
-    def on_revoked(self) -> None:
-        self.rebalancing = True
-        self.ready = False
-        self.metrics.ready_gauge.set(0)
-
-    def observe(self, rows: list[tuple[str, int, int, int]], now: float | None = None) -> None:
-        """``(topic, partition, committed, end)`` per assigned input partition."""
-        now = time.monotonic() if now is None else now
-        stalled = []
-        for topic, partition, committed, end in rows:
-            tp = (topic, partition)
-            last = self._moved.get(tp)
-            if last is None or last[0] != committed or end <= committed:
-                self._moved[tp] = (committed, now)
-            elif now - last[1] > self.stall_timeout:
-                stalled.append(f"{topic}[{partition}]: lag {end - committed}, committed offset {committed} "
-                               f"unchanged for {now - last[1]:.0f}s")
-        self.stalled = stalled
-        self.checked_at = now
-        self.metrics.live_gauge.set(0 if stalled else 1)
-
-    @property
-    def live(self) -> bool:
-        return not self.stalled
 
 
 class OffsetWatch:
     """Reads the group's committed offsets and the end offsets of the assigned input
-    partitions every ``interval`` seconds; feeds the lag gauges and the liveness check, and
-    rewinds a partition whose committed offset is held back by a record faust dropped (when
-    it has been so for ``repair_after`` seconds)."""
+    partitions every ``interval`` seconds; feeds the lag gauges and the health, and seeks
+    back the partitions ``repairs`` names (with ``rewind``)."""
 
     def __init__(self, bootstrap: KafkaTarget | str, group: str, inputs: set[str], health: Health,
-                 interval: float = 5.0, *, dropped: Dropped | None = None, rewind: Rewind | None = None,
-                 repair_after: float = 10.0):
+                 interval: float = 5.0, *, repairs: Repairs | None = None, rewind: Rewind | None = None):
         self.bootstrap, self.group, self.inputs = bootstrap, group, inputs
         self.health, self.interval = health, interval
-        self.dropped, self.rewind, self.repair_after = dropped, rewind, repair_after
-        self._held: dict[tuple[str, int], tuple[int, float]] = {}
+        self.repairs, self.rewind = repairs, rewind
         self.rewinds = 0
 
     async def run(self) -> None:
@@ -127,22 +70,11 @@ class OffsetWatch:
         await self.repair(rows)
 
     async def repair(self, rows: list[tuple[str, int, int, int]], now: float | None = None) -> None:
-        if self.dropped is None or self.rewind is None:
+        if self.repairs is None or self.rewind is None:
             return
-        now = time.monotonic() if now is None else now
         for topic, partition, committed, end in rows:
-            tp = (topic, partition)
-            if end <= committed or not self.dropped(topic, partition, committed):
-                self._held.pop(tp, None)
-                continue
-            since = self._held.setdefault(tp, (committed, now))
-            if since[0] != committed:
-                self._held[tp] = (committed, now)
-            elif now - since[1] >= self.repair_after:
-                log.warning("%s[%d]: the record at the committed offset %d was dropped by faust during a "
-                            "rebalance (later ones were handled); seeking back to it", topic, partition, committed)
+            if self.repairs.due(topic, partition, committed, end, now):
+                log.warning("%s[%d]: the record at the committed offset %d was dropped by faust (fetched, never "
+                            "delivered); seeking back to it", topic, partition, committed)
                 await self.rewind(topic, partition, committed)
                 self.rewinds += 1
-                self._held.pop(tp, None)
-
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 import warnings
 from typing import TYPE_CHECKING, Any, MutableMapping
 
@@ -20,7 +19,7 @@ from .pipeline import split_stateful
 from .security import check_connection
 
 if TYPE_CHECKING:
-    from .app import Handled
+    from .positions import Handled
 
 __all__ = ["run_worker"]
 
@@ -34,7 +33,9 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
     set, the web server with metrics, health and the dashboard (see :mod:`stream.runtime.watch`)."""
     from faust.types import TP
 
-    from .watch import Health, OffsetWatch
+    from ..ops.health import Health
+    from .positions import Repairs
+    from .watch import OffsetWatch
 
     health = Health(metrics, settings.stall_timeout)
 
@@ -49,29 +50,9 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
         consumer: Any = app.consumer
         await consumer.rewind(TP(topic, partition), offset)
 
-    stuck_since: dict[tuple[str, int], tuple[int, float]] = {}  # tp -> (committed, since)
-    idle_after = max(2.0, 4 * settings.batch_timeout)
-
-    def dropped(topic: str, partition: int, committed: int) -> bool:
-        # Only a record the broker returned can have been dropped: with exactly-once, the
-        # committed offset often points at a transaction marker, which is never delivered.
+    def was_fetched(topic: str, partition: int, offset: int) -> bool:
         consumer: Any = app.consumer
-        if not consumer.was_fetched(topic, partition, committed):
-            return False
-        if handled.dropped(topic, partition, committed):
-            return True  # later records were handled, not this one
-        # Nothing after it was handled (the last records, a worker's start): fetched, not
-        # handled, and no batch of its topic running for idle_after seconds (a record waits in
-        # faust's take buffer at most batch_timeout).
-        if not handled.waiting(topic, partition, committed):
-            stuck_since.pop((topic, partition), None)
-            return False
-        now = time.monotonic()
-        at, since = stuck_since.get((topic, partition), (committed, now))
-        if at != committed:
-            since = now
-        stuck_since[(topic, partition)] = (committed, since)
-        return now - since >= idle_after
+        return bool(consumer.was_fetched(topic, partition, offset))
 
     app.on_partitions_assigned.connect(assigned)
     app.on_partitions_revoked.connect(revoked)
@@ -80,9 +61,10 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
     # repaired within a second: records are handled in order, so one not handled while later
     # ones were is not in flight.  Until then every commit of the partition waits, and a
     # crash repeats that work (crash test, repeats per SIGKILL: 2,400 with a 10 s repair;
-    # 2,500-2,800 with 2 s, when the seek back itself failed; see _ReadOffsets).
+    # 2,500-2,800 with 2 s, when the seek back itself failed; see positions.ReadOffsets).
+    repairs = Repairs(handled, was_fetched, idle_after=max(2.0, 4 * settings.batch_timeout), repair_after=0.5)
     watch = OffsetWatch(settings.kafka, settings.app_id, set(inputs), health, interval=0.5,
-                        dropped=dropped, rewind=rewind, repair_after=0.5)
+                        repairs=repairs, rewind=rewind)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
     async def offset_watch() -> None:
