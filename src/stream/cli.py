@@ -55,9 +55,11 @@ class _Group(click.Group):
 
         try:
             host = get_plugin_manager(load_settings(ctx.params.get("config")))
-            host.pm.hook.stream_register_commands(cli=self)
         except Exception as exc:  # a broken plugin must not take the command line down
             click.echo(f"stream: warning: plugin commands unavailable: {exc}", err=True)
+            return
+        for warning in host.register_commands(self):
+            click.echo(f"stream: warning: {warning}", err=True)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)

@@ -12,7 +12,7 @@ This keeps the order explicit and testable and lets each processor take a whole 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import click
 
     from .processor import Processor, TopicSpec
-    from .records import Alert, DeadLetter
+    from .records import DeadLetter
     from .settings import Settings
 
 hookspec = pluggy.HookspecMarker("stream")
@@ -67,8 +67,8 @@ def stream_register_commands(cli: click.Group) -> None:
 
     :param cli: the ``stream`` command group.
     :return: ignored.
-    :raises: an exception is reported as a warning, and the command line goes on without
-        this plugin's commands.
+    :raises: an exception is reported as a warning naming the plugin, and the command line
+        goes on without this plugin's commands.
 
     .. versionadded:: 0.1
     """
@@ -78,26 +78,31 @@ def stream_register_commands(cli: click.Group) -> None:
 def stream_article_failed(dead_letter: DeadLetter) -> None:
     """Notification: an article was sent to the dead-letter topic.
 
-    Called in the worker (and in ``stream process``) after the dead letter is handed to the
-    producer, once per failed article.  Keep it fast: it runs on the event loop.
+    Called in the worker after the broker acknowledged the dead letter (in ``stream
+    process``: after it was printed), once per failed article.  Keep it fast: it runs on the
+    event loop.
 
     :param dead_letter: the :class:`~stream.records.DeadLetter`, with the reason.
     :return: ignored.
-    :raises: an exception is logged and otherwise ignored; the worker goes on.
+    :raises: an exception is logged with the plugin's name and otherwise ignored; the other
+        plugins are still notified, and the worker goes on.
 
     .. versionadded:: 0.1
     """
 
 
 @hookspec
-def stream_alert_raised(alert: Alert) -> None:
-    """Notification: an alert was raised and is about to be published.
+def stream_alert_raised(alert: dict[str, Any]) -> None:
+    """Notification: an alert was raised and published.
 
-    Called once per alert, after the chain has run on its article.  Keep it fast.
+    Called once per alert, after the broker acknowledged it on the alerts topic (in ``stream
+    process``: after it was printed).  Keep it fast: it runs on the event loop.
 
-    :param alert: the :class:`~stream.records.Alert`.
+    :param alert: the alert record as published (``docs/records.md``, "Alert": ``alert_id``,
+        ``rule_id``, ``article_id``, ``severity``, ``matched``, ...).
     :return: ignored.
-    :raises: an exception is logged and otherwise ignored; the worker goes on.
+    :raises: an exception is logged with the plugin's name and otherwise ignored; the other
+        plugins are still notified, and the worker goes on.
 
     .. versionadded:: 0.1
     """

@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Iterator
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .processor import PLUGIN_API, Processor, TopicSpec
+from .processor import PLUGIN_API, Processor, TopicSpec, api_problem
 from .settings import Settings
 
 __all__ = ["ENTRY_POINT_GROUP", "LoadedPlugin", "PluginHost", "get_plugin_manager", "order_processors"]
@@ -45,6 +45,21 @@ class PluginHost:
         #: processor name -> the plugin (entry-point name) that registered it.
         self.owner: dict[str, str] = {}
 
+    def _each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call every implementation of ``hook`` (in pluggy's order), each with the arguments
+        it asks for; yield ``(plugin name, result)``.
+
+        :raises PluginError: an implementation raised; names its plugin and the hook.
+        """
+        caller = getattr(self.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            name = impl.plugin_name
+            try:
+                result = self._call(impl, **kwargs)
+            except Exception as exc:
+                raise PluginError(name, f"{hook} failed: {exc!r}") from exc
+            yield name, result
+
     def processors(self) -> list[Processor]:
         """Every registered processor, sorted by ``(order, name)``.
 
@@ -52,14 +67,7 @@ class PluginHost:
             :class:`Processor`, or two processors share a name.
         """
         found: list[Processor] = []
-        for impl in self.pm.hook.stream_register_processors.get_hookimpls():
-            plugin_name = self.pm.get_name(impl.plugin) or "?"
-            try:
-                result = cast(list[Any], impl.function(
-                    **{k: self.settings for k in impl.argnames if k == "settings"}
-                ))
-            except Exception as exc:
-                raise PluginError(plugin_name, f"stream_register_processors failed: {exc!r}") from exc
+        for plugin_name, result in self._each("stream_register_processors", settings=self.settings):
             for proc in result or []:
                 if not isinstance(proc, Processor):
                     raise PluginError(
@@ -74,29 +82,49 @@ class PluginHost:
         for proc in found:
             if proc.name in seen:
                 raise PluginError(proc.name, "two processors are registered under this name")
-            if proc.api_version != PLUGIN_API:
-                raise PluginError(
-                    self.owner.get(proc.name, proc.name),
-                    f"processor {proc.name!r} was built for stream plugin API {proc.api_version}, and this "
-                    f"stream implements API {PLUGIN_API}; install a version of the plugin made for API "
-                    f"{PLUGIN_API}, or a stream that implements API {proc.api_version}",
-                )
             seen[proc.name] = proc
         return order_processors(found)
 
     def topics(self) -> list[TopicSpec]:
-        """Every topic the plugins declare."""
+        """Every topic the plugins declare.
+
+        :raises PluginError: a hook raised, or returned something that is not a TopicSpec.
+        """
         specs: list[TopicSpec] = []
-        for result in self.pm.hook.stream_register_topics(settings=self.settings):
-            specs.extend(result or [])
+        for plugin_name, result in self._each("stream_register_topics", settings=self.settings):
+            for spec in result or []:
+                if not isinstance(spec, TopicSpec):
+                    raise PluginError(plugin_name, f"stream_register_topics returned {spec!r}, not a stream.TopicSpec")
+                specs.append(spec)
         return specs
 
+    def register_commands(self, cli: Any) -> list[str]:
+        """Let every plugin add its commands to ``cli``; a plugin that fails is skipped.
+
+        :return: a warning per plugin that failed, naming it.
+        """
+        warnings = []
+        caller = self.pm.hook.stream_register_commands
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                self._call(impl, cli=cli)
+            except Exception as exc:
+                warnings.append(f"plugin {impl.plugin_name!r}: stream_register_commands failed: {exc!r}; "
+                                "its commands are unavailable")
+        return warnings
+
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a notification hook; an exception is logged, never raised."""
-        try:
-            getattr(self.pm.hook, hook)(**kwargs)
-        except Exception:
-            log.exception("a %s hook raised; ignored", hook)
+        """Call a notification hook's implementations; one that raises is logged with its
+        plugin's name and ignored, and the others are still called."""
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                self._call(impl, **kwargs)
+            except Exception:
+                log.exception("plugin %r: its %s hook raised; ignored", impl.plugin_name, hook)
+
+    @staticmethod
+    def _call(impl: Any, **kwargs: Any) -> Any:
+        return impl.function(**{arg: kwargs[arg] for arg in impl.argnames if arg in kwargs})
 
 
 def order_processors(processors: list[Processor]) -> list[Processor]:
@@ -155,13 +183,9 @@ def get_plugin_manager(settings: Settings) -> PluginHost:
             module = ep.load()
         except Exception as exc:
             raise PluginError(ep.name, f"failed to import {ep.value!r}: {exc!r}") from exc
-        api = getattr(module, "STREAM_PLUGIN_API", PLUGIN_API)
-        if api != PLUGIN_API:
-            raise PluginError(
-                ep.name,
-                f"built for stream plugin API {api}, and this stream implements API {PLUGIN_API}; "
-                f"install a version of the plugin made for API {PLUGIN_API}",
-            )
+        problem = api_problem(getattr(module, "STREAM_PLUGIN_API", PLUGIN_API))
+        if problem:
+            raise PluginError(ep.name, problem)
         try:
             pm.register(module, name=ep.name)
         except pluggy.PluginValidationError as exc:

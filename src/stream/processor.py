@@ -18,11 +18,39 @@ if TYPE_CHECKING:
     from .records import Article
     from .settings import Settings
 
-__all__ = ["PLUGIN_API", "Context", "Processor", "TopicSpec"]
+__all__ = ["PLUGIN_API", "Context", "Processor", "TopicSpec", "api_problem"]
 
 #: The version of the plugin contract (hook specs, Processor, Context, records) that this
-#: stream implements.  It changes only on an incompatible change.
-PLUGIN_API = 1
+#: stream implements, ``"MAJOR.MINOR"``: the major changes on an incompatible change, the
+#: minor when something is added.  A plugin declares the version it was written for as
+#: ``STREAM_PLUGIN_API`` in its module (``"1.0"``; the number ``1`` means ``"1.0"``); it
+#: loads when the major is the same and its minor is not newer than this one.
+PLUGIN_API = "1.0"
+
+
+def _parse_api(value: object) -> tuple[int, int]:
+    text = str(value).strip()
+    major, _, minor = text.partition(".")
+    if isinstance(value, bool) or not major.isdigit() or (minor and not minor.isdigit()):
+        raise ValueError(f"STREAM_PLUGIN_API = {value!r} is not a version such as \"1.0\"")
+    return int(major), int(minor or 0)
+
+
+def api_problem(declared: object) -> str | None:
+    """Why a plugin written for plugin API ``declared`` cannot load here, or ``None`` when it
+    can (same major version, a minor version not newer than :data:`PLUGIN_API`'s)."""
+    ours = _parse_api(PLUGIN_API)
+    try:
+        theirs = _parse_api(declared)
+    except ValueError as exc:
+        return f"{exc}; declare the version of stream's plugin API it was written for"
+    if theirs[0] != ours[0]:
+        return (f"written for stream plugin API {theirs[0]}.{theirs[1]}, and this stream implements API "
+                f"{PLUGIN_API} (incompatible); install a version of the plugin made for API {ours[0]}.x")
+    if theirs[1] > ours[1]:
+        return (f"written for stream plugin API {theirs[0]}.{theirs[1]}, newer than this stream's {PLUGIN_API}; "
+                "upgrade stream, or install an older version of the plugin")
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,8 +101,6 @@ class Processor:
     * :attr:`before` / :attr:`after` - names of processors this one must run before / after,
       whatever their ``order`` (names that are not loaded are ignored).  A cycle stops the
       program at start, naming the processors in it;
-    * :attr:`api_version` - the plugin API this processor was written for
-      (:data:`stream.PLUGIN_API`); another one is refused at start;
     * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
       worker thread so the event loop (Kafka heartbeats) stays responsive;
     * :attr:`timeout` - seconds a call of :meth:`process` may take per article of the batch
@@ -100,7 +126,6 @@ class Processor:
     timeout: ClassVar[float | None] = None
     before: ClassVar[tuple[str, ...]] = ()
     after: ClassVar[tuple[str, ...]] = ()
-    api_version: ClassVar[int] = 1
 
     def setup(self, context: Context) -> None:
         """Called once before the first batch.  Raise to refuse to start (bad config,

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import pytest
 
 from .errors import ConfigError, PluginError
-from .processor import PLUGIN_API, Context, Processor
+from .processor import PLUGIN_API, Context, Processor, api_problem
 from .records import Article, dumps, loads
 from .runtime.chain import build_chain
 from .runtime.pipeline import BatchResult, Pipeline
@@ -332,7 +332,9 @@ class ProcessorConformance:
         proc = self.make_processor()
         assert proc.name and proc.name == proc.name.strip().lower(), "name: short, lowercase"
         assert proc.version and proc.version != "0", "set a version"
-        assert proc.api_version == PLUGIN_API
+        package = sys.modules[type(proc).__module__.partition(".")[0]]
+        problem = api_problem(getattr(package, "STREAM_PLUGIN_API", PLUGIN_API))
+        assert problem is None, problem
         assert proc.on_error in ("dlq", "skip")
 
     def test_it_keeps_every_article_in_order(self) -> None:

@@ -15,6 +15,7 @@ from stream import Processor, hookimpl, hookspecs
 from stream.cli import main
 from stream.errors import PluginError
 from stream.plugins import ENTRY_POINT_GROUP, get_plugin_manager, order_processors
+from stream.processor import api_problem
 from stream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,10 +64,9 @@ def test_every_hook_is_documented_for_authors() -> None:
         assert fn.__doc__ and ":return:" in fn.__doc__ and "versionadded" in fn.__doc__
 
 
-def _proc(name: str, order: int = 500, before: tuple[str, ...] = (), after: tuple[str, ...] = (),
-          api: int = 1) -> Processor:
+def _proc(name: str, order: int = 500, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> Processor:
     cls = type(f"P_{name}", (Processor,), {"name": name, "order": order, "before": before, "after": after,
-                                           "api_version": api, "process": lambda self, a: None})
+                                           "process": lambda self, a: None})
     return cls()  # type: ignore[no-any-return]
 
 
@@ -88,21 +88,69 @@ def test_a_cycle_stops_with_the_processors_in_it() -> None:
         order_processors(procs)
 
 
-def test_a_processor_built_for_another_plugin_api_is_refused() -> None:
-    class Future(Processor):
-        name = "future"
-        api_version = 2
+@pytest.mark.parametrize(("declared", "problem"), [
+    (1, None), ("1", None), ("1.0", None),          # the old number form, and the same version
+    ("2.0", "written for stream plugin API 2.0, and this stream implements API 1.0 (incompatible)"),
+    ("0.9", "written for stream plugin API 0.9, and this stream implements API 1.0 (incompatible)"),
+    ("1.1", "written for stream plugin API 1.1, newer than this stream's 1.0; upgrade stream"),
+    ("one", "is not a version such as \"1.0\""),
+])
+def test_the_plugin_api_check_accepts_compatible_versions_only(declared: object, problem: str | None) -> None:
+    found = api_problem(declared)
+    assert (found is None) if problem is None else (found is not None and problem in found), found
 
-        def process(self, articles: list[Any]) -> None:
-            pass
 
+def test_a_minor_bump_of_stream_accepts_plugins_written_for_an_older_minor(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stream.processor
+
+    monkeypatch.setattr(stream.processor, "PLUGIN_API", "1.3")
+    assert api_problem("1.0") is None and api_problem(1) is None and api_problem("1.3") is None
+    assert api_problem("1.4") is not None and api_problem("2.0") is not None
+
+
+class _Broken:
+    @hookimpl
+    def stream_register_topics(self) -> list[Any]:
+        raise RuntimeError("no topics today")
+
+    @hookimpl
+    def stream_alert_raised(self, alert: dict[str, Any]) -> None:
+        raise RuntimeError("cannot notify")
+
+
+def test_every_hook_failure_names_its_plugin(caplog: pytest.LogCaptureFixture) -> None:
     host = get_plugin_manager(Settings(plugins=("clean",)))
+    host.pm.register(_Broken(), name="broken")
+    notified: list[dict[str, Any]] = []
 
-    class FuturePlugin:
+    class Listener:
         @hookimpl
-        def stream_register_processors(self) -> list[Processor]:
-            return [Future()]
+        def stream_alert_raised(self, alert: dict[str, Any]) -> None:
+            notified.append(alert)
 
-    host.pm.register(FuturePlugin(), name="futureplugin")
-    with pytest.raises(PluginError, match=r"built for stream plugin API 2, and this stream implements API 1"):
-        host.processors()
+    host.pm.register(Listener(), name="listener")
+    with pytest.raises(PluginError, match=r"plugin 'broken': stream_register_topics failed: RuntimeError"):
+        host.topics()
+    host.notify("stream_alert_raised", alert={"alert_id": "a1"})
+    assert notified == [{"alert_id": "a1"}]  # the other plugin was still notified
+    assert "plugin 'broken': its stream_alert_raised hook raised" in caplog.text
+
+
+def test_a_plugin_whose_commands_fail_is_named_and_the_others_keep_theirs() -> None:
+    import click
+
+    host = get_plugin_manager(Settings(plugins=("alerts",)))
+
+    class BadCommands:
+        @hookimpl
+        def stream_register_commands(self, cli: click.Group) -> None:
+            raise RuntimeError("boom")
+
+    host.pm.register(BadCommands(), name="badcmds")
+    group = click.Group("stream")
+    warnings = host.register_commands(group)
+    assert warnings == ["plugin 'badcmds': stream_register_commands failed: RuntimeError('boom'); "
+                        "its commands are unavailable"]
+    assert "rules" in group.commands  # the alerts plugin's own commands are there
+
+

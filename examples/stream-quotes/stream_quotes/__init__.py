@@ -9,7 +9,7 @@ from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
 
 __version__ = "1.0.0"
 #: The stream plugin API this plugin is written for.
-STREAM_PLUGIN_API = 1
+STREAM_PLUGIN_API = "1.0"
 
 _QUOTE = re.compile(r"“([^”]{3,2000})”|\"([^\"]{3,2000})\"")
 _VERB = r"(?:said|says|told|added|stressed|insisted|warned|explained|noted|asked)"

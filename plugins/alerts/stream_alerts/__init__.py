@@ -28,6 +28,8 @@ from .matcher import Matcher, RuleMatch
 from .rules import DEFAULT_RULES, Rule, load_rules
 
 __version__ = "0.1.0"
+#: The stream plugin API this plugin is written for.
+STREAM_PLUGIN_API = "1.0"
 __all__ = ["AlertsProcessor", "__version__", "alert_id"]
 
 log = logging.getLogger("stream.plugins.alerts")

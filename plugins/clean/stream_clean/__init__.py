@@ -18,6 +18,8 @@ from .cleaner import clean
 from .rules import DEFAULT_RULES, Rules, load_rules
 
 __version__ = "0.1.0"
+#: The stream plugin API this plugin is written for.
+STREAM_PLUGIN_API = "1.0"
 __all__ = ["CleanProcessor", "__version__"]
 
 

@@ -33,6 +33,8 @@ from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
 from .index import DedupIndex, Signature, sign
 
 __version__ = "0.1.0"
+#: The stream plugin API this plugin is written for.
+STREAM_PLUGIN_API = "1.0"
 __all__ = ["DedupProcessor", "__version__"]
 
 _DEFAULTS: dict[str, float] = {"jaccard": 0.5, "overlap": 0.8, "lsh_threshold": 0.5,

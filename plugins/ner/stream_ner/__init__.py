@@ -31,6 +31,8 @@ from stream import Article, ConfigError, Context, PluginError, Processor, Settin
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
 
 __version__ = "0.1.0"
+#: The stream plugin API this plugin is written for.
+STREAM_PLUGIN_API = "1.0"
 __all__ = ["NerProcessor", "__version__", "default_model", "needed_components", "pieces"]
 
 #: Default longest text given to the model in one piece (characters).

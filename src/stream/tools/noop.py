@@ -10,7 +10,7 @@ from ..processor import Processor
 from ..records import Article
 from ..settings import Settings
 
-STREAM_PLUGIN_API = 1
+STREAM_PLUGIN_API = "1.0"
 hookimpl = pluggy.HookimplMarker("stream")
 
 

@@ -41,7 +41,7 @@ from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
-STREAM_PLUGIN_API = {api}
+STREAM_PLUGIN_API = "{api}"
 
 
 class {cls}(Processor):
