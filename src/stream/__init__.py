@@ -1,7 +1,8 @@
 """stream: news articles in, enriched records and alerts out, over Apache Kafka.
 
 The public API for plugin authors: :data:`hookimpl`, :class:`Processor`, :class:`Context`,
-:class:`TopicSpec`, the record types and the errors.
+:class:`TopicSpec`, the record types, the errors, :class:`Settings`, and the TOML helpers
+for a plugin's own configuration files (:mod:`stream.toml`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from .errors import BrokerError, ConfigError, PluginError, RecordError, StreamEr
 from .processor import PLUGIN_API, Context, Processor, TopicSpec
 from .records import SCHEMA_VERSION, Alert, Article, DeadLetter
 from .settings import Settings, load_settings
+from .toml import entry_key_line, key_line, line_containing, parse_toml, read_toml
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,11 @@ __all__ = [
     "StreamError",
     "TopicSpec",
     "__version__",
+    "entry_key_line",
     "hookimpl",
+    "key_line",
+    "line_containing",
     "load_settings",
+    "parse_toml",
+    "read_toml",
 ]

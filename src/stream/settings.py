@@ -19,7 +19,6 @@ import os
 import re
 import socket
 import ssl
-import tomllib
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -27,8 +26,9 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 from .runtime.security import MECHANISMS, PROTOCOLS, KafkaSecurity, KafkaTarget
+from .toml import key_line, read_toml
 
-__all__ = ["Settings", "load_settings", "parse_broker", "parse_toml", "read_toml"]
+__all__ = ["Settings", "load_settings", "parse_broker"]
 
 
 #: Bytes allowed beside a record's value: key, headers, Kafka's record batch overhead.
@@ -214,67 +214,15 @@ _UPPER_CHOICES: dict[str, tuple[str, ...]] = {
 #: Settings that name a file which must exist.
 _FILES = ("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
 _FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
-_TYPES: dict[str, type] = {
-    "broker": str,
-    "security_protocol": str,
-    "sasl_mechanism": str,
-    "sasl_username": str,
-    "sasl_password": str,
-    "sasl_password_file": str,
-    "ssl_cafile": str,
-    "ssl_certfile": str,
-    "ssl_keyfile": str,
-    "ssl_check_hostname": bool,
-    "app_id": str,
-    "topic_raw": str,
-    "topic_enriched": str,
-    "topic_alerts": str,
-    "topic_dlq": str,
-    "topic_stateful": str,
-    "topic_duplicates": str,
-    "route_duplicates": bool,
-    "partitions": int,
-    "replication_factor": int,
-    "min_insync_replicas": int,
-    "batch_size": int,
-    "batch_timeout": float,
-    "session_timeout": float,
-    "commit_interval": float,
-    "max_poll_interval": float,
-    "log_format": str,
-    "processing_guarantee": str,
-    "web": str,
-    "web_token": str,
-    "stall_timeout": float,
-    "max_article_bytes": int,
-    "max_record_bytes": int,
-    "data_dir": str,
-    "log_level": str,
-    "worker_name": str,
-    "rules": str,
-    "webhooks": str,
-    "webhooks_allow_loopback": bool,
-    "webhooks_allow_networks": tuple,
-    "topic_webhooks_retry": str,
-    "topic_webhooks_failed": str,
-    "topic_webhooks_events": str,
-    "plugins": tuple,
-    "plugins_block": tuple,
-}
 
 
-def _line_of(text: str, key: str, table: str | None = None) -> int | None:
-    """Best-effort line number of ``key = ...`` (inside ``[table]`` when given)."""
-    current: str | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        header = re.match(r"^\[\s*([^\]]+?)\s*\]$", stripped)
-        if header:
-            current = header.group(1)
-            continue
-        if re.match(rf"^{re.escape(key)}\s*=", stripped) and current == table:
-            return number
-    return None
+def _kind(annotation: str) -> type:
+    """The type a setting's value is converted to, from its annotation in :class:`Settings`
+    (the one place setting types are stated)."""
+    return {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}[annotation]
+
+
+_TYPES: dict[str, type] = {name: _kind(str(f.type)) for name, f in _FIELDS.items()}
 
 
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(?P<port>\d{1,5})")
@@ -370,32 +318,6 @@ def _convert(name: str, value: Any, *, where: str) -> Any:
     return value
 
 
-def parse_toml(text: str, path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse TOML ``text`` read from ``path``.  For plugins' own configuration files too.
-
-    :raises ConfigError: naming the file and the line of the syntax error.
-    """
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ConfigError(f"not valid TOML ({exc}); fix the syntax at that line", path=path,
-                          line=int(match.group(1)) if match else None) from None
-
-
-def read_toml(path: str | os.PathLike[str], what: str) -> tuple[dict[str, Any], str]:
-    """Read and parse the TOML file ``path`` (``what`` it is, for the message).
-
-    :return: the data and the text (to find the lines of later errors).
-    :raises ConfigError: the file cannot be read, or is not valid TOML (file and line).
-    """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read the {what}: {exc.strerror}", path=path) from None
-    return parse_toml(text, path), text
-
-
 def load_settings(
     config: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -438,7 +360,7 @@ def load_settings(
                         raise ConfigError(
                             f"[plugins.{plugin}] must be a table of that plugin's settings",
                             path=path,
-                            line=_line_of(text, plugin, "plugins"),
+                            line=key_line(text, plugin, "plugins"),
                         )
                     plugin_settings[plugin] = dict(table)
                 continue
@@ -448,13 +370,13 @@ def load_settings(
                     f"unknown setting {key!r}; known settings are: {known} "
                     "(plugin settings go in a [plugins.NAME] table)",
                     path=path,
-                    line=_line_of(text, key),
+                    line=key_line(text, key),
                 )
             try:
                 values[key] = _convert(key, value, where=f"setting {key!r}")
-                origin[key] = (path, _line_of(text, key))
+                origin[key] = (path, key_line(text, key))
             except ValueError as exc:
-                raise ConfigError(str(exc), path=path, line=_line_of(text, key)) from None
+                raise ConfigError(str(exc), path=path, line=key_line(text, key)) from None
 
     for name in _FIELDS:
         var = f"STREAM_{name.upper()}"

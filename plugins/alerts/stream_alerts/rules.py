@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream import entry_key_line, parse_toml, read_toml
 from stream.errors import ConfigError
-from stream.settings import parse_toml, read_toml
 
 __all__ = ["SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "load_rules", "parse_rules"]
 
@@ -72,6 +72,7 @@ class _Where:
     """Finds the line of a rule (its ``id = ...``) and of a key inside it."""
 
     def __init__(self, text: str):
+        self.text = text
         self.lines = text.splitlines()
         self.starts = [n for n, line in enumerate(self.lines, 1) if line.strip() == "[[rules]]"]
 
@@ -82,18 +83,7 @@ class _Where:
         return self.key(self.starts[index] + 1, "id")
 
     def key(self, start: int | None, key: str) -> int | None:
-        if start is None:
-            return None
-        begin = start - 1
-        while begin > 0 and self.lines[begin].strip() != "[[rules]]":
-            begin -= 1
-        for n in range(begin + 1, len(self.lines)):
-            line = self.lines[n]
-            if line.strip() == "[[rules]]":
-                break
-            if re.match(rf"^\s*{re.escape(key)}\s*=", line):
-                return n + 1
-        return start
+        return None if start is None else entry_key_line(self.text, "rules", start, key)
 
 
 def _terms(value: Any, what: str) -> tuple[str, ...]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream import line_containing, read_toml
 from stream.errors import ConfigError
-from stream.settings import read_toml
 
 __all__ = ["DEFAULT_RULES", "DropRule", "MetadataRule", "Rules", "StripRule", "Structure", "load_rules"]
 
@@ -62,16 +62,9 @@ class Rules:
         )
 
 
-def _line(text: str, needle: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    return None
-
-
 def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]) -> dict[str, Any]:
     name = entry.get("name", "?") if isinstance(entry, dict) else "?"
-    where = _line(text, f'name = "{name}"') if name != "?" else None
+    where = line_containing(text, f'name = "{name}"') if name != "?" else None
     if not isinstance(entry, dict):
         raise ConfigError(f"each [[{kind}]] entry must be a table", path=path)
     for key, kind_type in keys.items():
@@ -90,7 +83,7 @@ def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]
         out["pattern"] = re.compile(entry["pattern"], _FLAGS)
     except re.error as exc:
         raise ConfigError(f"[[{kind}]] rule {name!r}: invalid regular expression: {exc}",
-                          path=path, line=_line(text, entry["pattern"][:30]) or where) from None
+                          path=path, line=line_containing(text, entry["pattern"][:30]) or where) from None
     return out
 
 
@@ -101,7 +94,7 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
     known = {"drop", "strip", "metadata", "trailing", "structure"}
     for key in set(data) - known:
         raise ConfigError(f"unknown section {key!r}; known: {', '.join(sorted(known))}",
-                          path=path, line=_line(text, key))
+                          path=path, line=line_containing(text, key))
     drop = tuple(DropRule(**_compile(path, text, "drop", e, {"name": str, "pattern": str, "max_words": int}))
                  for e in data.get("drop", []))
     strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}))
@@ -112,13 +105,13 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
     for rule in metadata:
         if rule.field != "published_at":
             raise ConfigError(f"[[metadata]] rule {rule.name!r}: field must be 'published_at'",
-                              path=path, line=_line(text, f'name = "{rule.name}"'))
+                              path=path, line=line_containing(text, f'name = "{rule.name}"'))
     trailing = data.get("trailing", [])
     if not isinstance(trailing, list) or not all(isinstance(t, str) for t in trailing):
-        raise ConfigError("'trailing' must be a list of strings", path=path, line=_line(text, "trailing"))
+        raise ConfigError("'trailing' must be a list of strings", path=path, line=line_containing(text, "trailing"))
     structure_data = data.get("structure", {})
     try:
         structure = Structure(**structure_data)
     except TypeError as exc:
-        raise ConfigError(f"[structure]: {exc}", path=path, line=_line(text, "[structure]")) from None
+        raise ConfigError(f"[structure]: {exc}", path=path, line=line_containing(text, "[structure]")) from None
     return Rules(drop, strip, metadata, frozenset(t.lower() for t in trailing), structure)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from stream import line_containing, read_toml
 from stream.errors import ConfigError
-from stream.settings import read_toml
 
 __all__ = ["DEFAULT_ALIASES", "Alias", "AliasTable", "canonicalize", "load_aliases"]
 
@@ -63,13 +63,6 @@ class AliasTable:
         return len(self.entries)
 
 
-def _line(text: str, needle: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    return None
-
-
 def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
     """Read an alias file.  :raises ConfigError: naming the file, the line and the fix."""
     path = Path(path)
@@ -77,7 +70,7 @@ def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
     entries: dict[str, Alias] = {}
     for entry in data.get("entity", []):
         name = entry.get("name") if isinstance(entry, dict) else None
-        where = _line(text, f'"{name}"') if name else None
+        where = line_containing(text, f'"{name}"') if name else None
         if not isinstance(name, str) or not name:
             raise ConfigError("every [[entity]] needs name = \"Canonical Name\"", path=path, line=where)
         aliases = entry.get("aliases", [])
@@ -95,7 +88,7 @@ def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
     unknown = set(data) - {"entity"}
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; use [[entity]] tables",
-                          path=path, line=_line(text, sorted(unknown)[0]))
+                          path=path, line=line_containing(text, sorted(unknown)[0]))
     return AliasTable(entries)
 
 

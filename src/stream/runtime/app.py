@@ -26,7 +26,6 @@ from typing import Any, Awaitable, Callable, MutableMapping
 
 import faust
 from faust.exceptions import ProducerSendError
-from faust.serializers import codecs
 from faust.transport.consumer import TopicPartitionGroup, TransactionManager
 
 from ..errors import ConfigError, DeliveryError, RecordError
@@ -42,23 +41,10 @@ from .pipeline import BatchResult, Pipeline
 from .positions import Handled, Refetches, commit_between_batches
 from .transport import StreamApp
 
-__all__ = ["ChangelogWrites", "OrjsonCodec", "check_record_limits", "create_app", "make_table", "output_topics",
+__all__ = ["ChangelogWrites", "check_record_limits", "create_app", "make_table", "output_topics",
            "prepare_topics", "wire_agents"]
 
 log = logging.getLogger(__name__)
-
-
-class OrjsonCodec(codecs.Codec):
-    """faust codec ``"orjson"``: JSON with orjson."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return dumps(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return loads(s)
-
-
-codecs.register("orjson", OrjsonCodec())
 
 
 def _broker_url(bootstrap: str) -> list[str]:

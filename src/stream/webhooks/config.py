@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..settings import parse_toml, read_toml
+from ..toml import entry_key_line, line_containing, parse_toml, read_toml
 from .safety import check_url
 from .signing import secret_key
 
@@ -76,29 +76,17 @@ class Subscriptions:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
 
 
-def _line(text: str, needle: str) -> int | None:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if needle in line:
-            return number
-    return None
-
-
 def _key_line(text: str, start: int | None, message: str) -> int | None:
     """The line of the key the message is about, inside the endpoint that starts near ``start``."""
     if start is None:
         return None
-    lines = text.splitlines()
     keys = {"only http": "url", "the URL": "url", "credentials": "url", "secret": "secret", "base64": "secret"}
     key = next((k for k in sorted(_KEYS, key=len, reverse=True) if message.startswith(k)), None)
     key = key or next((v for k, v in keys.items() if k in message), None)
     if key is None:
         return start
-    for n in range(start - 1, len(lines)):
-        if n > start - 1 and lines[n].strip() == "[[endpoints]]":
-            break
-        if re.match(rf"^\s*{key}s?\s*=", lines[n]):
-            return n + 1
-    return start
+    found = entry_key_line(text, "endpoints", start, key)
+    return found if found != start else entry_key_line(text, "endpoints", start, key + "s")
 
 
 def _endpoint(entry: Any) -> Endpoint:
@@ -155,7 +143,7 @@ def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscript
     seen: set[str] = set()
     for index, entry in enumerate(data.get("endpoints", [])):
         ident = entry.get("id") if isinstance(entry, dict) else None
-        line = _line(text, f'"{ident}"') if isinstance(ident, str) else None
+        line = line_containing(text, f'"{ident}"') if isinstance(ident, str) else None
         try:
             endpoint = _endpoint(entry)
         except ValueError as exc:
@@ -172,15 +160,15 @@ def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscript
     if (not isinstance(schedule, list) or not schedule
             or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s >= 0 for s in schedule)):
         raise ConfigError("[delivery] schedule must be a non-empty list of seconds, such as [0, 5, 300]",
-                          path=path, line=_line(text, "schedule"))
+                          path=path, line=line_containing(text, "schedule"))
     disable = delivery.get("disable_after_hours", 120)
     if not isinstance(disable, (int, float)) or disable <= 0:
         raise ConfigError("[delivery] disable_after_hours must be a positive number", path=path,
-                          line=_line(text, "disable_after_hours"))
+                          line=line_containing(text, "disable_after_hours"))
     bound = delivery.get("max_in_flight", 10_000)
     if not isinstance(bound, int) or isinstance(bound, bool) or bound < 1:
         raise ConfigError("[delivery] max_in_flight must be a whole number of jobs, at least 1 (default 10000)",
-                          path=path, line=_line(text, "max_in_flight"))
+                          path=path, line=line_containing(text, "max_in_flight"))
     return Subscriptions(tuple(endpoints), tuple(float(s) for s in schedule), float(disable), bound, str(path))
 
 
