@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_benchmark_harness_runs_every_arm(broker: LocalBroker, tmp_path: Path) -> None:
     docs = tmp_path / "performance.md"
-    env = {**os.environ, "STREAM_BROKER": broker.bootstrap}
+    # `stream bench` is the bench plugin's command (bench/stream_bench): load it too.
+    plugins = ",".join(filter(None, [os.environ.get("STREAM_PLUGINS", ""), "bench"]))
+    env = {**os.environ, "STREAM_BROKER": broker.bootstrap, "STREAM_PLUGINS": plugins}
     out = subprocess.run([sys.executable, "-m", "stream", "bench", "--smoke", "--samples",
                           str(ROOT / "examples" / "articles"), "--out-dir", str(tmp_path), "--docs", ""],
                          env=env, capture_output=True, text=True, timeout=900)
