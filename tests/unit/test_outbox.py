@@ -14,7 +14,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from stream.errors import DeliveryError
 from stream.records import Article, DeadLetter, encode_dead_letter
-from stream.runtime.app import _Source
+from stream.runtime.agents import _Source
 from stream.runtime.chain import collect_outputs
 from stream.runtime.outbox import NotSent, Outbox
 from stream.runtime.pipeline import BatchResult

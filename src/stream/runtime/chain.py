@@ -1,6 +1,6 @@
 """Building the chain, and turning a processed batch into the records to publish.
 
-Shared by the worker (:mod:`stream.runtime.app`) and the embedded mode (``stream process``), so
+Shared by the worker (:mod:`stream.runtime.agents`) and the embedded mode (``stream process``), so
 both produce byte-for-byte the same records.
 """
 

@@ -1,6 +1,6 @@
 """The versions of faust-streaming and aiokafka that stream's transport was written for.
 
-``stream/runtime/transport.py`` and ``stream/runtime/app.py`` work around faust-streaming's offset and
+``stream/runtime/transport.py``, ``positions.py`` and ``app.py`` work around faust-streaming's offset and
 rebalance faults (its issues #177, #517 and the ones named there) through its internals:
 ``Consumer._new_offset``, ``_read_offset``, ``_commit_offsets``, the aiokafka driver's
 consumer thread, ``TransactionManager.transactional_id_format``.  Another version may change

@@ -104,7 +104,9 @@ def run_worker(settings: Settings) -> int:
     """
     from faust.worker import Worker
 
-    from .app import ChangelogWrites, check_record_limits, create_app, make_table, prepare_topics, wire_agents
+    from .agents import wire_agents
+    from .app import ChangelogWrites, create_app, make_table
+    from .topics import check_record_limits, prepare_topics
     from .versions import check_versions
 
     check_versions()
