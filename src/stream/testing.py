@@ -194,6 +194,26 @@ class StreamWorker:
             time.sleep(0.2)
         raise AssertionError(f"worker {self.name}: no web server within {timeout}s\n{self.log()}")
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Wait until the worker has joined its group and has its partitions
+        (``/health/ready`` answers 200); fails at once, with its log, when it exited."""
+        import urllib.error
+        import urllib.request
+
+        url = self.web_url(timeout) + "/health/ready"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited:\n{self.log()}")
+            time.sleep(0.2)
+        raise AssertionError(f"worker {self.name}: not ready within {timeout}s\n{self.log()}")
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the worker and wait; :return: its exit status."""
         if self.proc.poll() is None:

@@ -174,6 +174,8 @@ def test_workers_with_webhooks_scaled_1_3_1_stay_up_and_deliver_every_alert(
         produce(broker, topics.raw, _articles(0, 40))
         wait_for(broker, topics.enriched, {f"a{n}" for n in range(40)}, workers=workers)
         workers += [StreamWorker(broker, topics, tmp_path, f"w{n}", **env) for n in (2, 3)]
+        for worker in workers[1:]:  # members of the group before the load and the shrink
+            worker.wait_ready()
         for start in range(40, 160, 40):  # alerts flow while the group grows
             produce(broker, topics.raw, _articles(start, 40))
             time.sleep(3)

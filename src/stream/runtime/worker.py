@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import warnings
 from typing import TYPE_CHECKING, Any, MutableMapping
 
@@ -96,14 +97,57 @@ def _check_web_address(settings: Settings) -> None:
                           f"host:port (port 0: any free port), or an empty value to turn the web server off") from None
 
 
+#: Seconds a worker may take to stop after SIGTERM/SIGINT before it exits anyway.
+STOP_DEADLINE = 45.0
+#: The exit status of a worker that did not stop in time.
+EXIT_STOP_DEADLINE = 70
+
+
+def arm_stop_deadline(seconds: float) -> threading.Timer:
+    """Exit the process (status :data:`EXIT_STOP_DEADLINE`) if it is still running in
+    ``seconds``.
+
+    faust's shutdown can hang: a worker stopped while its consumer was still joining the
+    group waited forever on its consumer thread, which had died of a ``CancelledError``
+    (seen in CI: ``tests/integration/test_webhook_scale.py``, a second worker stopped during
+    its start).  Nothing is lost by exiting: what was not committed is processed again by
+    the next owner of the partitions (at-least-once; exactly-once aborts the open
+    transaction).  A supervisor's grace period (Kubernetes: 30 s by default) should be
+    longer than this deadline, or it will SIGKILL first.
+    """
+    def expire() -> None:
+        log.critical("the worker did not stop within %g s of the signal (faust's shutdown is stuck); "
+                     "exiting with status %d: work not committed is done again by the next owner",
+                     seconds, EXIT_STOP_DEADLINE)
+        logging.shutdown()
+        os._exit(EXIT_STOP_DEADLINE)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _worker_class() -> type:
+    from faust.worker import Worker
+
+    class StreamWorker(Worker):
+        """faust's worker, with a deadline on the stop a signal starts."""
+
+        def _schedule_shutdown(self, signal: Any) -> None:
+            if not self._signal_stop_time:
+                arm_stop_deadline(STOP_DEADLINE)
+            super()._schedule_shutdown(signal)
+
+    return StreamWorker
+
+
 def run_worker(settings: Settings) -> int:
     """Run until stopped (SIGTERM/SIGINT).  :return: the exit status.
 
     Plugins are loaded and set up (models loaded, rules compiled) before anything connects
     to Kafka, so a broken plugin or a missing model stops the worker at once with its name.
     """
-    from faust.worker import Worker
-
     from .agents import wire_agents
     from .app import ChangelogWrites, create_app, make_table
     from .topics import check_record_limits, prepare_topics
@@ -166,8 +210,8 @@ def run_worker(settings: Settings) -> int:
     log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
              [p.name for p in stateless], [p.name for p in stateful])
     logging_config = logging_config_for(settings.log_level) if settings.log_format == "json" else None
-    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,
-                    logging_config=logging_config)
+    worker = _worker_class()(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,
+                     logging_config=logging_config)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
