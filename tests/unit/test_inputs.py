@@ -38,3 +38,20 @@ def test_an_unsupported_file_is_refused(tmp_path: Path) -> None:
     f.write_text("x")
     with pytest.raises(ConfigError, match=r"unsupported file type \.csv"):
         list(read_inputs([str(f)]))
+
+
+def test_a_first_line_that_is_a_paragraph_is_no_title() -> None:
+    from stream.runtime.inputs import title_of
+
+    paragraph = ("Russian Foreign Minister Sergei Lavrov told a news conference on Friday that Russia was "
+                 "preparing for any change in the situation, while awaiting a response from the United States "
+                 "and NATO on security guarantees. He said Moscow would not wait forever.")
+    assert title_of(paragraph + "\n\nMore text.") is None  # long, several sentences
+    assert title_of("date 2022-01-22 Russia and the United States agreed on written answers. The talks in "
+                    "Geneva lasted an hour and a half.\nMore.") is None  # two sentences
+    assert title_of("Soaring tensions between Moscow, West: Putin wants urgent talks with US, NATO over "
+                    "security guarantees\nMOSCOW: ...") == ("Soaring tensions between Moscow, West: Putin wants "
+                                                            "urgent talks with US, NATO over security guarantees")
+    headline = "U.S. and Russia to meet in Geneva on Jan. 10"
+    assert title_of(headline + "\nbody") == headline
+    assert title_of("Only one line, the whole article.") is None  # nothing after it: it is the text

@@ -1,7 +1,8 @@
 """Reading articles from files for ``stream produce`` and ``stream process``.
 
-* ``.txt``: one article; the first non-empty line is the title, the file name without its
-  extension the id, and the whole file the text;
+* ``.txt``: one article; the first non-empty line is the title when it reads like one
+  (:func:`title_of`), the file name without its extension the id, and the whole file the
+  text;
 * ``.json``: one article object, or a list of them;
 * ``.jsonl`` (and ``-``, standard input): one record per non-empty line, passed on as the
   exact bytes of the line, so that a malformed line still reaches the dead letters.
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ import orjson
 from ..errors import ConfigError
 from ..records import dumps
 
-__all__ = ["InputRecord", "read_inputs"]
+__all__ = ["InputRecord", "read_inputs", "title_of"]
 
 SUPPORTED = (".txt", ".json", ".jsonl", ".ndjson")
 
@@ -40,9 +42,31 @@ def _key_of(value: bytes) -> bytes | None:
     return ident.encode() if isinstance(ident, str) and ident else None
 
 
+#: The longest first line that can be a title (characters, words).  News headlines run to
+#: 60-110 characters and 8-18 words; a first line beyond this is the article's first
+#: paragraph (feeds that drop the headline).
+TITLE_MAX_CHARS, TITLE_MAX_WORDS = 160, 25
+#: A sentence end inside a line (a word of two lowercase letters or more, a full stop, a
+#: capital: not "U.S. Troops" or "Jan. 10"): a headline has at most one sentence.
+_SENTENCE_END = re.compile(r"(?<=[a-z]{2})[.!?][\"'”’)]?\s+[\"'“‘(]?[A-Z]")
+
+
+def title_of(text: str) -> str | None:
+    """The title of a plain-text article: its first non-empty line, when that reads like a
+    headline (at most ``TITLE_MAX_CHARS`` characters and ``TITLE_MAX_WORDS`` words, one
+    sentence, and more text after it); else none, rather than a paragraph of body."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    first = lines[0]
+    if len(first) > TITLE_MAX_CHARS or len(first.split()) > TITLE_MAX_WORDS or _SENTENCE_END.search(first):
+        return None
+    return first
+
+
 def _txt(path: Path) -> InputRecord:
     text = path.read_bytes().decode("utf-8", errors="replace")
-    title = next((line.strip() for line in text.splitlines() if line.strip()), None)
+    title = title_of(text)
     record = {"id": path.stem, "title": title, "text": text, "source": path.name}
     return InputRecord(path.stem.encode(), dumps(record), str(path))
 
