@@ -45,6 +45,7 @@ ENRICHMENT_FIELDS = (
     "processing",
     "schema_version",
     "extra",
+    "language_confidence",
 )
 
 
@@ -94,6 +95,17 @@ class Article:
     extra: dict[str, Any] = field(default_factory=dict)
     #: ``[{"name", "version", "ms"}]``, one entry per processor that ran.
     plugins_run: list[dict[str, Any]] = field(default_factory=list)
+    #: The confidence of a detected ``language`` (0 to 1; ``None`` when the input gave it).
+    language_confidence: float | None = None
+    #: ``{processor name: reason}``: processors that left this article alone on purpose
+    #: (see :meth:`skip`); the reason goes into its ``processing`` entry.
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, processor: str, reason: str) -> None:
+        """Record that ``processor`` did not enrich this article, and why (an NER without a
+        model for the article's language): its ``processing`` entry says
+        ``"skipped": true, "reason": ...``."""
+        self.skipped[processor] = reason
 
     @classmethod
     def from_dict(cls, data: Any) -> Article:
@@ -145,7 +157,7 @@ class Article:
     def to_dict(self, *, worker: str = "", processed_at: str | None = None) -> dict[str, Any]:
         """The enriched record (see ``docs/records.md``)."""
         out: dict[str, Any] = {"id": self.id}
-        for name in ("url", "title", "text", "source", "published_at", "language"):
+        for name in ("url", "title", "text", "source", "published_at", "language", "language_confidence"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value

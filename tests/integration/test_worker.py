@@ -123,3 +123,22 @@ def test_every_input_partition_has_a_committed_offset_before_faust_starts(
     # all 3 partitions of the raw topic, though only one ever held a record
     assert {p for t, p in offsets if t == topics.raw} == {0, 1, 2}
     assert all(offset >= 0 for offset in offsets.values())
+
+
+def test_a_french_article_gets_french_entities_and_a_german_one_the_reason_it_has_none(
+    broker: LocalBroker, topics: Topics, tmp_path: Path, worker: subprocess.Popen[bytes]
+) -> None:
+    from ..unit.test_language import FRENCH, GERMAN
+
+    env = topics.env(broker, tmp_path / "data")
+    lines = "\n".join(orjson.dumps({"id": i, "text": t}).decode() for i, t in (("fr-1", FRENCH), ("de-1", GERMAN)))
+    subprocess.run([*STREAM, "produce", "-"], input=lines, env=env, capture_output=True, text=True, check=True)
+    records = {r["id"]: r for r in (orjson.loads(x.value) for x in read_all(broker, topics.enriched, 2))}
+    fr, de = records["fr-1"], records["de-1"]
+    assert (fr["language"], de["language"]) == ("fr", "de")
+    assert fr["language_confidence"] > 0.9
+    assert {"Emmanuel Macron", "Olaf Scholz"} <= {e["canonical"] for e in fr["entity_summary"]
+                                                   if e["label"] == "PERSON"}
+    assert de["entities"] == []
+    [ner] = [p for p in de["processing"]["plugins"] if p["name"] == "ner"]
+    assert ner["skipped"] is True and "no NER model for language 'de'" in ner["reason"]

