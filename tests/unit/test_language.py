@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
-from stream.errors import ConfigError
+from stream import Article, Context, Settings
+from stream.errors import ConfigError, PluginError
 
 #: One-sentence news texts and headlines in eight languages (written for this test).
 SENTENCES = {
@@ -102,3 +104,18 @@ def test_models_are_settings_per_language(stream_process: Any) -> None:
     assert de.entities  # whatever the (wrong) model finds: the operator chose it
     with pytest.raises(ConfigError, match=r"\[plugins.ner\] models = 'de': use en=MODEL,fr=MODEL"):
         stream_process([article(GERMAN)], plugins=["clean", "ner"], plugin_settings={"ner": {"models": "de"}})
+
+
+def test_other_languages_load_at_their_first_article_and_a_missing_model_stops_the_setup() -> None:
+    from stream_ner import NerProcessor
+
+    proc = NerProcessor()
+    context = Context(settings=Settings(), config={}, log=logging.getLogger("test"))
+    proc.setup(context)
+    assert set(proc.models) == {"en", "fr"} and set(proc.nlps) == {"en"}  # French: not loaded yet
+    french = Article(id="f", text=FRENCH, clean_text=FRENCH, language="fr")
+    proc.process([french])
+    assert set(proc.nlps) == {"en", "fr"} and french.entities
+    missing = NerProcessor()
+    with pytest.raises(PluginError, match="spaCy model 'xx_not_a_model' \\(language 'de'\\) is not installed"):
+        missing.setup(Context(settings=Settings(), config={"models": "de=xx_not_a_model"}, log=logging.getLogger("t")))

@@ -31,6 +31,8 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 from typing import Any, Iterator
 
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
@@ -128,8 +130,10 @@ class NerProcessor(Processor):
     cpu_bound = True
 
     def __init__(self) -> None:
-        #: language -> loaded pipeline
+        #: language -> spaCy model name, and the pipelines loaded so far
+        self.models: dict[str, str] = {}
         self.nlps: dict[str, Any] = {}
+        self._loading = threading.Lock()
         self.aliases = AliasTable()
         self.batch_size = 64
         self.chunk_chars = CHUNK_CHARS
@@ -154,15 +158,32 @@ class NerProcessor(Processor):
         self.chunk_chars = int(config.get("chunk_chars", CHUNK_CHARS))
         if self.chunk_chars < 1000:
             raise ConfigError(f"[plugins.ner] chunk_chars = {self.chunk_chars}: use at least 1000 characters")
-        self.nlps = {language: self._load(model) for language, model in sorted(models.items())}
-        self.version = __version__ + "+" + ",".join(
-            f"{nlp.meta.get('name', '?')}-{nlp.meta.get('version', '?')}" for nlp in self.nlps.values())
+        for language, model in models.items():
+            if language != DEFAULT_LANGUAGE and not (spacy.util.is_package(model) or Path(model).is_dir()):
+                hint = _INSTALL_HINTS.get(model, f"python -m spacy download {model}")
+                raise PluginError("ner", f"spaCy model {model!r} (language {language!r}) is not installed; "
+                                         f"install it with: {hint}, or remove it from [plugins.ner] models")
+        self.models = dict(sorted(models.items()))
+        # The default language's model now; the others at their first article (the French
+        # model takes about 4 s to load, which every worker start would pay).
+        nlp = self._load(self.models[DEFAULT_LANGUAGE])
+        self.nlps = {DEFAULT_LANGUAGE: nlp}
+        self.version = f"{__version__}+{nlp.meta.get('name', '?')}-{nlp.meta.get('version', '?')}"
         self.aliases = load_aliases(DEFAULT_ALIASES)
         extra = config.get("aliases_file")
         if extra:
             self.aliases = self.aliases.merged(load_aliases(str(extra)))
-        context.log.info("ner: models %s, %d aliases", {lang: models[lang] for lang in self.nlps},
-                         len(self.aliases))
+        context.log.info("ner: models %s, %d aliases", self.models, len(self.aliases))
+
+    def _pipeline(self, language: str) -> Any:
+        """The loaded pipeline of ``language`` (loaded now if it was not)."""
+        nlp = self.nlps.get(language)
+        if nlp is None:
+            with self._loading:
+                nlp = self.nlps.get(language)
+                if nlp is None:
+                    nlp = self.nlps[language] = self._load(self.models[language])
+        return nlp
 
     @staticmethod
     def _load(model: str) -> Any:
@@ -193,11 +214,11 @@ class NerProcessor(Processor):
             if not article.clean_text:
                 article.clean_text = article.text
             language = language_of(article)
-            if language in self.nlps:
+            if language in self.models:
                 by_language.setdefault(language, []).append(index)
             else:
                 article.skip("ner", f"no NER model for language {language!r} (models: "
-                                    f"{', '.join(sorted(self.nlps))}); set [plugins.ner] models to add one")
+                                    f"{', '.join(self.models)}); set [plugins.ner] models to add one")
         found: list[list[dict[str, Any]]] = [[] for _ in articles]
         for language, indexes in by_language.items():
             # Every piece of every article of the language in one nlp.pipe call.
@@ -207,7 +228,7 @@ class NerProcessor(Processor):
                 for offset, piece in pieces(articles[index].clean_text, self.chunk_chars):
                     owners.append((index, offset))
                     texts.append(piece)
-            for (index, offset), doc in zip(owners, self._docs(self.nlps[language], texts), strict=True):
+            for (index, offset), doc in zip(owners, self._docs(self._pipeline(language), texts), strict=True):
                 found[index].extend(
                     {"text": ent.text, "label": _LABELS.get(ent.label_, ent.label_),
                      "start": ent.start_char + offset, "end": ent.end_char + offset}
