@@ -76,8 +76,10 @@ def _crash_run(broker: LocalBroker, topics: StreamTopics, tmp_path: Path,
            "STREAM_PROCESSING_GUARANTEE": guarantee}
     for step, kill_at in enumerate(KILLS):
         worker = StreamWorker(broker, topics, tmp_path, f"w{step}", **env)
-        _wait_count(broker, topics.enriched, kill_at, worker, committed_only=committed)
-        worker.stop(signal.SIGKILL)
+        try:
+            _wait_count(broker, topics.enriched, kill_at, worker, committed_only=committed)
+        finally:  # also when the wait failed: no worker left running into the next test
+            worker.stop(signal.SIGKILL)
     last = StreamWorker(broker, topics, tmp_path, "w-last", **env)
     last.web_url()  # started (signal handlers in place) before it may be stopped
     try:
