@@ -102,10 +102,6 @@ class KafkaTarget:
         """``bootstrap_servers`` and the security options, for any aiokafka client."""
         return {"bootstrap_servers": self.bootstrap, **self.security.client_options()}
 
-    @property
-    def first(self) -> str:
-        return self.bootstrap.split(",")[0]
-
 
 def client_options(target: str | KafkaTarget) -> dict[str, Any]:
     """aiokafka keyword arguments for ``target`` (a bare ``host:port`` list is plaintext)."""

@@ -322,10 +322,6 @@ class LocalBroker:
     def log_path(self) -> Path:
         return self.nodes[0].log_path
 
-    @property
-    def _pid_path(self) -> Path:
-        return self.nodes[0].pid_path
-
     # -- artifacts ---------------------------------------------------------------------
 
     def libs(self) -> Path:
@@ -379,9 +375,6 @@ class LocalBroker:
         except (OSError, ValueError):
             return None
         return pid if _pid_alive(pid) else None
-
-    def _pid(self) -> int | None:
-        return self._node_pid(self.nodes[0])
 
     def pids(self) -> dict[int, int | None]:
         """``{node_id: pid or None}``."""
@@ -464,9 +457,10 @@ class LocalBroker:
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
-                raise BrokerError(f"formatting the storage of node {node.node_id} failed:\n"
-                                  f"{fmt.stdout}{fmt.stderr}".replace(self.password_file.read_text().strip()
-                                                                      if self.sasl_ssl else "\0", "***"))
+                output = fmt.stdout + fmt.stderr
+                if self.sasl_ssl:  # the tool may echo its --add-scram arguments
+                    output = output.replace(self.password_file.read_text().strip(), "***")
+                raise BrokerError(f"formatting the storage of node {node.node_id} failed:\n{output}")
 
     def _launch(self, node: Node, java: str, classpath: str) -> int:
         heap = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx1g").split()
