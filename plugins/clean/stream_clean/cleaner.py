@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 
 import ftfy
 
-from .rules import Rules
+from .rules import Rules, Structure
 
 __all__ = ["Cleaned", "clean"]
 
@@ -50,6 +50,12 @@ _SPACE_BEFORE_PUNCT = re.compile(r"(?<=\S)\s+([.,;:!?])(?=\s|$)")
 _DOUBLE_PERIOD = re.compile(r"(?<![.])\.\s*\.(?![.])")
 _CLOSE_QUOTE_GLUED = re.compile(r"\s*”(?=[^\W\d_])")
 _LIST_MARK = re.compile(r"\s+[-–—]\s*$")
+#: A list item inside the story: "- a halt to ...", "• Jan. 10: talks", "2. Another meeting".
+_LIST_ITEM = re.compile(r"^\s*([-–—•*·▪]|\d{1,2}[.)])\s+\S")
+#: The separators of a row of links: "Home > World", "A - B - C", "Contact | Privacy".
+_ROW_SEPARATOR = re.compile(r"\s+[-–—|•·»>›/]\s+")
+_PATH_SEPARATOR = re.compile(r"\s+[/>»›]\s+")
+_NAV_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+")
 
 
 @dataclass
@@ -142,6 +148,26 @@ def _repair(paragraph: str) -> str:
     return paragraph.strip()
 
 
+def _link_row(paragraph: str, structure: Structure) -> bool:
+    """A row of links or headlines: parts cut by separators, each short and starting with a
+    capital or a digit, the whole not ending like a sentence."""
+    if _ends_sentence(paragraph):
+        return False
+    parts = [part for part in _ROW_SEPARATOR.split(paragraph) if part.strip()]
+    path = len(parts) == 2 and bool(_PATH_SEPARATOR.search(paragraph)) and all(_words(p) <= 3 for p in parts)
+    return (len(parts) >= structure.row_min_parts or path) and all(
+        _words(part) <= structure.row_part_max_words and (part.lstrip("\"“'(")[:1].isupper()
+                                                          or part.lstrip()[:1].isdigit())
+        for part in parts
+    )
+
+
+def _nav_row(paragraph: str, nav_words: frozenset[str]) -> bool:
+    """Only navigation words (and numbers): "Facebook Twitter Email", "1 2 3 Next"."""
+    words = _NAV_WORD.findall(paragraph.lower())
+    return bool(nav_words) and bool(words) and all(w in nav_words or w.isdigit() for w in words)
+
+
 def _key(paragraph: str) -> str:
     return " ".join(w.lower() for w in _WORD.findall(paragraph))
 
@@ -158,24 +184,35 @@ def clean(text: str, rules: Rules) -> Cleaned:
     paragraphs = _paragraphs(text)
     structure = rules.structure
 
+    def headline_like(p: str) -> bool:
+        core = _LIST_MARK.sub("", p)
+        return not _LIST_ITEM.match(p) and _words(core) <= structure.headline_max_words and (
+            not _ends_sentence(core) or core != p
+        )
+
     kept: list[str] = []
+    following: str | None = None  # the rule whose headline-like followers go too
     for paragraph in paragraphs:
         for strip in rules.strip:
             paragraph = strip.pattern.sub("", paragraph).strip()
         if not paragraph:
             continue
         words = _words(paragraph)
-        rule = next((r.name for r in rules.drop if words <= r.max_words and r.pattern.search(paragraph)), None)
+        if following and words <= structure.headline_max_words and not _ends_sentence(paragraph):
+            result.removed.append((following, paragraph))
+            continue
+        following = None
+        matched = next((r for r in rules.drop if words <= r.max_words and r.pattern.search(paragraph)), None)
+        rule = matched.name if matched else None
+        if rule is None and _nav_row(paragraph, rules.nav_words):
+            rule = "nav-row"
+        if rule is None and _link_row(paragraph, structure):
+            rule = "link-row"
         if rule:
             result.removed.append((rule, paragraph))
+            following = rule if matched is not None and matched.and_following else None
         else:
             kept.append(paragraph)
-
-    def headline_like(p: str) -> bool:
-        core = _LIST_MARK.sub("", p)
-        return _words(core) <= structure.headline_max_words and (
-            not _ends_sentence(core) or core != p
-        )
 
     # Runs of related headlines after the body has started.
     flags = [headline_like(p) for p in kept]
@@ -190,7 +227,15 @@ def clean(text: str, rules: Rules) -> Cleaned:
         j = i
         while j < len(kept) and flags[j]:
             j += 1
-        if body_started and j - i >= structure.headline_run:
+        introduced = i > 0 and kept[i - 1].rstrip().endswith(":")
+        # Two in a row are a list at the end, when marked with dashes, or when each is as
+        # long as a headline; in the middle of the body a short subheading after a story's
+        # title is two too, so a run of short ones takes `headline_run_middle`.
+        listed = j == len(kept) or any(_LIST_MARK.search(kept[k]) for k in range(i, j)) or all(
+            _words(kept[k]) >= structure.headline_list_min_words for k in range(i, j))
+        long_enough = j - i >= (structure.headline_run if listed
+                                else max(structure.headline_run, structure.headline_run_middle))
+        if body_started and long_enough and not introduced:
             for k in range(i, j):
                 drop[k] = True
                 result.removed.append(("headline-list", kept[k]))

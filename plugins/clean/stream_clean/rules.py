@@ -21,6 +21,8 @@ class DropRule:
     name: str
     pattern: re.Pattern[str]
     max_words: int
+    #: the headline-like paragraphs right after a match go too ("Most read" and its list)
+    and_following: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,12 @@ class MetadataRule:
 class Structure:
     headline_max_words: int = 20
     headline_run: int = 2
+    headline_run_middle: int = 3
+    headline_list_min_words: int = 7
     trailing_max_words: int = 8
     repeat_min_words: int = 6
+    row_min_parts: int = 3
+    row_part_max_words: int = 12
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Rules:
     metadata: tuple[MetadataRule, ...] = ()
     trailing: frozenset[str] = frozenset()
     structure: Structure = field(default_factory=Structure)
+    #: a paragraph made only of these words (and numbers) is a row of links or buttons
+    nav_words: frozenset[str] = frozenset()
 
     def merged(self, other: Rules) -> Rules:
         return Rules(
@@ -59,10 +67,12 @@ class Rules:
             metadata=self.metadata + other.metadata,
             trailing=self.trailing | other.trailing,
             structure=other.structure if other.structure != Structure() else self.structure,
+            nav_words=self.nav_words | other.nav_words,
         )
 
 
-def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]) -> dict[str, Any]:
+def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type],
+             optional: dict[str, type] | None = None) -> dict[str, Any]:
     name = entry.get("name", "?") if isinstance(entry, dict) else "?"
     where = line_containing(text, f'name = "{name}"') if name != "?" else None
     if not isinstance(entry, dict):
@@ -74,7 +84,11 @@ def _compile(path: Path, text: str, kind: str, entry: Any, keys: dict[str, type]
         if not isinstance(entry[key], kind_type):
             raise ConfigError(f"[[{kind}]] rule {name!r}: {key!r} must be a {kind_type.__name__}",
                               path=path, line=where)
-    unknown = set(entry) - set(keys)
+    for key, kind_type in (optional or {}).items():
+        if key in entry and not isinstance(entry[key], kind_type):
+            raise ConfigError(f"[[{kind}]] rule {name!r}: {key!r} must be a {kind_type.__name__}",
+                              path=path, line=where)
+    unknown = set(entry) - set(keys) - set(optional or {})
     if unknown:
         raise ConfigError(f"[[{kind}]] rule {name!r}: unknown key(s) {', '.join(sorted(unknown))}",
                           path=path, line=where)
@@ -91,11 +105,12 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
     """Read and validate a rules file.  :raises ConfigError: with the file, line and fix."""
     path = Path(path)
     data, text = read_toml(path, "boilerplate rules")
-    known = {"drop", "strip", "metadata", "trailing", "structure"}
+    known = {"drop", "strip", "metadata", "trailing", "structure", "nav_words"}
     for key in set(data) - known:
         raise ConfigError(f"unknown section {key!r}; known: {', '.join(sorted(known))}",
                           path=path, line=line_containing(text, key))
-    drop = tuple(DropRule(**_compile(path, text, "drop", e, {"name": str, "pattern": str, "max_words": int}))
+    drop = tuple(DropRule(**_compile(path, text, "drop", e, {"name": str, "pattern": str, "max_words": int},
+                                     {"and_following": bool}))
                  for e in data.get("drop", []))
     strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}))
                   for e in data.get("strip", []))
@@ -106,12 +121,15 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
         if rule.field != "published_at":
             raise ConfigError(f"[[metadata]] rule {rule.name!r}: field must be 'published_at'",
                               path=path, line=line_containing(text, f'name = "{rule.name}"'))
-    trailing = data.get("trailing", [])
-    if not isinstance(trailing, list) or not all(isinstance(t, str) for t in trailing):
-        raise ConfigError("'trailing' must be a list of strings", path=path, line=line_containing(text, "trailing"))
+    words: dict[str, frozenset[str]] = {}
+    for key in ("trailing", "nav_words"):
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise ConfigError(f"{key!r} must be a list of strings", path=path, line=line_containing(text, key))
+        words[key] = frozenset(t.lower() for t in value)
     structure_data = data.get("structure", {})
     try:
         structure = Structure(**structure_data)
     except TypeError as exc:
         raise ConfigError(f"[structure]: {exc}", path=path, line=line_containing(text, "[structure]")) from None
-    return Rules(drop, strip, metadata, frozenset(t.lower() for t in trailing), structure)
+    return Rules(drop, strip, metadata, words["trailing"], structure, words["nav_words"])
