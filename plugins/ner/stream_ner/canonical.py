@@ -119,6 +119,10 @@ def canonicalize(mentions: Iterable[dict[str, Any]], aliases: AliasTable) -> lis
         if alias is not None:
             m["canonical"] = alias.name
             m["entity_id"] = alias.id
+            # The alias file knows what the entity is: "Lavrov" tagged ORG is a person.
+            if alias.label and m["label"] in NAMED_LABELS and m["label"] != alias.label:
+                m.setdefault("model_label", m["label"])
+                m["label"] = alias.label
         else:
             m["canonical"] = normal_form(m["text"])
     # 2. people within the article: full names grouped by surname and close first names.
