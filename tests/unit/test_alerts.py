@@ -20,8 +20,8 @@ from stream_alerts.rules import parse_rules
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "articles"
 
 
-def fired(rules: str, text: str) -> list[str]:
-    return [m.rule.id for m in Matcher(parse_rules(rules)).match(text)]
+def fired(rules: str, text: str, language: str | None = None) -> list[str]:
+    return [m.rule.id for m in Matcher(parse_rules(rules)).match(text, language)]
 
 
 def rule(any_: str = "", all_: str = "", none: str = "", match: str = "lemma", extra: str = "") -> str:
@@ -46,6 +46,39 @@ def test_lemma_matching_takes_inflections_but_not_other_words(text: str, hit: bo
 ])
 def test_invasion_matches_its_plural_and_never_invasive(text: str, hit: bool) -> None:
     assert fired(rule("invasion"), text) == (["r"] if hit else [])
+
+
+@pytest.mark.parametrize(("term", "language", "text", "hit"), [
+    ("troops", "en", "The troop moved.", True),       # English: inflections
+    ("troops", None, "The troop moved.", True),       # no language reads as English
+    ("troops", "en-GB", "The troop moved.", True),
+    ("troupes", "fr", "Les troupes avancent.", True),  # the rule's own word
+    ("troupes", "fr", "La troupe avance.", False),     # no French lemmatiser: exact words only
+    ("troops", "fr", "Les troop avancent.", False),   # nor English inflections in French
+    ("troops", "fr", "Les troops avancent.", True),
+])
+def test_lemma_matching_is_english_and_other_languages_match_exact_words(
+        term: str, language: str | None, text: str, hit: bool) -> None:
+    assert fired(rule(term), text, language) == (["r"] if hit else [])
+
+
+def test_a_rule_with_languages_applies_to_articles_of_those_languages_only() -> None:
+    rules = rule("invasion", extra='languages = ["fr"]\n')
+    assert fired(rules, "Une invasion de l'Ukraine.", "fr") == ["r"]
+    assert fired(rules, "An invasion of Ukraine.", "en") == []
+    assert fired(rules, "An invasion of Ukraine.", None) == []
+    assert fired(rule("invasion"), "Une invasion de l'Ukraine.", "fr") == ["r"]  # no languages: every article
+
+
+def test_the_processor_passes_the_article_language(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(rule("invasion", extra='languages = ["fr"]\n'))
+    proc = AlertsProcessor()
+    proc.setup(Context(settings=Settings(rules=str(path))))
+    fr = Article(id="f", text="Une invasion.", clean_text="Une invasion.", language="fr")
+    en = Article(id="e", text="An invasion.", clean_text="An invasion.", language="en")
+    proc.process([fr, en])
+    assert [len(fr.alerts), len(en.alerts)] == [1, 0]
 
 
 def test_word_matching_is_exact_words_only() -> None:
@@ -191,6 +224,8 @@ def test_a_changed_rules_file_is_picked_up_and_a_bad_one_is_rejected(tmp_path: P
     ('[[rules]]\nid = "a"\nany = ["x"]\n[[rules]]\nid = "a"\nany = ["y"]\n', ":5: rule 'a' is defined twice"),
     ('[[rules]]\nid = "a"\nany = "x"\n', ":3: rule 'a': any must be a list"),
     ('[[rules]]\nid = "a"\nany = ["x"]\ncolour = 1\n', ":2: rule 'a': unknown key(s) colour"),
+    ('[[rules]]\nid = "a"\nany = ["x"]\nlanguages = "fr"\n', ":4: rule 'a': languages must be a list of ISO 639-1"),
+    ('[[rules]]\nid = "a"\nany = ["x"]\nlanguages = ["French"]\n', ":4: rule 'a': languages must be"),
 ])
 def test_an_invalid_rules_file_names_the_line_the_rule_and_the_problem(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:

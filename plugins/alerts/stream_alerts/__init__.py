@@ -119,7 +119,7 @@ class AlertsProcessor(Processor):
         for article in articles:
             text = article.clean_text or article.text
             duplicate = article.dedup.get("status") not in (None, "unique")
-            for match in self.matcher.match(text):
+            for match in self.matcher.match(text, article.language):
                 rule = match.rule
                 if duplicate and not rule.duplicates:
                     self.duplicates_skipped[rule.id] += 1

@@ -8,6 +8,10 @@ spaces.  With ``match = "lemma"`` each word of a term is expanded to its inflect
 (lemminflect's lexicon: troop/troops, invasion/invasions, crisis/crises; "invasion" never
 becomes "invasive"), and the automaton holds every form.
 
+lemminflect knows English only: in an article of another language a lemma rule's terms
+match as exact words (the inflected forms the automaton holds for English are not used),
+and a rule with ``languages`` applies only to articles of those languages.
+
 One pass of the automaton finds the hits of every rule; only the rules that got a hit are
 evaluated further, so the cost per article barely grows with the number of rules.
 """
@@ -32,6 +36,8 @@ _TOKEN = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n\s*\n")
 _MAX_FORMS = 256
 _ANY, _ALL, _NONE, _PROX = 0, 1, 2, 3
+#: Languages whose inflections ``match = "lemma"`` knows (lemminflect's lexicon).
+LEMMA_LANGUAGES = frozenset({"en"})
 
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
@@ -85,25 +91,32 @@ class Matcher:
     def __init__(self, rules: tuple[Rule, ...]):
         self.rules = rules
         self.automaton: Any = ahocorasick.Automaton()
-        table: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        # pattern -> (rule, slot, term, exact): exact is False for an inflected form.
+        table: dict[str, list[tuple[int, int, int, bool]]] = defaultdict(list)
         for r, rule in enumerate(rules):
             for slot, terms in ((_ANY, rule.any), (_ALL, rule.all), (_NONE, rule.none)):
                 for t, term in enumerate(terms):
-                    for pattern in _patterns(term, rule.match):
-                        table[pattern].append((r, slot, t))
+                    exact = _patterns(term, "word")
+                    for pattern in _patterns(term, rule.match) | exact:
+                        table[pattern].append((r, slot, t, pattern in exact))
             for p, prox in enumerate(rule.proximity):
                 for side, term in enumerate(prox.terms):
-                    for pattern in _patterns(term, rule.match):
-                        table[pattern].append((r, _PROX, 2 * p + side))
+                    exact = _patterns(term, "word")
+                    for pattern in _patterns(term, rule.match) | exact:
+                        table[pattern].append((r, _PROX, 2 * p + side, pattern in exact))
         for pattern, payload in table.items():
             self.automaton.add_word(pattern, (len(pattern), tuple(payload)))
         if table:
             self.automaton.make_automaton()
         self.patterns = len(table)
 
-    def match(self, text: str) -> list[RuleMatch]:
+    def match(self, text: str, language: str | None = None) -> list[RuleMatch]:
         """The rules whose term conditions hold on ``text`` (entity conditions and
-        duplicates are the caller's), each with its hits and a snippet."""
+        duplicates are the caller's), each with its hits and a snippet.  ``language`` is
+        the article's (ISO 639-1; None reads as English, as the NER plugin does): rules
+        naming other languages are skipped, and inflections count in English only."""
+        language = (language or "en").split("-")[0].split("_")[0].lower()
+        inflected = language in LEMMA_LANGUAGES
         if not self.patterns:
             return []
         tokens = tokenize(text)
@@ -122,12 +135,15 @@ class Matcher:
         for end, (length, payload) in self.automaton.iter(normal):
             first = bisect.bisect_left(starts, end - length + 2)
             last = bisect.bisect_left(starts, end) - 1
-            for r, slot, t in payload:
-                found[r][(slot, t)].append((first, last))
+            for r, slot, t, exact in payload:
+                if exact or inflected:
+                    found[r][(slot, t)].append((first, last))
         results = []
         bounds: list[re.Match[str]] | None = None
         for r, slots in found.items():
             rule = self.rules[r]
+            if rule.languages and language not in rule.languages:
+                continue
             if rule.any and not any((_ANY, t) in slots for t in range(len(rule.any))):
                 continue
             if not all((_ALL, t) in slots for t in range(len(rule.all))):

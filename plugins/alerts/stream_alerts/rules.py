@@ -15,7 +15,8 @@ __all__ = ["SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "R
 DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")
 _KEYS = {"id", "description", "any", "all", "none", "match", "severity", "entities", "proximity",
-         "burst", "cooldown", "duplicates"}
+         "burst", "cooldown", "duplicates", "languages"}
+_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
 
@@ -66,6 +67,8 @@ class Rule:
     cooldown: Cooldown | None = None
     duplicates: bool = False
     line: int | None = field(default=None, compare=False)
+    #: ISO 639-1 codes of the articles the rule applies to; empty: every article.
+    languages: tuple[str, ...] = ()
 
 
 class _Where:
@@ -150,8 +153,11 @@ def _parse_rule(entry: Any) -> Rule:
     description = entry.get("description", "")
     if not isinstance(description, str):
         raise ValueError("description must be a string")
+    languages = entry.get("languages", [])
+    if not (isinstance(languages, list) and all(isinstance(c, str) and _LANGUAGE.match(c) for c in languages)):
+        raise ValueError("languages must be a list of ISO 639-1 codes in lower case, such as [\"en\", \"fr\"]")
     return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities),
-                tuple(proximity), burst, cooldown, duplicates)
+                tuple(proximity), burst, cooldown, duplicates, languages=tuple(languages))
 
 
 def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:
