@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -42,6 +41,8 @@ _INVISIBLE = re.compile(
     "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
     "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]"
 )
+#: Control characters (Unicode category Cc) but tab and newline; a carriage return goes too.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[^\S\n]+")
 _TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$|[\"”’»]$")
 _WORD = re.compile(r"\w+(?:[’'-]\w+)*")
@@ -110,7 +111,7 @@ def normalize(text: str) -> str:
         text = html.unescape(text)
     text = ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
     text = _INVISIBLE.sub("", text)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = _CONTROL.sub("", text)
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
