@@ -129,9 +129,13 @@ def test_the_gazetteer_can_be_turned_off() -> None:
 def test_a_places_file_adds_regions_and_a_bad_one_names_the_file(tmp_path: Path) -> None:
     extra = tmp_path / "places.toml"
     extra.write_text('[[region]]\nname = "Sumy Oblast"\ncountry = "UA"\nadmin1 = "21"\n'
-                     'geonameid = 692196\nnames = ["Sumshchyna"]\n')
-    place = load_gazetteer([extra]).resolve("Sumshchyna")
+                     'geonameid = 692196\nnames = ["Sumshchyna"]\n\n'
+                     '[[alias]]\nof = "US.CA"\nnames = ["the Golden State"]\n')
+    gazetteer = load_gazetteer([extra])
+    place = gazetteer.resolve("Sumshchyna")
     assert place is not None and place.geonameid == 692196 and place.country_code == "UA"
+    state = gazetteer.resolve("the Golden State")
+    assert state is not None and state.geonameid == 5332921
     bad = tmp_path / "bad.toml"
     bad.write_text('[[region]]\nname = "Nowhere"\ncountry = "UA"\n')
     with pytest.raises(ConfigError) as failure:

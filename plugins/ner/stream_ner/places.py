@@ -442,7 +442,8 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
         lat, lon = _position(cities) if cities else (0.0, 0.0)
         place = Place(int(state["geonameid"]), state["name"], "US", lat, lon, sum(p for _, _, p in cities), "region")
         name = state["name"]
-        add_region(name, place, [name, f"{name} state", f"{name} State", f"US.{state['code']}"])
+        add_region(name, place, [name, f"{name} state", f"{name} State"])
+        regions[f"US.{state['code']}"] = place
     for path in files:
         aliases, entries = _read_places_file(path)
         for entry in entries:
