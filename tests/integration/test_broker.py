@@ -62,3 +62,33 @@ def test_a_cluster_id_that_starts_with_a_dash_still_formats(tmp_path: Path, monk
         assert "broker started" in local.start()
     finally:
         local.stop()
+
+
+def test_the_test_kit_deletes_test_topics_and_only_those(broker: LocalBroker) -> None:
+    """The session fixture deletes the topics of test sessions at its start and end, so
+    they do not pile up on a developer's broker (3.7 GB and a 90 s start were seen)."""
+    import asyncio
+    import uuid
+
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from stream.testing import delete_test_topics
+
+    tag = uuid.uuid4().hex[:8]
+    ours, theirs = f"test-{tag}.raw", f"keep-{tag}.raw"
+
+    async def topics(create: bool) -> set[str]:
+        admin = AIOKafkaAdminClient(**broker.target().options())
+        await admin.start()
+        try:
+            if create:
+                await admin.create_topics([NewTopic(n, 1, 1) for n in (ours, theirs)])
+            return set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert {ours, theirs} <= asyncio.run(topics(True))
+    assert delete_test_topics(broker) >= 1
+    left = asyncio.run(topics(False))
+    assert ours not in left and theirs in left
+    delete_test_topics(broker, (f"keep-{tag}",))

@@ -482,9 +482,10 @@ class LocalBroker:
         node.pid_path.write_text(str(pid))
         return pid
 
-    def start(self, timeout: float = 90.0) -> str:
+    def start(self, timeout: float = 90.0, recovery_limit: float = 900.0) -> str:
         """Start every node that is not running and wait until a client gets metadata
-        naming all of them.
+        naming all of them: ``timeout`` seconds, or up to ``recovery_limit`` while every
+        node's log keeps growing (a broker with many partitions recovers its logs first).
 
         :return: a message for the user.  Starting a running broker is a no-op.
         :raises BrokerError: a port is taken by another program, or a node did not come up.
@@ -514,8 +515,9 @@ class LocalBroker:
         for node in self.nodes:
             if pids[node.node_id] is None:
                 started[node.node_id] = self._launch(node, java, classpath)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        began = time.monotonic()
+        deadline = began + timeout
+        while time.monotonic() < deadline or self._recovering(started, began + recovery_limit):
             for node in self.nodes:
                 pid = started.get(node.node_id)
                 if pid is not None and not _pid_alive(pid):
@@ -530,8 +532,27 @@ class LocalBroker:
                 return f"broker started on {self.describe()} (pid {pid_text}); log: {self.log_path}"
             time.sleep(0.5)
         self.stop()
-        raise BrokerError(f"the broker did not answer within {timeout:.0f}s; see {self.log_path}:\n"
-                          f"{self._tail(self.nodes[0])}")
+        partitions = sum(1 for n in self.nodes for _ in (n.directory / "data").glob("*-*"))
+        hint = (f" It holds {partitions} partition directories: a broker recovers each at start. "
+                f"Delete old topics, or stop it and remove {self.nodes[0].directory} for a new one."
+                if partitions > 2000 else "")
+        raise BrokerError(f"the broker did not answer within {time.monotonic() - began:.0f}s.{hint} "
+                          f"See {self.log_path}:\n{self._tail(self.nodes[0])}")
+
+    def _recovering(self, started: dict[int, int], limit: float) -> bool:
+        """Every node we started is alive and wrote to its log in the last 30 s (before
+        ``limit``, a ``time.monotonic()`` value)."""
+        if not started or time.monotonic() >= limit:
+            return False
+        now = time.time()
+        for node in self.nodes:
+            try:
+                fresh = now - node.log_path.stat().st_mtime < 30
+            except OSError:
+                fresh = False
+            if node.node_id in started and not (_pid_alive(started[node.node_id]) and fresh):
+                return False
+        return True
 
     def describe(self) -> str:
         """The listeners, for messages."""
