@@ -214,3 +214,31 @@ def test_cleaning_never_raises_and_leaves_no_invisible_or_control_characters(tex
 def test_cleaning_is_idempotent_on_clean_text(sentences: list[str]) -> None:
     once = cleaned("\n\n".join(sentences))
     assert cleaned(once) == once
+
+
+# -- ftfy runs only where it has work: the same result as running it always ------------------
+
+WORDS = ["The", "minister’s", "visit", "to", "Montréal", "«", "déjà", "vu", "»", "Größe", "straße",
+         "привет", "Россия", "Київ", "café", "naïve", "São", "Paulo", "—", "…", "“quoted”", "ﬁnal",
+         "ＡＢＣ", "Ústí", "Łódź", "İstanbul", "Ελλάδα", "\u00a0", "résumé", "co\u0301te"]
+
+
+def _always_ftfy(text: str) -> str:
+    import ftfy
+
+    from stream_clean import cleaner
+
+    fixed = ftfy.fix_text(text, uncurl_quotes=False, normalization="NFC")
+    return cleaner._CONTROL.sub("", cleaner._INVISIBLE.sub("", fixed)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=12),
+       st.sampled_from([None, "latin-1", "cp1252", "cp1251"]))
+def test_skipping_ftfy_where_it_has_no_work_changes_nothing(words: list[str], misread_as: str | None) -> None:
+    from stream_clean.cleaner import normalize
+
+    text = " ".join(words)
+    if misread_as:  # mojibake: UTF-8 bytes read in a legacy encoding
+        text = text.encode("utf-8").decode(misread_as, errors="replace")
+    assert normalize(text) == _always_ftfy(text)

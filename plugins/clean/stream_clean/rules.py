@@ -23,6 +23,9 @@ class DropRule:
     max_words: int
     #: the headline-like paragraphs right after a match go too ("Most read" and its list)
     and_following: bool = False
+    #: the pattern is tried only on a paragraph that contains one of these (lower case):
+    #: a substring test is much cheaper than a regular expression that scans every word
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,10 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
         raise ConfigError(f"unknown section {key!r}; known: {', '.join(sorted(known))}",
                           path=path, line=line_containing(text, key))
     drop = tuple(DropRule(**_compile(path, text, "drop", e, {"name": str, "pattern": str, "max_words": int},
-                                     {"and_following": bool}))
+                                     {"and_following": bool, "needs": list}))
                  for e in data.get("drop", []))
+    drop = tuple(DropRule(r.name, r.pattern, r.max_words, r.and_following, tuple(str(n).lower() for n in r.needs))
+                 for r in drop)
     strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}))
                   for e in data.get("strip", []))
     metadata = tuple(MetadataRule(**_compile(path, text, "metadata", e,
