@@ -22,6 +22,7 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 
 import ftfy
@@ -64,6 +65,7 @@ _TERMINAL = re.compile(r"[.!?…][\"'”’»)\]]*$|[\"”’»]$")
 _WORD = re.compile(r"\w+(?:[’'-]\w+)*")
 _GLUED = re.compile(r"\b([a-z]{3,})([A-Z][a-z]{2,})\b")
 _SPACE_BEFORE_PUNCT = re.compile(r"(?<=\S)\s+([.,;:!?])(?=\s|$)")
+_PUNCT_AFTER_SPACE = re.compile(r" [.,;:!?]")
 _DOUBLE_PERIOD = re.compile(r"(?<![.])\.\s*\.(?![.])")
 _CLOSE_QUOTE_GLUED = re.compile(r"\s*”(?=[^\W\d_])")
 _LIST_MARK = re.compile(r"\s+[-–—]\s*$")
@@ -72,6 +74,7 @@ _LIST_ITEM = re.compile(r"^\s*([-–—•*·▪]|\d{1,2}[.)])\s+\S")
 #: The separators of a row of links: "Home > World", "A - B - C", "Contact | Privacy".
 _ROW_SEPARATOR = re.compile(r"\s+[-–—|•·»>›/]\s+")
 _PATH_SEPARATOR = re.compile(r"\s+[/>»›]\s+")
+_NAV_ROW_MAX_WORDS = 20
 _NAV_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*|\d+")
 
 
@@ -134,6 +137,7 @@ def normalize(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+@lru_cache(maxsize=8192)
 def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
@@ -161,9 +165,14 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def _repair(paragraph: str) -> str:
-    paragraph = _CLOSE_QUOTE_GLUED.sub("” ", paragraph)
-    paragraph = _SPACE_BEFORE_PUNCT.sub(r"\1", paragraph)
-    paragraph = _DOUBLE_PERIOD.sub(".", paragraph)
+    # Each pattern runs only where its trigger is: a pattern that starts with \s scans
+    # every position of the paragraph.
+    if "”" in paragraph:
+        paragraph = _CLOSE_QUOTE_GLUED.sub("” ", paragraph)
+    if _PUNCT_AFTER_SPACE.search(paragraph):
+        paragraph = _SPACE_BEFORE_PUNCT.sub(r"\1", paragraph)
+    if ".." in paragraph or ". ." in paragraph:
+        paragraph = _DOUBLE_PERIOD.sub(".", paragraph)
     paragraph = _GLUED.sub(r"\1 \2", paragraph)
     return paragraph.strip()
 
@@ -205,7 +214,7 @@ def clean(text: str, rules: Rules) -> Cleaned:
     structure = rules.structure
 
     def headline_like(p: str) -> bool:
-        core = _LIST_MARK.sub("", p)
+        core = _LIST_MARK.sub("", p) if p.rstrip()[-1:] in "-–—" else p
         return not _LIST_ITEM.match(p) and _words(core) <= structure.headline_max_words and (
             not _ends_sentence(core) or core != p
         )
@@ -214,7 +223,9 @@ def clean(text: str, rules: Rules) -> Cleaned:
     following: str | None = None  # the rule whose headline-like followers go too
     for paragraph in paragraphs:
         for strip in rules.strip:
-            paragraph = strip.pattern.sub("", paragraph).strip()
+            gate = strip.gate
+            if gate is None or gate.search(paragraph.lower()):
+                paragraph = strip.pattern.sub("", paragraph).strip()
         if not paragraph:
             continue
         words = _words(paragraph)
@@ -223,12 +234,19 @@ def clean(text: str, rules: Rules) -> Cleaned:
             continue
         following = None
         low = paragraph.lower()
-        matched = next((r for r in rules.drop if words <= r.max_words
-                        and (not r.needs or any(n in low for n in r.needs)) and r.pattern.search(paragraph)), None)
+        matched = None
+        for r in rules.drop:
+            if words <= r.max_words:
+                gate = r.gate
+                if (gate is None or gate.search(low)) and r.pattern.search(paragraph):
+                    matched = r
+                    break
         rule = matched.name if matched else None
-        if rule is None and _nav_row(paragraph, rules.nav_words):
+        # Rows of links or buttons are short: a long paragraph is not scanned for them.
+        if rule is None and words <= _NAV_ROW_MAX_WORDS and _nav_row(paragraph, rules.nav_words):
             rule = "nav-row"
-        if rule is None and _link_row(paragraph, structure):
+        if (rule is None and words <= structure.row_min_parts * structure.row_part_max_words
+                and _link_row(paragraph, structure)):
             rule = "link-row"
         if rule:
             result.removed.append((rule, paragraph))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,27 @@ class DropRule:
     #: a substring test is much cheaper than a regular expression that scans every word
     needs: tuple[str, ...] = ()
 
+    @property
+    def gate(self) -> re.Pattern[str] | None:
+        """``needs`` as one regular expression (searched in the lower-cased paragraph)."""
+        return _gate(self.needs)
+
 
 @dataclass(frozen=True)
 class StripRule:
     name: str
     pattern: re.Pattern[str]
+    #: as for a drop rule: tried only on paragraphs that contain one of these
+    needs: tuple[str, ...] = ()
+
+    @property
+    def gate(self) -> re.Pattern[str] | None:
+        return _gate(self.needs)
+
+
+@cache
+def _gate(needs: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(re.escape(n) for n in needs)) if needs else None
 
 
 @dataclass(frozen=True)
@@ -117,8 +134,9 @@ def load_rules(path: Path | str = DEFAULT_RULES) -> Rules:
                  for e in data.get("drop", []))
     drop = tuple(DropRule(r.name, r.pattern, r.max_words, r.and_following, tuple(str(n).lower() for n in r.needs))
                  for r in drop)
-    strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}))
+    strip = tuple(StripRule(**_compile(path, text, "strip", e, {"name": str, "pattern": str}, {"needs": list}))
                   for e in data.get("strip", []))
+    strip = tuple(StripRule(r.name, r.pattern, tuple(str(n).lower() for n in r.needs)) for r in strip)
     metadata = tuple(MetadataRule(**_compile(path, text, "metadata", e,
                                              {"name": str, "pattern": str, "field": str}))
                      for e in data.get("metadata", []))
