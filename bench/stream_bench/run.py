@@ -10,6 +10,7 @@ its first ``ner_count`` articles, as NER runs at about 20 articles a second per 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
@@ -67,6 +68,23 @@ def plant(corpus: list[dict[str, Any]], seed: int = 21) -> list[dict[str, Any]]:
 
 def _ratio(a: list[float], b: list[float]) -> dict[str, float]:
     return median_min_max([x / y for x, y in zip(a, b, strict=True) if y > 0])
+
+
+def _broker_cpu(bootstrap: str) -> float:
+    """CPU seconds (user + system) used so far by the local broker's processes on the port of
+    ``bootstrap`` (0 when it is not ours to see)."""
+    from stream.tools.broker import LocalBroker
+
+    try:
+        port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+        total = 0.0
+        for pid in LocalBroker(port).pids().values():
+            if pid:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
@@ -175,16 +193,23 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         })
 
         # R5: two workers on two partitions / one worker on one (whole pipeline).
-        two, one = [], []
+        # The broker runs on the same cores: its CPU seconds per arm are reported next to R5, so
+        # that a reader can tell the framework's limit from the machine's.
+        two, one, broker_two, broker_one = [], [], [], []
         for _ in range(rounds):
             step("R5: two workers, two partitions")
             full = {"STREAM_PLUGINS": FULL, **ONE_MODEL_PROCESS}
+            before = _broker_cpu(settings.broker)
             two.append(asyncio.run(flow.worker_arm(ner_articles, full, workers=2, partitions=2)).per_second)
+            broker_two.append(round(_broker_cpu(settings.broker) - before, 2))
             step("R5: one worker")
+            before = _broker_cpu(settings.broker)
             one.append(asyncio.run(flow.worker_arm(ner_articles, full)).per_second)
+            broker_one.append(round(_broker_cpu(settings.broker) - before, 2))
             done()
         r5 = _entry("R5", _ratio(two, one), articles=len(ner_articles), two_workers_articles_per_s=two,
-                    one_worker_articles_per_s=one)
+                    one_worker_articles_per_s=one, broker_cpu_s_two_workers=broker_two,
+                    broker_cpu_s_one_worker=broker_one, cores=usable_cores())
 
         # R4: CPU per article, in-process: clean + dedup + alerts (10,000 rules) / NER.
         step("R4: CPU per article of each processor")
