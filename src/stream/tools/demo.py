@@ -114,6 +114,11 @@ def _show(enriched: list[Any], alerts: list[Any], dead: list[Any]) -> None:
         if summary:
             top = ", ".join(f"{e['canonical']} ({e['label']} x{e['mentions']})" for e in summary[:8])
             echo(f"   entities: {top}")
+            places = [e for e in summary if e.get("geo")][:6]
+            if places:
+                echo("   places: " + ", ".join(
+                    f"{e['canonical']} ({e['geo']['country_code']} {e['geo']['lat']:.2f},{e['geo']['lon']:.2f})"
+                    for e in places))
         for plugin, value in (rec.get("extra") or {}).items():
             echo(f"   {plugin}: " + textwrap.shorten(str(value), 150, placeholder=" ..."))
         if rec.get("dedup"):
