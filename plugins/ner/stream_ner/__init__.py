@@ -33,7 +33,9 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     are split among that many child processes that keep the models loaded (``pool.py``).
     A batch of under ``parallel_min_chars`` characters (default 20,000) stays in the
     worker.  Each process holds its own copy of the models (about 250 MB for the English
-    and French small ones); they start at the first batch worth splitting.
+    and French small ones); they start at the first batch worth splitting.  The children
+    are spawned: a script of your own that runs this processor with ``processes`` > 1 needs
+    the ``if __name__ == "__main__":`` guard (``stream`` itself has it).
 ``chunk_chars``
     a text longer than this many characters is run in pieces of at most this size, cut at
     paragraph (else line, else sentence-end, else space) boundaries, and the mentions are
