@@ -33,6 +33,18 @@ __all__ = ["FlowBench"]
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
+def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU seconds used so far by ``procs`` (Linux ``/proc``; 0 elsewhere)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
 @dataclass
 class Arm:
     """What one run of one arm gave."""
@@ -140,12 +152,15 @@ class FlowBench:
             for p in range(partitions):
                 await (await producer.send(raw, value=warm(p), key=f"warm-{p}".encode(), partition=p))
             await self._wait_records(out, partitions, procs)
+            cpu0 = cpu_seconds(procs)
             t0 = time.time()
             futures = [await producer.send(raw, value=v, key=k) for v, k in zip(values, keys, strict=True)]
             await asyncio.gather(*futures)
         finally:
             await producer.stop()
         records = await self._wait_records(out, partitions + len(values), procs)
+        #: CPU seconds the processes used from the end of the warm-up to the last output
+        self.last_cpu_s = cpu_seconds(procs) - cpu0
         return [r for r in records if not (r.key or b"").startswith(b"warm-")], t0
 
     async def worker_arm(self, articles: Sequence[dict[str, Any]], env: dict[str, str], *, workers: int = 1,
@@ -162,7 +177,8 @@ class FlowBench:
         finally:
             self._stop(procs)
         n, seconds = _since(t0, [r.timestamp for r in records])
-        return Arm(n, seconds, {"records": [loads(r.value) for r in records], "topics": t})
+        return Arm(n, seconds, {"records": [loads(r.value) for r in records], "topics": t,
+                                "worker_cpu_s": self.last_cpu_s})
 
     async def aiokafka_arm(self, values: Sequence[bytes]) -> Arm:
         """The raw loop: ``getmany`` -> ``send`` with the same producer settings as ours, and a

@@ -41,6 +41,8 @@ PLAN: dict[str, tuple[str, str, float]] = {
     "R10": ("worker with a no-op plugin / Quix Streams passthrough application, same messages", ">=", 1.0),
     "R11": ("whole pipeline of one worker with [plugins.ner] processes = N (the cores) / N times standalone "
             "nlp.pipe on one core", ">=", 0.8),
+    "R12": ("framework CPU per message (worker with a no-op plugin) / worker CPU per article of the whole "
+            "pipeline", "<=", 0.02),
 }
 
 FULL = "clean,ner,dedup,alerts"
@@ -116,10 +118,12 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             bar.advance(task)
 
         # R1, R10: the framework alone, on all messages; the three arms alternate per round.
-        worker_s, raw_s, quix_s = [], [], []
+        worker_s, raw_s, quix_s, noop_cpu = [], [], [], []
         for _ in range(rounds):
             step("R1/R10: worker with a no-op plugin")
-            worker_s.append(asyncio.run(flow.worker_arm(corpus, noop)).per_second)
+            noop_arm = asyncio.run(flow.worker_arm(corpus, noop))
+            worker_s.append(noop_arm.per_second)
+            noop_cpu.append(noop_arm.extra["worker_cpu_s"] / max(1, noop_arm.records))
             done()
             step("R1: raw aiokafka loop")
             raw_s.append(asyncio.run(flow.aiokafka_arm(values)).per_second)
@@ -137,7 +141,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         r10 = _entry("R10", _ratio(worker_s, quix_s), messages=len(values), bare_faust_msgs_per_s=round(faust_s))
 
         # R2, R3: the NER stage and the whole pipeline in a worker / standalone nlp.pipe.
-        ner_ratio, whole_ratio, whole_s, standalone_s, words_s = [], [], [], [], []
+        ner_ratio, whole_ratio, whole_s, standalone_s, words_s, whole_cpu = [], [], [], [], [], []
         sink = Sink()
 
         async def whole_arm(env: dict[str, str] = ONE_MODEL_PROCESS) -> Any:
@@ -155,6 +159,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
             step("R2/R3: whole pipeline in a worker")
             arm = asyncio.run(whole_arm())
             records = arm.extra["records"]
+            whole_cpu.append(arm.extra["worker_cpu_s"] / max(1, arm.records))
             texts = [r["clean_text"] for r in records]
             ner_s = sum(p["ms"] for r in records for p in r["processing"]["plugins"] if p["name"] == "ner") / 1000
             done()
@@ -170,6 +175,11 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         r3 = _entry("R3", median_min_max(whole_ratio), articles=len(ner_articles),
                     whole_pipeline_articles_per_s=statistics.median(whole_s),
                     standalone_articles_per_s=statistics.median(standalone_s))
+        # R12: what the framework costs an article, next to what the article costs.
+        r12 = _entry("R12", {"median": statistics.median(noop_cpu) / statistics.median(whole_cpu),
+                             "min": min(noop_cpu) / max(whole_cpu), "max": max(noop_cpu) / min(whole_cpu)},
+                     noop_cpu_ms_per_message=round(1000 * statistics.median(noop_cpu), 3),
+                     whole_pipeline_cpu_ms_per_article=round(1000 * statistics.median(whole_cpu), 2))
         # R11: one worker using the machine: its model in as many processes as it has cores.
         cores = usable_cores()
         pooled_s, pooled_ratio = [], []
@@ -268,7 +278,7 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         results["memory"] = memory
         done()
 
-    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11]
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12]
     results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
     results["seconds"] = round(time.time() - started, 1)
     return results
