@@ -176,6 +176,9 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
                     whole_pipeline_articles_per_s=statistics.median(whole_s),
                     standalone_articles_per_s=statistics.median(standalone_s))
         # R12: what the framework costs an article, next to what the article costs.
+        tick = 1 / os.sysconf("SC_CLK_TCK")  # /proc counts CPU time in ticks: never divide by 0
+        noop_cpu = [max(c, tick / max(1, len(corpus))) for c in noop_cpu]
+        whole_cpu = [max(c, tick) for c in whole_cpu]
         r12 = _entry("R12", {"median": statistics.median(noop_cpu) / statistics.median(whole_cpu),
                              "min": min(noop_cpu) / max(whole_cpu), "max": max(noop_cpu) / min(whole_cpu)},
                      noop_cpu_ms_per_message=round(1000 * statistics.median(noop_cpu), 3),
