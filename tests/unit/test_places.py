@@ -45,7 +45,8 @@ def geo_of(article: Article, text: str) -> dict[str, object]:
     ("name", "context", "geonameid"),
     [
         ("Paris", set(), PARIS_FR),                 # the most populous
-        ("Paris", {"US"}, PARIS_TX),                # an article about the United States
+        ("Paris", {"US", "US.TX"}, PARIS_TX),       # an article that names Texas
+        ("Paris", {"US"}, PARIS_FR),                # naming the US is not enough: 85 times smaller
         ("Georgia", set(), GEORGIA_GE),             # a country before a US state
         ("Georgia", {"US"}, GEORGIA_US),
         ("Kiev", set(), KYIV),                      # another name of the same city
@@ -91,6 +92,12 @@ def test_a_town_the_model_misses_is_added_with_its_position(ner: NerProcessor) -
 def test_the_article_context_picks_paris_texas(ner: NerProcessor) -> None:
     article = run(ner, "Storms hit Texas on Friday. In Paris, the town's mayor said roads were closed.")
     assert geo_of(article, "Paris")["geonameid"] == PARIS_TX
+
+
+def test_a_country_in_the_article_does_not_move_a_big_city_to_a_small_namesake(ner: NerProcessor) -> None:
+    """The demo article about US-Russia talks in Geneva once put Geneva in Illinois."""
+    article = run(ner, "The United States and Russia held talks in Geneva on Monday.")
+    assert geo_of(article, "Geneva")["country_code"] == "CH"
 
 
 def test_a_capitalised_dateline_is_a_place(ner: NerProcessor) -> None:

