@@ -33,16 +33,19 @@ __all__ = ["FlowBench"]
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
+def pid_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux ``/proc``; 0 elsewhere
+    or when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
-    """User + system CPU seconds used so far by ``procs`` (Linux ``/proc``; 0 elsewhere)."""
-    total = 0.0
-    for proc in procs:
-        try:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
+    """User + system CPU seconds used so far by ``procs``."""
+    return sum(pid_cpu_seconds(proc.pid) for proc in procs)
 
 
 @dataclass

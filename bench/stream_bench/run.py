@@ -22,7 +22,7 @@ from stream.records import dumps
 from stream.settings import Settings
 from stream_ner.pool import usable_cores
 
-from .flow import FlowBench, Sink, median_min_max, webhook_arms
+from .flow import FlowBench, Sink, median_min_max, pid_cpu_seconds, webhook_arms
 from .harness import _standalone, build_corpus, run_alert_scale_bench, run_dedup_bench
 
 __all__ = ["PLAN", "run_benchmark"]
@@ -79,14 +79,9 @@ def _broker_cpu(bootstrap: str) -> float:
 
     try:
         port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
-        total = 0.0
-        for pid in LocalBroker(port).pids().values():
-            if pid:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return 0.0
+    return sum(pid_cpu_seconds(pid) for pid in LocalBroker(port).pids().values() if pid)
 
 
 def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
