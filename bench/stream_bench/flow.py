@@ -222,7 +222,7 @@ class FlowBench:
         t = self._topics(1)
         await ensure_topics(self.bootstrap, [(t["raw"], 1, False), (t["enriched"], 1, False)])
         log = open(self.logdir / f"{name}-{t['tag']}.log", "wb")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"{name}-{t['tag']}", t["raw"],
+        proc = subprocess.Popen([sys.executable, "-c", script, self.bootstrap, f"bench-{name}-{t['tag']}", t["raw"],
                                  t["enriched"], *extra], stdout=log, stderr=subprocess.STDOUT,
                                 env=dict(os.environ, PYTHONWARNINGS="ignore"))
         try:

@@ -91,10 +91,31 @@ def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
             **{k: round(v, 3) for k, v in ratio.items()}, "detail": detail}
 
 
+#: The prefix of every topic (and consumer group) of the benchmark's arms.
+BENCH_PREFIX = "bench-"
+
+
 def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
                   dedup_sizes: tuple[int, int], logdir: Path, soak: int = 50_000,
                   echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`)."""
+    """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`).
+
+    The arms' topics (``bench-*``, a few hundred a run) are deleted at the end, and those a
+    run that was stopped left behind at the start: kept, they slow the broker's start."""
+    from stream.runtime.kafka import delete_topics
+
+    left = asyncio.run(delete_topics(settings.kafka, [BENCH_PREFIX]))
+    if left:
+        echo(f"deleted {left} {BENCH_PREFIX}* topics left by an earlier run")
+    try:
+        return _run(settings, samples, count=count, ner_count=ner_count, rounds=rounds, dedup_sizes=dedup_sizes,
+                    logdir=logdir, soak=soak, echo=echo)
+    finally:
+        asyncio.run(delete_topics(settings.kafka, [BENCH_PREFIX]))
+
+
+def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
+         dedup_sizes: tuple[int, int], logdir: Path, soak: int, echo: Callable[[str], None]) -> dict[str, Any]:
     started = time.time()
     corpus = plant(build_corpus(samples, count))
     ner_articles = corpus[:ner_count]

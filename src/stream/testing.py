@@ -38,6 +38,7 @@ from .errors import ConfigError, PluginError
 from .processor import PLUGIN_API, Context, Processor, api_problem
 from .records import Article, dumps, loads
 from .runtime.chain import build_chain
+from .runtime.kafka import delete_topics
 from .runtime.pipeline import BatchResult, Pipeline
 from .settings import Settings
 from .tools.broker import LocalBroker
@@ -138,20 +139,7 @@ def delete_test_topics(local: LocalBroker, prefixes: Sequence[str] = TEST_TOPIC_
     Every integration test makes its own topics; kept, they pile up on a developer's broker
     (7,500 partition directories and 3.7 GB after a few weeks) until the broker takes longer
     to recover its logs at start than the launcher waits.  :return: how many were deleted."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    async def run() -> int:
-        admin = AIOKafkaAdminClient(**local.target().options(), request_timeout_ms=60_000)
-        await admin.start()
-        try:
-            names = [n for n in await admin.list_topics() if n.startswith(tuple(prefixes))]
-            for start in range(0, len(names), 200):
-                await admin.delete_topics(names[start:start + 200], timeout_ms=60_000)
-            return len(names)
-        finally:
-            await admin.close()
-
-    return asyncio.run(run())
+    return asyncio.run(delete_topics(local.target(), prefixes))
 
 
 @dataclass(frozen=True)

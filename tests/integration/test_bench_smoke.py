@@ -3,6 +3,7 @@ figures, the plot and the table.  The figures of a smoke run mean nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -40,3 +41,16 @@ def test_the_benchmark_harness_runs_every_arm(broker: LocalBroker, tmp_path: Pat
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| R10 | worker with a no-op plugin" in out.stdout
     assert not docs.exists()  # a smoke run never rewrites the published table
+    # The arms' topics are gone: a few hundred a run piled up on the broker before.
+    assert not [t for t in asyncio.run(_topics(broker)) if t.startswith("bench-")]
+
+
+async def _topics(broker: LocalBroker) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**broker.target().options())
+    await admin.start()
+    try:
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()

@@ -151,3 +151,28 @@ async def test_an_async_processor_past_its_limit_with_skip_passes_articles_on() 
     result = await ready(HangsAsync()).run(articles("a", "stuck"))
     assert [a.id for a in result.articles] == ["a", "stuck"] and not result.failures
     assert result.articles[1].plugins_run[0]["skipped"] is True
+
+
+def test_each_output_record_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """#18: an enriched record is serialised once, each alert once; nothing is encoded twice
+    on the way (the hand-off carries coordinates, not the original, see test_records)."""
+    from stream.records import dumps as real_dumps
+    from stream.runtime import chain
+    from stream.runtime.pipeline import BatchResult
+
+    encoded: list[object] = []
+
+    def counting(obj: object) -> bytes:
+        encoded.append(obj)
+        return real_dumps(obj)
+
+    monkeypatch.setattr(chain, "dumps", counting)
+    articles = [Article(id=f"a{n}", text="Troops crossed the border.", clean_text="Troops crossed the border.")
+                for n in range(5)]
+    for n, article in enumerate(articles):
+        article.alerts = [{"rule_id": f"r{k}", "article_id": article.id} for k in range(n % 3)]
+    out = chain.collect_outputs(BatchResult(articles=articles), worker="w", max_record_bytes=1 << 20,
+                                original={})
+    assert len(out.enriched) == 5 and len(out.alerts) == 0 + 1 + 2 + 0 + 1
+    assert len(encoded) == len(out.enriched) + len(out.alerts)
+    assert [value for _, value, _ in out.enriched] == [real_dumps(o) for o in encoded if "rule_id" not in o]

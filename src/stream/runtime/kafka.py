@@ -19,7 +19,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from .security import KafkaTarget, client_options
 
-__all__ = ["KafkaRecord", "cluster_replication", "end_offsets", "ensure_topics", "fetch_records", "make_producer",
+__all__ = ["KafkaRecord", "cluster_replication", "delete_topics", "end_offsets", "ensure_topics", "fetch_records",
+           "make_producer",
            "read_records", "replication_for", "seed_offsets", "topic_limits"]
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,21 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
             log.warning("topics %s still have no leader after %.0f s", sorted(set(topics) - ready), timeout)
             return
         await asyncio.sleep(0.1)
+
+
+async def delete_topics(bootstrap: Target, prefixes: Iterable[str]) -> int:
+    """Delete every topic whose name starts with one of ``prefixes`` (the test kit's and the
+    benchmark's own topics).  :return: how many were deleted."""
+    prefixes = tuple(prefixes)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=60_000)
+    await admin.start()
+    try:
+        names = [n for n in await admin.list_topics() if n.startswith(prefixes)]
+        for start in range(0, len(names), 200):
+            await admin.delete_topics(names[start:start + 200], timeout_ms=60_000)
+        return len(names)
+    finally:
+        await admin.close()
 
 
 async def topic_limits(bootstrap: Target, topics: Iterable[str]) -> dict[str, int]:
