@@ -162,7 +162,7 @@ def test_a_worker_with_two_model_processes_enriches_every_article_and_stops_clea
             records = [orjson.loads(x.value) for x in read_all(broker, topics.enriched, 3 * len(SAMPLES))]
             assert len({r["id"] for r in records}) == 3 * len(SAMPLES)
             assert all(r["entities"] for r in records)
-            assert "ner: model processes" in log_path.read_text()
+            assert "goes to the model processes" in log_path.read_text()
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)

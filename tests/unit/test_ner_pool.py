@@ -51,7 +51,7 @@ def test_two_model_processes_find_the_same_entities_as_one(pooled: NerProcessor)
     single = ner(1)
     single.process(one)
     pooled.process(two)
-    assert pooled.pool is not None and len(pooled.pool.pids()) == 2  # the batch went to the children
+    assert pooled.pool is not None and len(pooled.pool.pids()) == 2 and pooled.pool.batches  # the children's
     for a, b in zip(one, two, strict=True):
         assert a.entities == b.entities and a.entity_summary == b.entity_summary
 
@@ -74,7 +74,7 @@ def test_a_small_batch_stays_in_the_worker() -> None:
     batch = [Article(id="s", text="Olaf Scholz met Emmanuel Macron in Paris.",
                      clean_text="Olaf Scholz met Emmanuel Macron in Paris.")]
     processor.process(batch)
-    assert processor.pool is not None and processor.pool.pids() == []
+    assert processor.pool is not None and processor.pool.batches == 0 and processor.pool.pids() == []
     assert {m["text"] for m in batch[0].entities} >= {"Olaf Scholz", "Paris"}
 
 
@@ -82,3 +82,66 @@ def test_a_small_batch_stays_in_the_worker() -> None:
 def test_processes_must_be_a_whole_number_of_at_least_one(value: object) -> None:
     with pytest.raises(ConfigError, match="processes"):
         ner(value)  # type: ignore[arg-type]
+
+
+def test_a_worker_starts_its_model_processes_at_setup_and_each_loads_the_model() -> None:
+    """In a worker the children start with it, not in its first big batch (which they held
+    up for the seconds the model takes to load)."""
+    processor = NerProcessor()
+    processor.setup(Context(settings=Settings(), config={"processes": 2}, mode="worker"))
+    try:
+        assert processor.pool is not None and processor.pool.started
+        pids = processor.pool.start()  # waits for the children
+        assert len(pids) == 2
+        batch = articles()
+        processor.process(batch)
+        assert processor.pool.batches == 1 and processor.pool.pids() == pids
+    finally:
+        processor.close()
+
+
+_HOLDER = """
+import sys, time
+from stream import Context
+from stream.settings import Settings
+from stream_ner import NerProcessor
+
+if __name__ == "__main__":
+    processor = NerProcessor()
+    processor.setup(Context(settings=Settings(), config={"processes": 2}, mode="worker"))
+    print(" ".join(map(str, processor.pool.start())), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_model_processes_of_a_killed_worker_exit(tmp_path: Path) -> None:
+    """A worker killed with SIGKILL (no clean-up) does not leave its model processes
+    behind, each holding a model: they exit when their pipe to the worker closes."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "holder.py"
+    script.write_text(_HOLDER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        children = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(children) == 2 and all(_alive(pid) for pid in children)
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], "model processes outlived their worker"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][:1] not in ("Z", "X")  # a zombie has exited
+    except FileNotFoundError:
+        return False

@@ -33,7 +33,8 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     are split among that many child processes that keep the models loaded (``pool.py``).
     A batch of under ``parallel_min_chars`` characters (default 20,000) stays in the
     worker.  Each process holds its own copy of the models (about 250 MB for the English
-    and French small ones); they start at the first batch worth splitting.  The children
+    and French small ones); a worker starts them at its start, ``stream process`` at its
+    first batch worth splitting.  The children
     are spawned: a script of your own that runs this processor with ``processes`` > 1 needs
     the ``if __name__ == "__main__":`` guard (``stream`` itself has it).
 ``chunk_chars``
@@ -219,6 +220,11 @@ class NerProcessor(Processor):
         extra_places = config.get("places_file")
         self.gazetteer = load_gazetteer([str(extra_places)] if extra_places else []) \
             if use in ("1", "true", "yes", "on") else None
+        if self.pool is not None and context.mode == "worker":
+            # A worker starts its model processes now, while it joins its group: started at
+            # the first big batch, they held up that batch for the seconds the models take to
+            # load.  (stream process starts them at its first batch worth splitting.)
+            context.log.info("ner: model processes %s starting", self.pool.start(wait=False))
         context.log.info("ner: models %s, %d aliases, gazetteer %s, %d model process(es)", self.models,
                          len(self.aliases), f"of {len(self.gazetteer)} names" if self.gazetteer else "off",
                          self.pool.processes if self.pool else 1)
@@ -305,9 +311,10 @@ class NerProcessor(Processor):
         when the batch is worth splitting, else here."""
         if (self.pool is not None and len(texts) >= 2 * self.pool.processes
                 and sum(len(t) for t in texts) >= self.parallel_min_chars):
-            if not self.pool.started:
+            if not self.pool.started:  # in stream process; or a model process died
                 self.log.info("ner: starting %d model processes", self.pool.processes)
-                self.log.info("ner: model processes %s ready", self.pool.start())
+            if not self.pool.batches:
+                self.log.info("ner: a first batch of %d texts goes to the model processes", len(texts))
             return self.pool.spans(language, texts)
         nlp = self._pipeline(language)
         return [[(e.start_char, e.end_char, e.label_) for e in doc.ents]

@@ -9,14 +9,17 @@ would copy locks held by other threads).
 
 A child that dies (killed, out of memory, a crash in the model) breaks the pool: the call
 raises :class:`ModelPoolError`, which fails that batch like any processor error (the
-pipeline then retries its articles one by one), and the next call starts a new pool.
+pipeline then retries its articles one by one), and the next call starts a new pool.  A
+child whose worker died (even by SIGKILL) exits within ``PARENT_POLL`` seconds.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 
@@ -27,6 +30,10 @@ __all__ = ["ModelPool", "ModelPoolError", "grouped_pipe", "usable_cores"]
 BATCH_CHARS = 200_000
 
 Span = tuple[int, int, str]
+#: Seconds the children of a pool wait for each other to load the model.
+START_TIMEOUT = 300.0
+#: Seconds between a child's checks that its worker is alive.
+PARENT_POLL = 1.0
 
 
 class ModelPoolError(RuntimeError):
@@ -63,13 +70,27 @@ _nlps: dict[str, Any] = {}
 _batch_size = 64
 
 
-def _start(models: dict[str, str], default: str, batch_size: int) -> None:
+def _watch_parent(parent: int) -> None:
+    """Exit when the worker is gone.  A worker killed with SIGKILL closes nothing, and the
+    children hold both ends of their task queue's pipe, so they would wait for work forever
+    (each with a model loaded)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL)
+    os._exit(0)
+
+
+def _start(models: dict[str, str], default: str, batch_size: int, loaded: Any) -> None:
     global _batch_size
     from . import NerProcessor
+
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), name="stream-ner-parent", daemon=True).start()
 
     _models.update(models)
     _batch_size = batch_size
     _nlps[default] = NerProcessor._load(models[default])
+    # Every child waits here until all have loaded the model: a child that loaded first would
+    # otherwise take the start's "ready" calls, and the first batches, of the others.
+    loaded.wait(START_TIMEOUT)
 
 
 def _spans(language: str, texts: list[str]) -> list[list[Span]]:
@@ -111,20 +132,34 @@ class ModelPool:
         self.processes = processes
         self._args = (dict(models), default, batch_size)
         self._executor: ProcessPoolExecutor | None = None
+        self._starting: list[Future[int]] = []
+        self._loaded: Any = None
+        #: batches given to the children (for tests and the log)
+        self.batches = 0
 
-    def start(self) -> list[int]:
-        """Start the children and wait until each has loaded the default model.
-        :return: their process ids."""
+    def start(self, wait: bool = True) -> list[int]:
+        """Start the children; with ``wait``, wait until every one has loaded the default
+        model (else :meth:`spans` waits).  :return: their process ids."""
         if self._executor is None:
+            context = multiprocessing.get_context("spawn")
+            self._loaded = context.Barrier(self.processes)
             self._executor = ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start, initargs=self._args)
-        futures = [self._executor.submit(_ready) for _ in range(self.processes)]
+                max_workers=self.processes, mp_context=context,
+                initializer=_start, initargs=(*self._args, self._loaded))
+            # One call per child: the executor spawns a child for each call while none is idle.
+            self._starting = [self._executor.submit(_ready) for _ in range(self.processes)]
+        if wait:
+            self._wait_started()
+        return self.pids()
+
+    def _wait_started(self) -> None:
         try:
-            return [f.result() for f in futures]
+            for future in self._starting:
+                future.result()
         except BrokenProcessPool as exc:
             self.close()
             raise ModelPoolError(f"ner: a model process died while starting: {exc}") from exc
+        self._starting = []
 
     @property
     def started(self) -> bool:
@@ -136,9 +171,9 @@ class ModelPool:
 
     def spans(self, language: str, texts: list[str]) -> list[list[Span]]:
         """The entities of each text, from the children, in the order of ``texts``."""
-        if self._executor is None:
-            self.start()
+        self.start()
         assert self._executor is not None
+        self.batches += 1
         try:
             futures = [self._executor.submit(_spans, language, texts[a:b])
                        for a, b in shares(texts, self.processes)]
@@ -150,5 +185,7 @@ class ModelPool:
 
     def close(self) -> None:
         if self._executor is not None:
+            self._loaded.abort()  # children still waiting for a dead one give up now
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+            self._starting = []
