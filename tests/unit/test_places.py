@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stream import Article, ConfigError, Context
 from stream.settings import Settings
@@ -148,3 +150,14 @@ def test_a_places_file_adds_regions_and_a_bad_one_names_the_file(tmp_path: Path)
     with pytest.raises(ConfigError) as failure:
         load_gazetteer([bad])
     assert "bad.toml" in str(failure.value) and "admin1" in str(failure.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 15)), max_size=12), st.integers(0, 70),
+       st.integers(1, 15))
+def test_the_overlap_index_agrees_with_a_scan(spans: list[tuple[int, int]], start: int, length: int) -> None:
+    from stream_ner.places import _Taken
+
+    mentions = [{"start": s, "end": s + n} for s, n in spans]
+    end = start + length
+    assert _Taken(mentions).overlaps(start, end) == any(m["start"] < end and start < m["end"] for m in mentions)
