@@ -220,3 +220,59 @@ def test_a_dispatcher_killed_during_a_retry_delivers_after_a_restart(
         server.stop()
     assert requests[1].status == 200
     assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]
+
+
+def test_a_rate_limited_endpoint_gets_its_rate_and_no_more(broker: LocalBroker, topics: StreamTopics) -> None:
+    """#20: ``rate = 4``: 40 alerts at once reach the endpoint at 4 a second (after a first
+    second's burst), within 10 %."""
+    server = Receiver().start()
+    running = Running(settings_for(broker, topics), subscriptions(("ops", server.url), extra="rate = 4\n"))
+    try:
+        produce(broker, topics.alerts, [alert(n) for n in range(100, 140)])
+        got = server.wait(40, timeout=60)
+    finally:
+        running.stop()
+        server.stop()
+    times = sorted(r.at for r in got)
+    steady = times[4:]  # the bucket starts full: one second's worth goes at once
+    rate = (len(steady) - 1) / (steady[-1] - steady[0])
+    assert abs(rate - 4) <= 0.4, rate
+    assert len({r.headers["webhook-id"] for r in got}) == 40
+
+
+def test_a_429_with_retry_after_pauses_every_delivery_to_the_endpoint(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    server = Receiver(statuses=[429], headers={"Retry-After": "3"}).start()
+    running = Running(settings_for(broker, topics), subscriptions(("ops", server.url), schedule="[0, 1, 1]"))
+    try:
+        produce(broker, topics.alerts, [alert(200)])
+        [refused] = server.wait(1, timeout=30)
+        produce(broker, topics.alerts, [alert(n) for n in range(201, 204)])
+        got = server.wait(5, timeout=60)
+    finally:
+        running.stop()
+        server.stop()
+    assert refused.status == 429
+    later = [r for r in got if r is not refused]
+    # the other alerts waited for the endpoint's Retry-After too, not only the refused one
+    assert min(r.at for r in later) - refused.at >= 2.8, [round(r.at - refused.at, 2) for r in later]
+    assert {orjson.loads(r.body)["data"]["alert_id"] for r in later} == {"al-200", "al-201", "al-202", "al-203"}
+
+
+def test_a_slack_endpoint_receives_a_signed_slack_message(broker: LocalBroker, topics: StreamTopics) -> None:
+    from stream.webhooks.formats import slack_problems
+
+    server = Receiver().start()
+    running = Running(settings_for(broker, topics), subscriptions(("chat", server.url), extra='format = "slack"\n'))
+    try:
+        produce(broker, topics.alerts, [{**alert(300), "title": "Troops at the border", "url": "https://e.x/a"}])
+        [req] = server.wait(1, timeout=30)
+    finally:
+        running.stop()
+        server.stop()
+    message = orjson.loads(req.body)
+    assert slack_problems(message) == [] and "<https://e.x/a|Troops at the border>" in str(message["blocks"])
+    assert req.headers["webhook-id"] == webhook_id("al-300", "chat")
+    assert verify(SECRET, req.headers["webhook-id"], req.headers["webhook-timestamp"], req.body,
+                  req.headers["webhook-signature"])

@@ -25,7 +25,7 @@ from stream import Alert, Article, Context, Processor, Settings, hookimpl
 from stream.errors import ConfigError
 
 from .matcher import Matcher, RuleMatch
-from .rules import DEFAULT_RULES, Rule, load_rules
+from .rules import DEFAULT_RULES, Rule, load_rules, never_matches
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
@@ -90,6 +90,10 @@ class AlertsProcessor(Processor):
         self._mtime = self.path.stat().st_mtime
         self.matcher = Matcher(rules)
         log.info("alerts: %d rules from %s (%d patterns)", len(rules), self.path, self.matcher.patterns)
+        for rule in rules:
+            for problem in never_matches(rule):
+                log.warning("alerts: rule %r (%s, line %s) can never match: %s", rule.id, self.path, rule.line,
+                            problem)
 
     def maybe_reload(self) -> bool:
         """Reload the rules when the file changed (checked at most once a second) or on
@@ -119,7 +123,7 @@ class AlertsProcessor(Processor):
         for article in articles:
             text = article.clean_text or article.text
             duplicate = article.dedup.get("status") not in (None, "unique")
-            for match in self.matcher.match(text, article.language):
+            for match in self.matcher.match(text, article.language, title=article.title, source=article.source):
                 rule = match.rule
                 if duplicate and not rule.duplicates:
                     self.duplicates_skipped[rule.id] += 1
@@ -136,16 +140,18 @@ class AlertsProcessor(Processor):
                     article.alerts.append(burst)
 
     def _alert(self, rule: Rule, article: Article, match: RuleMatch) -> dict[str, Any]:
+        text = article.clean_text or article.text
+        in_title = any(h.field == "title" for h in match.hits)
         alert = Alert(
             alert_id=alert_id(rule.id, article.id),
             rule_id=rule.id,
             article_id=article.id,
             title=article.title,
             url=article.url,
-            matched=[{"term": h.term, "text": (article.clean_text or article.text)[h.start:h.end],
-                      "start": h.start, "end": h.end} for h in match.hits],
+            matched=[{"term": h.term, "text": ((article.title or "") if h.field == "title" else text)[h.start:h.end],
+                      "start": h.start, "end": h.end, "field": h.field} for h in match.hits],
             snippet=match.snippet,
-            severity=rule.severity,
+            severity=rule.title_severity if in_title and rule.title_severity else rule.severity,
         ).to_dict()
         alert["kind"] = "keyword"
         return alert

@@ -20,14 +20,24 @@ def rules() -> None:
 @rules.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 def check(file: str) -> None:
-    """Validate a rules FILE: exit 0 and a summary, or exit 2 with the line and the problem."""
+    """Validate a rules FILE: exit 0 and a summary; exit 2 with the line and the problem
+    when it is invalid; exit 1 with each rule that can never match (a none term found
+    wherever an all term is, sources that are all excluded) and its line."""
     try:
         loaded = load_rules(file)
     except ConfigError as exc:
         click.echo(f"stream: invalid rules: {exc}", err=True)
         sys.exit(2)
     from .matcher import Matcher
+    from .rules import never_matches
 
+    problems = [(rule, problem) for rule in loaded for problem in never_matches(rule)]
+    for rule, problem in problems:
+        click.echo(f"{file}:{rule.line or '?'}: rule {rule.id!r} can never match: {problem}", err=True)
+    if problems:
+        click.echo(f"stream: {len({r.id for r, _p in problems})} of {len(loaded)} rule(s) can never match; "
+                   f"fix them or remove them", err=True)
+        sys.exit(1)
     matcher = Matcher(loaded)
     click.echo(f"{file}: {len(loaded)} rule(s) OK ({matcher.patterns} patterns)")
 

@@ -28,9 +28,9 @@ from typing import Any
 
 import ahocorasick
 
-from .rules import Rule
+from .rules import Rule, is_prefix
 
-__all__ = ["Hit", "Matcher", "RuleMatch", "inflections", "tokenize"]
+__all__ = ["Hit", "Matcher", "RuleMatch", "inflections", "lead_end", "term_patterns", "tokenize"]
 
 _TOKEN = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n\s*\n")
@@ -61,8 +61,13 @@ def inflections(word: str) -> frozenset[str]:
     return frozenset(f.casefold() for f in forms)
 
 
-def _patterns(term: str, mode: str) -> set[str]:
+def term_patterns(term: str, mode: str) -> set[str]:
+    """The automaton's patterns of ``term``: ``" w1 w2 "`` for each form (``mode`` "lemma":
+    every inflection of each word); a prefix term (``"sanction*"``) is ``" sanction"``, no
+    space after it, so any word that starts so matches, and it is not inflected."""
     words = [w for w, _s, _e in tokenize(term)]
+    if is_prefix(term):
+        return {" " + " ".join(words)}
     if mode == "word":
         return {" " + " ".join(words) + " "}
     choices = [sorted(inflections(w)) for w in words]
@@ -73,9 +78,17 @@ def _patterns(term: str, mode: str) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class Hit:
     term: str
-    start: int  # character offsets into the text
+    start: int  # character offsets into the field's text
     end: int
     first_token: int
+    #: "title", or "text" (the clean text; a hit in its first paragraph is in the lead too)
+    field: str = "text"
+
+
+def lead_end(text: str) -> int:
+    """Where the lead, the first paragraph of a clean text, ends."""
+    cut = text.find("\n\n")
+    return len(text) if cut < 0 else cut
 
 
 @dataclass(slots=True)
@@ -96,32 +109,29 @@ class Matcher:
         for r, rule in enumerate(rules):
             for slot, terms in ((_ANY, rule.any), (_ALL, rule.all), (_NONE, rule.none)):
                 for t, term in enumerate(terms):
-                    exact = _patterns(term, "word")
-                    for pattern in _patterns(term, rule.match) | exact:
+                    exact = term_patterns(term, "word")
+                    for pattern in term_patterns(term, rule.match) | exact:
                         table[pattern].append((r, slot, t, pattern in exact))
             for p, prox in enumerate(rule.proximity):
                 for side, term in enumerate(prox.terms):
-                    exact = _patterns(term, "word")
-                    for pattern in _patterns(term, rule.match) | exact:
+                    exact = term_patterns(term, "word")
+                    for pattern in term_patterns(term, rule.match) | exact:
                         table[pattern].append((r, _PROX, 2 * p + side, pattern in exact))
+        #: whether any rule looks at titles (else they are not scanned)
+        self.title_rules = any("title" in rule.fields for rule in rules)
         for pattern, payload in table.items():
             self.automaton.add_word(pattern, (len(pattern), tuple(payload)))
         if table:
             self.automaton.make_automaton()
         self.patterns = len(table)
 
-    def match(self, text: str, language: str | None = None) -> list[RuleMatch]:
-        """The rules whose term conditions hold on ``text`` (entity conditions and
-        duplicates are the caller's), each with its hits and a snippet.  ``language`` is
-        the article's (ISO 639-1; None reads as English, as the NER plugin does): rules
-        naming other languages are skipped, and inflections count in English only."""
-        language = (language or "en").split("-")[0].split("_")[0].lower()
-        inflected = language in LEMMA_LANGUAGES
-        if not self.patterns:
-            return []
+    def _scan(self, text: str, inflected: bool) -> tuple[list[tuple[str, int, int]],
+                                                      dict[int, dict[tuple[int, int], list[tuple[int, int]]]]]:
+        """The tokens of ``text`` and, per rule, ``{(slot, term): [(first, last) token]}``."""
+        found: dict[int, dict[tuple[int, int], list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
         tokens = tokenize(text)
         if not tokens:
-            return []
+            return tokens, found
         parts = [" "]
         starts = []  # position of each token in the normalised string
         pos = 1
@@ -131,19 +141,54 @@ class Matcher:
             parts.append(" ")
             pos += len(word) + 1
         normal = "".join(parts)
-        found: dict[int, dict[tuple[int, int], list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
         for end, (length, payload) in self.automaton.iter(normal):
             first = bisect.bisect_left(starts, end - length + 2)
-            last = bisect.bisect_left(starts, end) - 1
+            # the token holding the match's last character (a prefix ends inside a word)
+            last = bisect.bisect_right(starts, end) - 1
             for r, slot, t, exact in payload:
                 if exact or inflected:
                     found[r][(slot, t)].append((first, last))
+        return tokens, found
+
+    def match(self, text: str, language: str | None = None, title: str | None = None,
+              source: str | None = None) -> list[RuleMatch]:
+        """The rules whose term conditions hold on ``text`` (the clean text) and ``title``
+        in the rules' ``fields`` (entity conditions and duplicates are the caller's), each
+        with its hits and a snippet.  ``language`` is the article's (ISO 639-1; None reads
+        as English, as the NER plugin does): rules naming other languages are skipped, and
+        inflections count in English only.  ``source``: the article's, for ``sources`` and
+        ``exclude_sources``."""
+        language = (language or "en").split("-")[0].split("_")[0].lower()
+        inflected = language in LEMMA_LANGUAGES
+        if not self.patterns:
+            return []
+        tokens, found = self._scan(text, inflected)
+        title_tokens, title_found = self._scan(title, inflected) if title and self.title_rules else ([], {})
+        if not found and not title_found:
+            return []
+        lead = lead_end(text)
+        folded_source = source.casefold() if source else None
         results = []
         bounds: list[re.Match[str]] | None = None
-        for r, slots in found.items():
+        for r in sorted(set(found) | set(title_found)):
             rule = self.rules[r]
             if rule.languages and language not in rule.languages:
                 continue
+            if rule.sources and folded_source not in {s.casefold() for s in rule.sources}:
+                continue
+            if folded_source is not None and folded_source in {s.casefold() for s in rule.exclude_sources}:
+                continue
+            # The hits in the rule's fields: (field, first token, last token) per (slot, term).
+            slots: dict[tuple[int, int], list[tuple[str, int, int]]] = {}
+            if "title" in rule.fields:
+                for key, spans in title_found.get(r, {}).items():
+                    slots.setdefault(key, []).extend(("title", a, b) for a, b in spans)
+            if "text" in rule.fields or "lead" in rule.fields:
+                whole = "text" in rule.fields
+                for key, spans in found.get(r, {}).items():
+                    kept = [("text", a, b) for a, b in spans if whole or tokens[b][2] <= lead]
+                    if kept:
+                        slots.setdefault(key, []).extend(kept)
             if rule.any and not any((_ANY, t) in slots for t in range(len(rule.any))):
                 continue
             if not all((_ALL, t) in slots for t in range(len(rule.all))):
@@ -152,33 +197,43 @@ class Matcher:
                 continue
             if not all(self._near(slots, p, prox.within) for p, prox in enumerate(rule.proximity)):
                 continue
+            if rule.min_mentions > 1 and len({span for t in range(len(rule.any))
+                                              for span in slots.get((_ANY, t), ())}) < rule.min_mentions:
+                continue
             hits = []
             for (slot, t), spans in slots.items():
                 if slot == _NONE:
                     continue
                 term = (rule.any[t] if slot == _ANY else rule.all[t] if slot == _ALL
                         else rule.proximity[t // 2].terms[t % 2])
-                for first, last in spans:
-                    hits.append(Hit(term, tokens[first][1], tokens[last][2], first))
-            hits.sort(key=lambda h: (h.start, h.end))
-            if bounds is None:
-                bounds = _boundaries(text)  # once per text, only when a rule matched
-            results.append(RuleMatch(rule, _dedupe(hits), snippet(text, hits[0].start, hits[0].end, bounds=bounds)))
+                for where, first, last in spans:
+                    words = title_tokens if where == "title" else tokens
+                    hits.append(Hit(term, words[first][1], words[last][2], first, where))
+            hits.sort(key=lambda h: (h.field != "title", h.start, h.end))
+            hits = _dedupe(hits)
+            in_text = [h for h in hits if h.field == "text"]
+            if in_text:
+                if bounds is None:
+                    bounds = _boundaries(text)  # once per text, only when a rule matched
+                quote = snippet(text, in_text[0].start, in_text[0].end, bounds=bounds)
+            else:
+                quote = " ".join((title or "").split())
+            results.append(RuleMatch(rule, hits, quote))
         results.sort(key=lambda m: m.rule.id)
         return results
 
     @staticmethod
-    def _near(slots: dict[tuple[int, int], list[tuple[int, int]]], p: int, within: int) -> bool:
+    def _near(slots: dict[tuple[int, int], list[tuple[str, int, int]]], p: int, within: int) -> bool:
         a, b = slots.get((_PROX, 2 * p), []), slots.get((_PROX, 2 * p + 1), [])
-        return any(abs(fa - fb) <= within for fa, _la in a for fb, _lb in b)
+        return any(wa == wb and abs(fa - fb) <= within for wa, fa, _la in a for wb, fb, _lb in b)
 
 
 def _dedupe(hits: list[Hit]) -> list[Hit]:
-    seen: set[tuple[int, int]] = set()
+    seen: set[tuple[str, int, int]] = set()
     out = []
     for h in hits:
-        if (h.start, h.end) not in seen:
-            seen.add((h.start, h.end))
+        if (h.field, h.start, h.end) not in seen:
+            seen.add((h.field, h.start, h.end))
             out.append(h)
     return out
 

@@ -10,12 +10,17 @@ from typing import Any
 from stream import entry_key_line, parse_toml, read_toml
 from stream.errors import ConfigError
 
-__all__ = ["SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "load_rules", "parse_rules"]
+__all__ = ["FIELDS", "SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "is_prefix", "load_rules", "never_matches",
+           "parse_rules"]
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")
 _KEYS = {"id", "description", "any", "all", "none", "match", "severity", "entities", "proximity",
-         "burst", "cooldown", "duplicates", "languages"}
+         "burst", "cooldown", "duplicates", "languages", "fields", "title_severity", "sources",
+         "exclude_sources", "min_mentions"}
+#: Where a rule's terms may be found: the title, the lead (the first paragraph of the clean
+#: text) and the whole clean text.
+FIELDS = ("title", "lead", "text")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 
@@ -69,6 +74,16 @@ class Rule:
     line: int | None = field(default=None, compare=False)
     #: ISO 639-1 codes of the articles the rule applies to; empty: every article.
     languages: tuple[str, ...] = ()
+    #: where the terms must be found (``FIELDS``); the clean text by default
+    fields: tuple[str, ...] = ("text",)
+    #: the severity of an alert whose rule matched in the title (``fields`` has "title")
+    title_severity: str | None = None
+    #: the article's ``source`` must be one of these (case-insensitive); empty: any source
+    sources: tuple[str, ...] = ()
+    #: ... and none of these
+    exclude_sources: tuple[str, ...] = ()
+    #: the terms of ``any`` must occur this many times in all
+    min_mentions: int = 1
 
 
 class _Where:
@@ -89,13 +104,31 @@ class _Where:
         return None if start is None else entry_key_line(self.text, "rules", start, key)
 
 
+def is_prefix(term: str) -> bool:
+    """``"sanction*"``: the term's last word may go on ("sanctions", "sanctioned")."""
+    return term.endswith("*")
+
+
 def _terms(value: Any, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
         raise ValueError(f"{what} must be a list of words or phrases, such as [\"invasion\", \"troops\"]")
     terms = tuple(t.strip() for t in value)
-    if any(not re.search(r"\w", t) for t in terms):
-        raise ValueError(f"{what} holds an empty term or one without letters or digits")
+    for term in terms:
+        if "*" in term.rstrip("*") or term.endswith("**"):
+            raise ValueError(f"{what}: {term!r}: a '*' may only end a term (\"sanction*\": words that start "
+                             f"with \"sanction\")")
+        if is_prefix(term) and not re.search(r"\w$", term[:-1]):
+            raise ValueError(f"{what}: {term!r} is an empty prefix: put letters before the '*', such as "
+                             f"\"sanction*\"")
+        if not re.search(r"\w", term):
+            raise ValueError(f"{what} holds an empty term or one without letters or digits")
     return terms
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    if not (isinstance(value, list) and all(isinstance(n, str) and n.strip() for n in value)):
+        raise ValueError(f"{what} must be a list of source names, such as [\"Reuters\", \"AP\"]")
+    return tuple(n.strip() for n in value)
 
 
 def _parse_rule(entry: Any) -> Rule:
@@ -156,8 +189,68 @@ def _parse_rule(entry: Any) -> Rule:
     languages = entry.get("languages", [])
     if not (isinstance(languages, list) and all(isinstance(c, str) and _LANGUAGE.match(c) for c in languages)):
         raise ValueError("languages must be a list of ISO 639-1 codes in lower case, such as [\"en\", \"fr\"]")
+    fields = entry.get("fields", ["text"])
+    if not (isinstance(fields, list) and fields and all(isinstance(f, str) for f in fields)):
+        raise ValueError(f"fields must be a list of {', '.join(map(repr, FIELDS))}, such as [\"title\", \"lead\"]")
+    unknown_fields = [f for f in fields if f not in FIELDS]
+    if unknown_fields:
+        raise ValueError(f"fields: {unknown_fields[0]!r} is not a field of an article; use "
+                         f"{', '.join(map(repr, FIELDS))}")
+    title_severity = entry.get("title_severity")
+    if title_severity is not None:
+        if title_severity not in SEVERITIES:
+            raise ValueError(f"title_severity must be one of {', '.join(SEVERITIES)}, not {title_severity!r}")
+        if "title" not in fields:
+            raise ValueError("title_severity raises the severity of a match in the title, but fields has no "
+                             "\"title\": add it, such as fields = [\"title\", \"text\"]")
+    sources = _names(entry.get("sources", []), "sources")
+    exclude_sources = _names(entry.get("exclude_sources", []), "exclude_sources")
+    min_mentions = entry.get("min_mentions", 1)
+    if not (isinstance(min_mentions, int) and not isinstance(min_mentions, bool) and min_mentions >= 1):
+        raise ValueError("min_mentions must be a whole number, 1 or more")
+    if min_mentions > 1 and not any_:
+        raise ValueError("min_mentions counts the occurrences of the terms of any: add any = [...]")
     return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities),
-                tuple(proximity), burst, cooldown, duplicates, languages=tuple(languages))
+                tuple(proximity), burst, cooldown, duplicates, languages=tuple(languages),
+                fields=tuple(dict.fromkeys(fields)), title_severity=title_severity, sources=sources,
+                exclude_sources=exclude_sources, min_mentions=min_mentions)
+
+
+def never_matches(rule: Rule) -> list[str]:
+    """Why ``rule`` can never raise an alert (empty: it can): every article that has what
+    it asks for also has a term of its ``none``, or it asks for a source it excludes."""
+    from .matcher import term_patterns
+
+    blockers = {p for term in rule.none for p in term_patterns(term, rule.match)}
+
+    def blocked(term: str) -> str | None:
+        """A none pattern found wherever ``term`` is: each occurrence of the term is one of
+        its patterns, and each of them holds a none pattern."""
+        inside = {}
+        for pattern in term_patterns(term, rule.match) | term_patterns(term, "word"):
+            found = next((b for b in sorted(blockers) if b in pattern), None)
+            if found is None:
+                return None
+            inside[pattern] = found
+        # named by the blocker found in the term as written
+        return next((inside[p] for p in term_patterns(term, "word") if p in inside), None)
+
+    problems = []
+    for term in rule.all:
+        found = blocked(term)
+        if found:
+            problems.append(f"all term {term!r} always holds the none term {found.strip()!r}")
+    if rule.any and all(blocked(term) for term in rule.any):
+        problems.append("every term of any holds a none term (" + ", ".join(
+            f"{term!r}: {blocked(term).strip()!r}" for term in rule.any) + ")")  # type: ignore[union-attr]
+    for prox in rule.proximity:
+        for term in prox.terms:
+            found = blocked(term)
+            if found:
+                problems.append(f"proximity term {term!r} always holds the none term {found.strip()!r}")
+    if rule.sources and {s.casefold() for s in rule.sources} <= {s.casefold() for s in rule.exclude_sources}:
+        problems.append("every source of sources is also in exclude_sources")
+    return problems
 
 
 def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:

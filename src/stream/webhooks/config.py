@@ -14,6 +14,8 @@
     headers = { "X-Team" = "ops" }
     timeout = 10                    # seconds
     concurrency = 4                 # deliveries in flight to this endpoint
+    format = "standard"             # or "slack" (incoming webhook), "teams" (message card)
+    rate = 5                        # at most 5 deliveries a second (default: no limit)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..toml import entry_key_line, line_containing, parse_toml, read_toml
+from .formats import FORMATS
 from .safety import check_url
 from .signing import secret_key
 
@@ -34,7 +37,8 @@ __all__ = ["DEFAULT_SCHEDULE", "SEVERITIES", "Endpoint", "Subscriptions", "load_
 #: (the schedule of the established webhook services).
 DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 SEVERITIES = ("low", "medium", "high", "critical")
-_KEYS = {"id", "url", "secret", "secrets", "rules", "min_severity", "headers", "timeout", "concurrency"}
+_KEYS = {"id", "url", "secret", "secrets", "rules", "min_severity", "headers", "timeout", "concurrency", "format",
+         "rate"}
 _FORBIDDEN_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                       "content-type"}
 
@@ -49,6 +53,10 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = ()
     timeout: float = 10.0
     concurrency: int = 4
+    #: the body's shape (``formats.FORMATS``): Standard Webhooks JSON, Slack, Teams
+    format: str = "standard"
+    #: deliveries per second at most (a token bucket, ``pace.py``); None: no limit
+    rate: float | None = None
 
     def wants(self, alert: dict[str, Any]) -> bool:
         """Whether this endpoint subscribed to ``alert`` (its rule and severity)."""
@@ -127,8 +135,14 @@ def _endpoint(entry: Any) -> Endpoint:
     concurrency = entry.get("concurrency", 4)
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 64:
         raise ValueError("concurrency must be a whole number from 1 to 64")
+    fmt = entry.get("format", "standard")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, not {fmt!r}")
+    rate = entry.get("rate")
+    if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1000):
+        raise ValueError("rate must be a number of deliveries per second, more than 0 and at most 1000")
     return Endpoint(ident, url, tuple(secrets), tuple(rules), severity, tuple(headers.items()),
-                    float(timeout), concurrency)
+                    float(timeout), concurrency, fmt, float(rate) if rate is not None else None)
 
 
 def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscriptions:

@@ -52,6 +52,8 @@ from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
 from .safety import Network, TargetCache, parse_networks, resolve_target
+from .formats import render
+from .pace import Pace
 from .signing import sign
 
 __all__ = ["Dispatcher", "Outcome", "attempt_delivery", "backfill_jobs", "payload", "webhook_id"]
@@ -65,10 +67,10 @@ def webhook_id(alert_id: str, endpoint_id: str) -> str:
     return "msg_" + hashlib.blake2b(f"{alert_id}\0{endpoint_id}".encode(), digest_size=16).hexdigest()
 
 
-def payload(alert: dict[str, Any]) -> bytes:
-    """The Standard Webhooks payload: ``{"type", "timestamp", "data"}``."""
-    kind = "alert.burst" if alert.get("kind") == "burst" else "alert.created"
-    return dumps({"type": kind, "timestamp": alert.get("created_at") or utcnow(), "data": alert})
+def payload(alert: dict[str, Any], fmt: str = "standard") -> bytes:
+    """The body of a delivery of ``alert`` in an endpoint's format (``formats.py``); the
+    Standard Webhooks payload ``{"type", "timestamp", "data"}`` by default."""
+    return render(fmt, alert)
 
 
 @dataclass
@@ -209,6 +211,7 @@ class Dispatcher:
         self.targets = TargetCache()
         self.group = group or f"{settings.app_id}-webhooks"
         self.limits = {e.id: asyncio.Semaphore(e.concurrency) for e in subscriptions.endpoints}
+        self.paces = {e.id: Pace(e.rate) for e in subscriptions.endpoints}
         self.disabled: dict[str, str] = {}
         #: endpoint id -> when it was first seen (ms since the epoch): alerts raised before
         #: are not sent to it (a backfill is ``stream webhooks redeliver``).
@@ -446,11 +449,19 @@ class Dispatcher:
             await self._fail(job, f"endpoint disabled: {self.disabled[endpoint.id]}")
             return
         number = len(job["attempts"]) + 1
+        pace = self.paces[endpoint.id]
         async with self.limits[endpoint.id]:
-            outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], payload(job["alert"]),
+            await pace.take()
+            outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], payload(job["alert"], endpoint.format),
                                              allow_loopback=self.allow_loopback, allow_networks=self.allow_networks,
                                              targets=self.targets)
         job["attempts"].append(outcome.record(number))
+        if outcome.status == 429 and outcome.retry_after:
+            # The endpoint is overloaded: every delivery to it waits, not only this one.
+            if not pace.paused:
+                log.warning("webhooks: %s answered 429: no delivery to it for %.0f s (Retry-After)",
+                            endpoint.id, outcome.retry_after)
+            pace.pause(outcome.retry_after)
         self.counts[f"{endpoint.id}:{outcome.result}"] += 1
         if self.metrics is not None:
             self.metrics.on_webhook(endpoint.id, outcome.result)
