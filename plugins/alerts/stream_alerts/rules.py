@@ -10,8 +10,8 @@ from typing import Any
 from stream import entry_key_line, parse_toml, read_toml
 from stream.errors import ConfigError
 
-__all__ = ["FIELDS", "SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "is_prefix", "load_rules", "never_matches",
-           "parse_rules"]
+__all__ = ["FIELDS", "SEVERITIES", "Burst", "Cooldown", "EntityCondition", "Proximity", "Rule", "is_prefix",
+           "load_rules", "never_matches", "parse_rules"]
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -51,9 +51,9 @@ from ..runtime.kafka import ensure_topics, make_producer, seed_offsets
 from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
-from .safety import Network, TargetCache, parse_networks, resolve_target
 from .formats import render
 from .pace import Pace
+from .safety import Network, TargetCache, parse_networks, resolve_target
 from .signing import sign
 
 __all__ = ["Dispatcher", "Outcome", "attempt_delivery", "backfill_jobs", "payload", "webhook_id"]
@@ -452,7 +452,8 @@ class Dispatcher:
         pace = self.paces[endpoint.id]
         async with self.limits[endpoint.id]:
             await pace.take()
-            outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], payload(job["alert"], endpoint.format),
+            body = payload(job["alert"], endpoint.format)
+            outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], body,
                                              allow_loopback=self.allow_loopback, allow_networks=self.allow_networks,
                                              targets=self.targets)
         job["attempts"].append(outcome.record(number))

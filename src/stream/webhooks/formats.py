@@ -93,7 +93,8 @@ def _cut(text: str, limit: int) -> str:
 def _slack_alert_lines(alert: dict[str, Any]) -> tuple[str, str]:
     severity = str(alert.get("severity", "low"))
     kind = "burst" if alert.get("kind") == "burst" else "alert"
-    head = (f"{_ICONS.get(severity, '')} *{severity.upper()}* {kind} · rule `{_slack_escape(str(alert.get('rule_id')))}`"
+    rule = _slack_escape(str(alert.get("rule_id")))
+    head = (f"{_ICONS.get(severity, '')} *{severity.upper()}* {kind} · rule `{rule}`"
             f"\n{_slack_link(alert.get('url'), str(alert.get('title') or alert.get('article_id') or 'article'))}")
     snippet = bold_terms(str(alert.get("snippet") or ""), list(alert.get("matched") or []),
                          lambda s: f"*{s}*", _slack_escape)
@@ -107,7 +108,8 @@ def slack_message(event: dict[str, Any]) -> dict[str, Any]:
         lines = []
         for alert in alerts[:DIGEST_LINES]:
             severity = str(alert.get("severity", "low"))
-            lines.append(f"{_ICONS.get(severity, '')} *{severity.upper()}* `{_slack_escape(str(alert.get('rule_id')))}` "
+            rule = _slack_escape(str(alert.get("rule_id")))
+            lines.append(f"{_ICONS.get(severity, '')} *{severity.upper()}* `{rule}` "
                          f"{_slack_link(alert.get('url'), str(alert.get('title') or alert.get('article_id')))}")
         more = len(alerts) - len(lines)
         summary = (f"{len(alerts)} alert(s) from {event.get('window_start', '?')} to "
