@@ -274,7 +274,11 @@ def parse_rules(text: str, path: str | Path = "<rules>") -> tuple[Rule, ...]:
             rule = _parse_rule(entry)
         except ValueError as exc:
             message = str(exc)
-            key = next((k for k in _KEYS if message.startswith(k) or f"{k} " in message[:20]), None)
+            # The key the message is about: the one it starts with, longest first ("title_severity"
+            # before "severity"; a set's order changes from run to run).
+            keys = sorted(_KEYS, key=len, reverse=True)
+            key = (next((k for k in keys if message.startswith(k)), None)
+                   or next((k for k in keys if f"{k} " in message[:20]), None))
             name = f"rule {rule_id!r}" if isinstance(rule_id, str) else f"rule #{index + 1}"
             raise ConfigError(f"{name}: {message}", path=path,
                               line=where.key(line, key) if key else line) from None
