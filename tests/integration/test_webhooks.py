@@ -276,3 +276,72 @@ def test_a_slack_endpoint_receives_a_signed_slack_message(broker: LocalBroker, t
     assert req.headers["webhook-id"] == webhook_id("al-300", "chat")
     assert verify(SECRET, req.headers["webhook-id"], req.headers["webhook-timestamp"], req.body,
                   req.headers["webhook-signature"])
+
+
+def _digests(server: Receiver) -> dict[str, list[str]]:
+    """webhook-id -> the alert ids of that digest (a redelivery has the same id)."""
+    out: dict[str, list[str]] = {}
+    for req in server.requests:
+        body = orjson.loads(req.body)
+        assert body["type"] == "alert.digest", body["type"]  # never a single alert.created
+        out[req.headers["webhook-id"]] = [a["alert_id"] for a in body["data"]["alerts"]]
+    return out
+
+
+def test_a_digest_endpoint_gets_one_delivery_per_window_with_its_alerts(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    """#20: ``digest = { minutes = 0.1, max = 3 }``: 7 alerts in one 6-second window arrive
+    in digests of at most 3 (per partition of the alerts topic), each alert in one."""
+    server = Receiver().start()
+    running = Running(settings_for(broker, topics),
+                      subscriptions(("ops", server.url), extra="digest = { minutes = 0.1, max = 3 }\n"))
+    try:
+        produce(broker, topics.alerts, [alert(n) for n in range(400, 407)])
+        deadline = time.monotonic() + 40
+        while sum(len(v) for v in _digests(server).values()) < 7 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        running.stop()
+        server.stop()
+    digests = _digests(server)
+    every = [a for ids in digests.values() for a in ids]
+    assert sorted(every) == [f"al-{n}" for n in range(400, 407)]  # each alert once
+    assert all(len(ids) <= 3 for ids in digests.values()) and len(digests) >= 3
+    first = orjson.loads(server.requests[0].body)["data"]
+    assert first["window_end"] > first["window_start"] and first["count"] == len(first["alerts"])
+
+
+def test_a_digest_survives_a_restart_with_no_alert_lost_and_none_in_two_digests(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    settings = settings_for(broker, topics)
+    subs = subscriptions(("ops", "URL"), extra="digest = { minutes = 0.1, max = 50 }\n")
+    server = Receiver().start()
+    try:
+        # 1. alerts read, the dispatcher stopped before their window closed: nothing sent
+        first = Running(settings, subs.replace("URL", server.url))
+        produce(broker, topics.alerts, [alert(n) for n in range(500, 506)])
+        time.sleep(1.5)
+        first.stop()
+        assert server.requests == []
+        # 2. a new dispatcher (same group) reads them again and sends their digests
+        second = Running(settings, subs.replace("URL", server.url))
+        try:
+            deadline = time.monotonic() + 40
+            while sum(len(v) for v in _digests(server).values()) < 6 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
+        finally:
+            second.stop()
+        sent = dict(_digests(server))
+        # 3. a third start sends nothing more: the digests were committed
+        third = Running(settings, subs.replace("URL", server.url))
+        time.sleep(10)  # longer than a window and its grace
+        third.stop()
+    finally:
+        server.stop()
+    every = [a for ids in _digests(server).values() for a in ids]
+    assert sorted(every) == [f"al-{n}" for n in range(500, 506)]  # none lost, none in two digests
+    assert _digests(server) == sent

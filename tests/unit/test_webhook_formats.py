@@ -126,3 +126,36 @@ def test_the_sink_command_takes_a_format() -> None:
 
     result = CliRunner().invoke(main, ["webhook-sink", "--help"])
     assert "--format [standard|slack|teams]" in result.output
+
+
+def test_a_digest_id_is_the_same_for_the_same_window_and_alerts_only() -> None:
+    from aiokafka import TopicPartition
+
+    from stream.webhooks.delivery import digest_event
+
+    tp = TopicPartition("alerts", 0)
+    alerts = [dict(ALERT, alert_id=f"al-{n}") for n in range(3)]
+    one = digest_event("ops", tp, 60_000, 120_000, alerts)
+    assert one == digest_event("ops", tp, 60_000, 120_000, [dict(a) for a in alerts])
+    assert one["digest_id"] != digest_event("ops", tp, 60_000, 120_000, alerts[:2])["digest_id"]
+    assert one["digest_id"] != digest_event("ops", tp, 120_000, 180_000, alerts)["digest_id"]
+    assert one["digest_id"] != digest_event("other", tp, 60_000, 120_000, alerts)["digest_id"]
+    assert (one["window_start"], one["window_end"], one["count"]) == ("1970-01-01T00:01:00.000Z",
+                                                                      "1970-01-01T00:02:00.000Z", 3)
+    assert orjson.loads(payload(one))["type"] == "alert.digest"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("{ max = 5 }", "digest must be { minutes = M, max = N }"),
+    ("{ minutes = 0 }", "digest minutes must be"),
+    ("{ minutes = 5, max = 0 }", "digest max must be"),
+    ("5", "digest must be"),
+])
+def test_a_bad_digest_stops_the_load_with_the_line(value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_subscriptions(f'[[endpoints]]\nid = "x"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
+                            f"digest = {value}\n", "w.toml")
+    assert "w.toml:5" in str(info.value) and message in str(info.value), str(info.value)
+    [ep] = parse_subscriptions(f'[[endpoints]]\nid = "x"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
+                               "digest = { minutes = 5 }\n").endpoints
+    assert (ep.digest_minutes, ep.digest_max) == (5.0, 50)

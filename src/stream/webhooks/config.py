@@ -16,6 +16,7 @@
     concurrency = 4                 # deliveries in flight to this endpoint
     format = "standard"             # or "slack" (incoming webhook), "teams" (message card)
     rate = 5                        # at most 5 deliveries a second (default: no limit)
+    digest = { minutes = 5, max = 50 }   # one delivery per 5 minutes with their alerts
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = ["DEFAULT_SCHEDULE", "SEVERITIES", "Endpoint", "Subscriptions", "load_
 DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 SEVERITIES = ("low", "medium", "high", "critical")
 _KEYS = {"id", "url", "secret", "secrets", "rules", "min_severity", "headers", "timeout", "concurrency", "format",
-         "rate"}
+         "rate", "digest"}
 _FORBIDDEN_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                       "content-type"}
 
@@ -57,6 +58,10 @@ class Endpoint:
     format: str = "standard"
     #: deliveries per second at most (a token bucket, ``pace.py``); None: no limit
     rate: float | None = None
+    #: one delivery per window of this many minutes with the window's alerts; None: one per alert
+    digest_minutes: float | None = None
+    #: alerts per digest delivery at most (a window with more is sent in several)
+    digest_max: int = 50
 
     def wants(self, alert: dict[str, Any]) -> bool:
         """Whether this endpoint subscribed to ``alert`` (its rule and severity)."""
@@ -141,8 +146,20 @@ def _endpoint(entry: Any) -> Endpoint:
     rate = entry.get("rate")
     if rate is not None and (not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 < rate <= 1000):
         raise ValueError("rate must be a number of deliveries per second, more than 0 and at most 1000")
+    digest = entry.get("digest")
+    digest_minutes, digest_max = None, 50
+    if digest is not None:
+        if not (isinstance(digest, dict) and set(digest) <= {"minutes", "max"} and "minutes" in digest):
+            raise ValueError("digest must be { minutes = M, max = N }, such as { minutes = 5, max = 50 }")
+        minutes, most = digest["minutes"], digest.get("max", 50)
+        if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or not 0 < minutes <= 1440:
+            raise ValueError("digest minutes must be a number of minutes, more than 0 and at most 1440")
+        if not isinstance(most, int) or isinstance(most, bool) or not 1 <= most <= 1000:
+            raise ValueError("digest max must be a whole number of alerts from 1 to 1000")
+        digest_minutes, digest_max = float(minutes), most
     return Endpoint(ident, url, tuple(secrets), tuple(rules), severity, tuple(headers.items()),
-                    float(timeout), concurrency, fmt, float(rate) if rate is not None else None)
+                    float(timeout), concurrency, fmt, float(rate) if rate is not None else None,
+                    digest_minutes, digest_max)
 
 
 def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscriptions:

@@ -56,7 +56,8 @@ from .pace import Pace
 from .safety import Network, TargetCache, parse_networks, resolve_target
 from .signing import sign
 
-__all__ = ["Dispatcher", "Outcome", "attempt_delivery", "backfill_jobs", "payload", "webhook_id"]
+__all__ = ["DIGEST_GRACE", "Dispatcher", "Outcome", "attempt_delivery", "backfill_jobs", "digest_event", "payload",
+           "webhook_id"]
 
 log = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429}
@@ -180,6 +181,40 @@ class _Offsets:
             self.highest.pop(tp, None)
 
 
+#: Seconds after a digest window's end before it is sent (alerts raised at its very end
+#: reach the dispatcher a little later).
+DIGEST_GRACE = 2.0
+
+
+@dataclass
+class _Window:
+    """The alerts of one digest window of one endpoint, read from one partition."""
+
+    endpoint: Endpoint
+    tp: TopicPartition
+    start: int  # ms since the epoch
+    end: int
+    members: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (offset, alert)
+
+
+def _iso(ms: int) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def digest_event(endpoint_id: str, tp: TopicPartition, start: int, end: int,
+                 alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """An ``alert.digest``: its id (and ``webhook-id``) is the same for the same window,
+    partition and alerts, so one sent again after a restart is a redelivery, not a second
+    digest."""
+    basis = "\0".join([endpoint_id, tp.topic, str(tp.partition), str(start), *(str(a.get("alert_id")) for a in alerts)])
+    digest_id = "msg_" + hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
+    return {"type": "alert.digest", "digest_id": digest_id, "endpoint": endpoint_id, "timestamp": _iso(end),
+            "window_start": _iso(start), "window_end": _iso(end), "count": len(alerts), "alerts": alerts}
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     """Before partitions move to another dispatcher: commit what is done for them and forget
     them (their unfinished jobs are cancelled; the new owner runs them again, with the same
@@ -212,6 +247,10 @@ class Dispatcher:
         self.group = group or f"{settings.app_id}-webhooks"
         self.limits = {e.id: asyncio.Semaphore(e.concurrency) for e in subscriptions.endpoints}
         self.paces = {e.id: Pace(e.rate) for e in subscriptions.endpoints}
+        #: the open digest windows: (endpoint, partition, window start ms) -> its alerts
+        self.windows: dict[tuple[str, TopicPartition, int], _Window] = {}
+        #: per partition: the Kafka timestamp of the last record read, and when (monotonic)
+        self.seen: dict[TopicPartition, tuple[int, float]] = {}
         self.disabled: dict[str, str] = {}
         #: endpoint id -> when it was first seen (ms since the epoch): alerts raised before
         #: are not sent to it (a backfill is ``stream webhooks redeliver``).
@@ -402,17 +441,81 @@ class Dispatcher:
         # Each job as a function making its coroutine: a task cancelled before it starts (a
         # revocation, the stop) then leaves no coroutine that was never awaited.
         jobs: list[Callable[[], Awaitable[None]]]
+        digested: list[tuple[Endpoint, dict[str, Any]]] = []
         try:
-            jobs = [functools.partial(self._deliver, job) for job in self._jobs(topic, value, timestamp)]
+            made = self._jobs(topic, value, timestamp)
+            if topic == self.settings.topic_alerts:  # new alerts; a retry job is delivered as it is
+                for job in list(made):
+                    endpoint = self.subs.endpoint(job["endpoint"])
+                    if endpoint is not None and endpoint.digest_minutes:
+                        digested.append((endpoint, job))
+                        made.remove(job)
+            jobs = [functools.partial(self._deliver, job) for job in made]
         except ValueError as exc:
             jobs = [functools.partial(self._reject, tp, offset, topic, value, str(exc))]
-        self.offsets.add(tp, offset, len(jobs))
+        self.seen[tp] = (timestamp, time.monotonic())
+        self.offsets.add(tp, offset, len(jobs) + len(digested))
+        for endpoint, job in digested:
+            self._collect(endpoint, tp, offset, timestamp, job["alert"])
         for job in jobs:
-            task = asyncio.create_task(self._run_job(tp, offset, job))
-            self.tasks.add(task)
-            self.tasks_of[tp].add(task)
-            task.add_done_callback(self.tasks.discard)
-            task.add_done_callback(self.tasks_of[tp].discard)
+            self._start(tp, self._run_job(tp, offset, job))
+
+    def _start(self, tp: TopicPartition, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        self.tasks_of[tp].add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.tasks_of[tp].discard)
+
+    # -- digests ---------------------------------------------------------------------------
+
+    def _collect(self, endpoint: Endpoint, tp: TopicPartition, offset: int, timestamp: int,
+                 alert: dict[str, Any]) -> None:
+        """Add an alert to its endpoint's digest window (by the alert record's Kafka
+        timestamp, so a re-read after a restart puts it in the same window)."""
+        assert endpoint.digest_minutes
+        span = int(endpoint.digest_minutes * 60_000)
+        start = timestamp - timestamp % span
+        key = (endpoint.id, tp, start)
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = _Window(endpoint, tp, start, start + span)
+            self._start(tp, self._run_window(key, window))
+        window.members.append((offset, alert))
+
+    async def _run_window(self, key: tuple[str, TopicPartition, int], window: _Window) -> None:
+        """Wait for the window to close, then deliver its alerts (``digest_max`` a delivery);
+        the alerts' offsets are done when their digest is delivered, or handed to
+        ``webhooks.retry`` or ``webhooks.failed``, as for a single alert."""
+        try:
+            await self._closed(window)
+        finally:
+            self.windows.pop(key, None)  # an alert read from now on opens a new (late) window
+        members = window.members
+        most = window.endpoint.digest_max
+        for first in range(0, len(members), most):
+            page = members[first:first + most]
+            event = digest_event(window.endpoint.id, window.tp, window.start, window.end, [a for _o, a in page])
+            job = {"webhook_id": event["digest_id"], "endpoint": window.endpoint.id, "alert": event,
+                   "attempts": [], "due": time.time()}
+            try:
+                await self._deliver(job)
+            except Exception:
+                log.exception("webhooks: digest %s to %s failed unexpectedly; it is sent again after a restart",
+                              job["webhook_id"], window.endpoint.id)
+                return
+            for offset, _alert in page:
+                self.offsets.done(window.tp, offset)
+
+    async def _closed(self, window: _Window) -> None:
+        """The window is over (its end, plus ``DIGEST_GRACE``) and every alert of it on its
+        partition has been read: a later record was read there, or nothing for the grace."""
+        while True:
+            if time.time() * 1000 >= window.end + DIGEST_GRACE * 1000:
+                last_ts, last_read = self.seen.get(window.tp, (0, 0.0))
+                if last_ts >= window.end or time.monotonic() - last_read >= DIGEST_GRACE:
+                    return
+            await asyncio.sleep(0.25)
 
     async def _run_job(self, tp: TopicPartition, offset: int, job: Callable[[], Awaitable[None]]) -> None:
         try:
