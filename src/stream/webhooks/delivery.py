@@ -200,7 +200,7 @@ class _Window:
 def _iso(ms: int) -> str:
     import datetime
 
-    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
