@@ -445,18 +445,18 @@ class Dispatcher:
         try:
             made = self._jobs(topic, value, timestamp)
             if topic == self.settings.topic_alerts:  # new alerts; a retry job is delivered as it is
-                for job in list(made):
-                    endpoint = self.subs.endpoint(job["endpoint"])
+                for one in list(made):
+                    endpoint = self.subs.endpoint(one["endpoint"])
                     if endpoint is not None and endpoint.digest_minutes:
-                        digested.append((endpoint, job))
-                        made.remove(job)
-            jobs = [functools.partial(self._deliver, job) for job in made]
+                        digested.append((endpoint, one))
+                        made.remove(one)
+            jobs = [functools.partial(self._deliver, one) for one in made]
         except ValueError as exc:
             jobs = [functools.partial(self._reject, tp, offset, topic, value, str(exc))]
         self.seen[tp] = (timestamp, time.monotonic())
         self.offsets.add(tp, offset, len(jobs) + len(digested))
-        for endpoint, job in digested:
-            self._collect(endpoint, tp, offset, timestamp, job["alert"])
+        for endpoint, one in digested:
+            self._collect(endpoint, tp, offset, timestamp, one["alert"])
         for job in jobs:
             self._start(tp, self._run_job(tp, offset, job))
 
