@@ -288,6 +288,14 @@ def _digests(server: Receiver) -> dict[str, list[str]]:
     return out
 
 
+def _wait_digested(server: Receiver, count: int, timeout: float = 40) -> None:
+    """Until ``count`` alerts have arrived in digests (then a second more, for any extra)."""
+    deadline = time.monotonic() + timeout
+    while sum(len(v) for v in _digests(server).values()) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+
+
 def test_a_digest_endpoint_gets_one_delivery_per_window_with_its_alerts(
     broker: LocalBroker, topics: StreamTopics
 ) -> None:
@@ -298,10 +306,7 @@ def test_a_digest_endpoint_gets_one_delivery_per_window_with_its_alerts(
                       subscriptions(("ops", server.url), extra="digest = { minutes = 0.1, max = 3 }\n"))
     try:
         produce(broker, topics.alerts, [alert(n) for n in range(400, 407)])
-        deadline = time.monotonic() + 40
-        while sum(len(v) for v in _digests(server).values()) < 7 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)
+        _wait_digested(server, 7)
     finally:
         running.stop()
         server.stop()
@@ -329,10 +334,7 @@ def test_a_digest_survives_a_restart_with_no_alert_lost_and_none_in_two_digests(
         # 2. a new dispatcher (same group) reads them again and sends their digests
         second = Running(settings, subs.replace("URL", server.url))
         try:
-            deadline = time.monotonic() + 40
-            while sum(len(v) for v in _digests(server).values()) < 6 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(1)
+            _wait_digested(server, 6)
         finally:
             second.stop()
         sent = dict(_digests(server))

@@ -117,6 +117,9 @@ class Matcher:
                     exact = term_patterns(term, "word")
                     for pattern in term_patterns(term, rule.match) | exact:
                         table[pattern].append((r, _PROX, 2 * p + side, pattern in exact))
+        #: per rule: its sources and excluded sources, case-folded once
+        self._sources = [(frozenset(x.casefold() for x in rule.sources),
+                          frozenset(x.casefold() for x in rule.exclude_sources)) for rule in rules]
         #: whether any rule looks at titles (else they are not scanned)
         self.title_rules = any("title" in rule.fields for rule in rules)
         for pattern, payload in table.items():
@@ -174,9 +177,10 @@ class Matcher:
             rule = self.rules[r]
             if rule.languages and language not in rule.languages:
                 continue
-            if rule.sources and folded_source not in {s.casefold() for s in rule.sources}:
+            wanted, excluded = self._sources[r]
+            if wanted and folded_source not in wanted:
                 continue
-            if folded_source is not None and folded_source in {s.casefold() for s in rule.exclude_sources}:
+            if folded_source is not None and folded_source in excluded:
                 continue
             # The hits in the rule's fields: (field, first token, last token) per (slot, term).
             slots: dict[tuple[int, int], list[tuple[str, int, int]]] = {}

@@ -221,14 +221,14 @@ def never_matches(rule: Rule) -> list[str]:
     it asks for also has a term of its ``none``, or it asks for a source it excludes."""
     from .matcher import term_patterns
 
-    blockers = {p for term in rule.none for p in term_patterns(term, rule.match)}
+    blockers = sorted({p for term in rule.none for p in term_patterns(term, rule.match)})
 
     def blocked(term: str) -> str | None:
         """A none pattern found wherever ``term`` is: each occurrence of the term is one of
         its patterns, and each of them holds a none pattern."""
         inside = {}
         for pattern in term_patterns(term, rule.match) | term_patterns(term, "word"):
-            found = next((b for b in sorted(blockers) if b in pattern), None)
+            found = next((b for b in blockers if b in pattern), None)
             if found is None:
                 return None
             inside[pattern] = found
