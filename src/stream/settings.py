@@ -101,13 +101,20 @@ class Settings:
     #: Seconds without a heartbeat after which a worker counts as dead and its partitions
     #: move to the others (Kafka's group session timeout; the broker allows 6 to 300).
     session_timeout: float = 30.0
-    #: Seconds a worker may take between two polls of the consumer before Kafka counts it as
-    #: gone (Kafka's ``max.poll.interval.ms``; faust polls from its own thread, so a slow
-    #: batch does not stop the polls, but the consumer's buffer then fills up).
+    #: Seconds a worker may take between two polls of a stage's consumer (one batch) before
+    #: Kafka counts it as gone (Kafka's ``max.poll.interval.ms``).
     max_poll_interval: float = 300.0
-    #: Seconds between offset commits: after a crash, at most about this much work is
-    #: done again (at-least-once); commits are cheap.
+    #: Not used since the worker commits after every batch (kept so that settings files
+    #: naming it still load).
     commit_interval: float = 1.0
+    #: Seconds a worker waits, when partitions are taken from it, for the batch in flight
+    #: to be confirmed and committed; past it the batch is left uncommitted and its records
+    #: are processed again by the next owner.
+    revoke_timeout: float = 30.0
+    #: Exactly-once: seconds a transaction may stay open before the broker aborts it
+    #: (``transaction.timeout.ms``; at most the broker's ``transaction.max.timeout.ms``,
+    #: 15 minutes by default).  A batch must be processed and written within it.
+    transaction_timeout: float = 60.0
     #: ``at_least_once`` (the default) or ``exactly_once``: each batch's outputs and the
     #: offsets of its input records are committed in one Kafka transaction per input
     #: partition (docs/operations.md says when to pick which).
@@ -119,7 +126,7 @@ class Settings:
     #: the dead letters.  The topics stream creates accept records of this size (their
     #: ``max.message.bytes``), and the worker checks existing topics against it at start.
     max_record_bytes: int = 8_000_000
-    #: Where the worker keeps its local state (faust's data directory).
+    #: Where the worker keeps its local files (faust's data directory).
     data_dir: str = field(default_factory=_default_state_dir)
     #: Log level: debug, info, warn, error.
     log_level: str = "info"

@@ -1,5 +1,6 @@
-"""Every output confirmed (issue 15), without a broker: the outbox, dead letters that fit,
-encoding failures routed per article, and the webhook dispatcher's offset bookkeeping."""
+"""Every output confirmed (issues 15 and 26), without a broker: the outbox (a failed send
+fails its batch or is sent again, never counted as sent), dead letters that fit, encoding
+failures routed per article, and the webhook dispatcher's offset bookkeeping."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 
 from stream.errors import DeliveryError
 from stream.records import Article, DeadLetter, encode_dead_letter
-from stream.runtime.agents import _Source
+from stream.runtime.batches import _Source
 from stream.runtime.chain import collect_outputs
-from stream.runtime.outbox import NotSent, Outbox
+from stream.runtime.outbox import Outbox, Retry, permanent
 from stream.runtime.pipeline import BatchResult
 from stream.webhooks.delivery import _Offsets
 
@@ -28,11 +29,15 @@ class Producer:
         self.futures: list[asyncio.Future[Any]] = []
         self.refuse_at_once: Exception | None = None
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, headers: Any, tid: str | None) -> Any:
+        self.sent: list[bytes | None] = []
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None, headers: Any,
+                   partition: int | None) -> Any:
         if self.refuse_at_once is not None:
             raise self.refuse_at_once
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.futures.append(future)
+        self.sent.append(value)
         return future
 
 
@@ -74,14 +79,60 @@ async def test_a_record_the_producer_refuses_at_once_is_a_delivery_error() -> No
         await Outbox(producer.send).send("enriched", None, b"v", what="article 7")
 
 
-async def test_a_record_not_sent_for_a_moved_partition_is_neither_an_error_nor_written() -> None:
-    async def send(*args: Any) -> asyncio.Future[Any]:
-        return NotSent.future()
-
-    box = Outbox(send)
+async def test_a_send_that_failed_is_never_counted_as_sent_without_a_retry() -> None:
+    # Review finding 1 (issue 26): faust's ProducerSendError was turned into "not sent" and
+    # the batch committed.  Every failure now fails the batch (exactly-once: no retry).
+    producer = Producer()
+    box = Outbox(producer.send)
     done: list[str] = []
     await box.send("t", None, b"v", then=lambda: done.append("x"))
-    assert await box.confirm() == 0 and done == []
+    producer.futures[0].set_exception(KafkaTimeoutError("broker away"))
+    with pytest.raises(DeliveryError, match="KafkaTimeoutError"):
+        await box.confirm()
+    assert done == []
+
+
+async def test_a_transient_failure_is_sent_again_until_acknowledged_and_only_the_failed_records() -> None:
+    producer = Producer()
+    events: list[str] = []
+
+    async def reset() -> None:
+        events.append("reset")
+
+    box = Outbox(producer.send, retry=Retry(trouble=lambda reason: events.append("trouble"), reset=reset,
+                                            recovered=lambda: events.append("recovered"), first=0.01))
+    done: list[str] = []
+    await box.send("t", None, b"a", then=lambda: done.append("a"))
+    await box.send("t", None, b"b", then=lambda: done.append("b"))
+    producer.futures[0].set_result("meta")
+    producer.futures[1].set_exception(KafkaTimeoutError("broker away"))
+    confirm = asyncio.ensure_future(box.confirm())
+    while len(producer.futures) < 3:
+        await asyncio.sleep(0.005)
+    assert done == [] and producer.sent == [b"a", b"b", b"b"]  # only b again
+    producer.futures[2].set_exception(KafkaTimeoutError("still away"))
+    while len(producer.futures) < 4:
+        await asyncio.sleep(0.005)
+    producer.futures[3].set_result("meta")
+    assert await confirm == 2
+    assert done == ["a", "b"] and box.resent == 2
+    assert events == ["trouble", "reset", "trouble", "reset", "recovered"]
+
+
+async def test_a_permanent_failure_is_not_retried() -> None:
+    producer = Producer()
+    box = Outbox(producer.send, retry=Retry(first=0.01))
+    await box.send("alerts", None, b"v", what="alert 1")
+    producer.futures[0].set_exception(TopicAuthorizationFailedError())
+    with pytest.raises(DeliveryError, match="alert 1"):
+        await box.confirm()
+    assert len(producer.futures) == 1
+
+
+def test_permanent_failures_are_the_ones_sending_again_cannot_cure() -> None:
+    assert permanent(TopicAuthorizationFailedError()) and permanent(MessageSizeTooLargeError())
+    assert permanent(DeliveryError("t", "x", MessageSizeTooLargeError()))
+    assert not permanent(KafkaTimeoutError()) and not permanent(TimeoutError())
 
 
 async def test_a_record_without_an_answer_is_a_delivery_error_after_the_timeout() -> None:
@@ -92,14 +143,14 @@ async def test_a_record_without_an_answer_is_a_delivery_error_after_the_timeout(
         await box.confirm()
 
 
-async def test_watched_futures_are_confirmed_with_the_batch() -> None:
+async def test_the_metadata_of_each_acknowledged_record_is_handed_on() -> None:
     producer = Producer()
     box = Outbox(producer.send)
-    changelog: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    box.watch(changelog, "changelog", "state table write")
-    changelog.set_exception(RuntimeError("broker down"))
-    with pytest.raises(DeliveryError, match="changelog"):
-        await box.confirm()
+    offsets: list[int] = []
+    await box.send("changelog", b"k", b"v", written=lambda meta: offsets.append(meta))
+    producer.futures[0].set_result(41)
+    await box.confirm()
+    assert offsets == [41]
 
 
 def test_a_dead_letter_that_fits_carries_the_whole_original() -> None:

@@ -19,28 +19,48 @@ __all__ = ["Health"]
 
 
 class Health:
-    """Readiness and liveness of one worker."""
+    """Readiness and liveness of one worker.
+
+    Readiness is false during a rebalance and while a stage has trouble writing to Kafka
+    (:meth:`trouble`: a broker away, a transaction aborted); the reasons are in
+    :attr:`troubles`."""
 
     def __init__(self, metrics: WorkerMetrics, stall_timeout: float):
         self.metrics = metrics
         self.stall_timeout = stall_timeout
         self.assigned: set[tuple[str, int]] = set()
-        self.ready = False
         self.rebalancing = True
         self.stalled: list[str] = []
+        self.troubles: dict[str, str] = {}
+        self._by_stage: dict[str, set[tuple[str, int]]] = {}
         self._moved: dict[tuple[str, int], tuple[int, float]] = {}  # tp -> (committed, since)
         self.checked_at = 0.0
 
-    def on_assigned(self, tps: Iterable[tuple[str, int]]) -> None:
-        self.assigned = set(tps)
+    @property
+    def ready(self) -> bool:
+        return not self.rebalancing and not self.troubles
+
+    def _gauge(self) -> None:
+        self.metrics.ready_gauge.set(1 if self.ready else 0)
+
+    def on_assigned(self, tps: Iterable[tuple[str, int]], stage: str = "") -> None:
+        """``stage`` was given ``tps`` (its whole assignment)."""
+        self._by_stage[stage] = set(tps)
+        self.assigned = set().union(*self._by_stage.values())
         self.rebalancing = False
-        self.ready = True
-        self.metrics.ready_gauge.set(1)
+        self._gauge()
 
     def on_revoked(self) -> None:
         self.rebalancing = True
-        self.ready = False
-        self.metrics.ready_gauge.set(0)
+        self._gauge()
+
+    def trouble(self, stage: str, reason: str | None) -> None:
+        """``stage`` cannot write (``reason``), or can again (``None``)."""
+        if reason is None:
+            self.troubles.pop(stage, None)
+        else:
+            self.troubles[stage] = reason
+        self._gauge()
 
     def observe(self, rows: list[tuple[str, int, int, int]], now: float | None = None) -> None:
         """``(topic, partition, committed, end)`` per assigned input partition."""

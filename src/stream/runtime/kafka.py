@@ -20,7 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from .security import KafkaTarget, client_options
 
 __all__ = ["KafkaRecord", "cluster_replication", "delete_topics", "end_offsets", "ensure_topics", "fetch_records",
-           "make_producer",
+           "make_producer", "partitions_of",
            "read_records", "replication_for", "seed_offsets", "topic_limits"]
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,20 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str], timeo
         await asyncio.sleep(0.1)
 
 
+async def partitions_of(bootstrap: Target, topic: str) -> set[int]:
+    """The partitions of ``topic`` (empty when it does not exist), from the cluster's
+    metadata."""
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
+    await admin.start()
+    try:
+        for described in await admin.describe_topics([topic]):
+            if described.get("topic") == topic and described.get("error_code") == 0:
+                return {int(p["partition"]) for p in described.get("partitions", [])}
+        return set()
+    finally:
+        await admin.close()
+
+
 async def delete_topics(bootstrap: Target, prefixes: Iterable[str]) -> int:
     """Delete every topic whose name starts with one of ``prefixes`` (the test kit's and the
     benchmark's own topics).  :return: how many were deleted."""
@@ -199,10 +213,7 @@ async def seed_offsets(bootstrap: Target, group: str, topics: Iterable[str],
     try:
         tps = []
         for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
+            parts = consumer.partitions_for_topic(topic) or await partitions_of(bootstrap, topic)
             tps += [TopicPartition(topic, p) for p in sorted(parts)]
         missing = [tp for tp in tps if await consumer.committed(tp) is None]
         if not missing:
@@ -235,10 +246,7 @@ async def end_offsets(bootstrap: Target, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
+        parts = consumer.partitions_for_topic(topic) or await partitions_of(bootstrap, topic)
         tps = [TopicPartition(topic, p) for p in parts]
         ends = await consumer.end_offsets(tps) if tps else {}
         return {tp.partition: off for tp, off in ends.items()}
@@ -272,8 +280,7 @@ async def read_records(
         deadline = asyncio.get_running_loop().time() + (timeout or 0)
         parts: set[int] = set()
         while not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
+            parts = await partitions_of(bootstrap, topic)
             if parts or (timeout is not None and asyncio.get_running_loop().time() > deadline):
                 break
             await asyncio.sleep(0.2)

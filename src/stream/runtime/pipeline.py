@@ -5,8 +5,10 @@ the same in both.  Per batch, for each processor in order:
 
 * time the call and record ``{"name", "version", "ms"}`` (ms per article) in every
   article's ``processing.plugins``;
-* synchronous ``cpu_bound`` processors run in one dedicated thread so that the event loop,
-  and with it the Kafka heartbeats, keeps running;
+* synchronous processors run in one dedicated thread, one call at a time, so that the
+  event loop (Kafka heartbeats, the web server, the webhook dispatcher) only coordinates;
+  stateful processors too (their tables are touched by that one thread only, and the
+  stage reads their changes after the call);
 * when ``process`` raises on a batch, it is called again with each article alone, and only
   the articles that still fail are taken out: to the dead letters (``on_error = "dlq"``)
   or passed on without this processor's enrichment (``on_error = "skip"``).
@@ -94,7 +96,7 @@ class Pipeline:
 
     async def _call(self, proc: Processor, articles: list[Article]) -> None:
         limit = proc.timeout * max(1, len(articles)) if proc.timeout else None
-        if proc.cpu_bound and not proc.tables and not inspect.iscoroutinefunction(proc.process):
+        if not inspect.iscoroutinefunction(proc.process):
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self._executor, proc.process, articles)
             try:
@@ -105,7 +107,7 @@ class Pipeline:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-cpu")
                 raise TimeoutError(f"{proc.name} took longer than its limit of {limit:g}s") from None
             return
-        result = proc.process(articles)
+        result = proc.process(articles)  # async def: on the loop (it awaits what it does)
         if inspect.isawaitable(result):
             try:
                 await asyncio.wait_for(result, limit)
@@ -124,9 +126,10 @@ class Pipeline:
             raise RuntimeError("Pipeline.setup() must be called before run()")
         if self._assigned:
             self._assigned = False
+            loop = asyncio.get_running_loop()
             for proc in self.processors:
-                try:
-                    proc.on_assigned()
+                try:  # off the loop: rebuilding an index from a large table takes a while
+                    await loop.run_in_executor(self._executor, proc.on_assigned)
                 except Exception as exc:
                     raise PluginError(proc.name, f"on_assigned failed: {exc!r}") from exc
         alive = list(batch)

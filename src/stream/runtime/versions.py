@@ -1,10 +1,9 @@
-"""The versions of faust-streaming and aiokafka that stream's transport was written for.
+"""The versions of faust-streaming and aiokafka that stream was tested with.
 
-``stream/runtime/transport.py``, ``positions.py`` and ``app.py`` work around faust-streaming's offset and
-rebalance faults (its issues #177, #517 and the ones named there) through its internals:
-``Consumer._new_offset``, ``_read_offset``, ``_commit_offsets``, the aiokafka driver's
-consumer thread, ``TransactionManager.transactional_id_format``.  Another version may change
-any of them without a sign, so a worker refuses to start with one it was not tested with.
+stream uses both through their public APIs only (aiokafka's consumer, producer,
+transactions and admin client; faust's App, BootStrategy, Service and Worker), but the
+data path's guarantees rest on their behaviour (rebalance callbacks, commit and
+transaction semantics), so a worker refuses to start with a version it was not tested with.
 """
 
 from __future__ import annotations
@@ -31,5 +30,5 @@ def check_versions(installed: Callable[[str], str] = metadata.version) -> None:
                                   f"pip install '{dist}=={wanted}'") from None
         if have != wanted:
             raise DependencyError(
-                f"{dist} {have} is installed, but stream was written and tested for {dist} {wanted} (its "
-                f"offset handling relies on {dist}'s internals); install it with: pip install '{dist}=={wanted}'")
+                f"{dist} {have} is installed, but stream was written and tested for {dist} {wanted}; "
+                f"install it with: pip install '{dist}=={wanted}'")

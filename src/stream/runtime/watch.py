@@ -1,30 +1,22 @@
 """The offset watch: every ``interval`` seconds, the group's committed offsets and the end
 offsets of the worker's assigned input partitions.  They feed the lag gauges and the
-health (:mod:`stream.ops.health`), and the watch seeks back the partitions that
-:class:`~stream.runtime.positions.Repairs` names (a record faust dropped holds the
-partition's committed offset back: invariant 2 of :mod:`stream.runtime.positions`).
+health (:mod:`stream.ops.health`).  It only reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ..ops.health import Health
-from .positions import Repairs
 from .security import KafkaTarget, client_options
 
 __all__ = ["OffsetWatch"]
 
 log = logging.getLogger(__name__)
-
-#: ``(topic, partition, committed)``: seek the partition back to its committed offset.
-Rewind = Callable[[str, int, int], Awaitable[None]]
-
 
 class OffsetWatch:
     """Reads the group's committed offsets and the end offsets of the assigned input
@@ -32,11 +24,9 @@ class OffsetWatch:
     back the partitions ``repairs`` names (with ``rewind``)."""
 
     def __init__(self, bootstrap: KafkaTarget | str, group: str, inputs: set[str], health: Health,
-                 interval: float = 5.0, *, repairs: Repairs | None = None, rewind: Rewind | None = None):
+                 interval: float = 5.0):
         self.bootstrap, self.group, self.inputs = bootstrap, group, inputs
         self.health, self.interval = health, interval
-        self.repairs, self.rewind = repairs, rewind
-        self.rewinds = 0
 
     async def run(self) -> None:
         admin = AIOKafkaAdminClient(**client_options(self.bootstrap))
@@ -67,14 +57,3 @@ class OffsetWatch:
             rows.append((tp.topic, tp.partition, max(0, meta.offset if meta else 0), ends.get(tp, 0)))
         self.health.metrics.on_offsets(rows)
         self.health.observe(rows)
-        await self.repair(rows)
-
-    async def repair(self, rows: list[tuple[str, int, int, int]], now: float | None = None) -> None:
-        if self.repairs is None or self.rewind is None:
-            return
-        for topic, partition, committed, end in rows:
-            if self.repairs.due(topic, partition, committed, end, now):
-                log.warning("%s[%d]: the record at the committed offset %d was dropped by faust (fetched, never "
-                            "delivered); seeking back to it", topic, partition, committed)
-                await self.rewind(topic, partition, committed)
-                self.rewinds += 1

@@ -1,4 +1,12 @@
-"""``stream worker``: set the chain up, create the topics, run the faust worker."""
+"""``stream worker``: set the chain up, create the topics, run the stages under faust.
+
+faust-streaming hosts the worker through its public API: a ``faust.App`` whose boot
+strategy turns its Kafka consumer, producer, tables and web server off
+(:class:`_Boot`), its services (:class:`StageService`, one per stage), its tasks (the
+offset watch, the web server, the webhook dispatcher), its signal handling and logging.
+Nothing on the data path is a faust agent, table, topic or stream: each stage reads and
+commits with its own aiokafka consumer (:mod:`stream.runtime.stage`).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +14,25 @@ import asyncio
 import logging
 import os
 import threading
-import warnings
-from typing import TYPE_CHECKING, Any, MutableMapping
+from typing import Any, MutableMapping
+
+import faust
+from aiokafka import TopicPartition
+from faust.app.base import BootStrategy
+from faust.worker import Worker
 
 from ..errors import PluginError
+from ..ops.health import Health
 from ..ops.logs import logging_config as logging_config_for
 from ..ops.metrics import WorkerMetrics
 from ..plugins import get_plugin_manager
 from ..settings import Settings
 from .chain import setup_pipeline
-from .kafka import cluster_replication, seed_offsets
-from .pipeline import split_stateful
+from .kafka import cluster_replication
+from .pipeline import Pipeline, split_stateful
 from .security import check_connection
-
-if TYPE_CHECKING:
-    from .positions import Handled
+from .stage import Handler, Stage, StageFailed
+from .state import StateStore
 
 __all__ = ["run_worker"]
 
@@ -29,43 +41,66 @@ log = logging.getLogger(__name__)
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warn": "warn", "error": "error"}
 
 
-def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[str], handled: Handled) -> None:
-    """The offset watch (lag, liveness, records faust dropped) and, when ``settings.web`` is
-    set, the web server with metrics, health and the dashboard (see :mod:`stream.runtime.watch`)."""
-    from faust.types import TP
+class _Boot(BootStrategy):
+    """faust without Kafka and without its web server: the stages own the data path, and
+    the worker's web server is stream's (:mod:`stream.ops.web`)."""
 
-    from ..ops.health import Health
-    from .positions import Repairs
+    enable_kafka = False
+    enable_web = False
+
+
+class HostApp(faust.App):
+    """The faust application that hosts a worker (see the module docstring)."""
+
+    BootStrategy = _Boot
+
+
+def create_host(settings: Settings) -> faust.App:
+    return HostApp(settings.app_id, broker=f"kafka://{settings.broker.split(',')[0].strip()}",
+                   store="memory://", datadir=settings.data_dir, web_enabled=False, autodiscover=False)
+
+
+class StageService(faust.Service):
+    """Runs one :class:`~stream.runtime.stage.Stage` as a service of the host: started with
+    the worker; on stop (SIGTERM) the batch in flight is committed and the group left; a
+    failed stage crashes the app (the worker exits 1 without committing the batch)."""
+
+    def __init__(self, app: faust.App, stage: Stage) -> None:
+        super().__init__()
+        self.app, self.stage = app, stage
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_started(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.stage.run()
+        except StageFailed as exc:
+            await self.app.crash(exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.critical("stage %s stopped: %r", self.stage.name, exc, exc_info=True)
+            await self.app.crash(exc)
+
+    async def on_stop(self) -> None:
+        arm_stop_deadline(STOP_DEADLINE)
+        await self.stage.stop()
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.stage.settings.revoke_timeout + 5)
+            except (TimeoutError, asyncio.CancelledError, Exception) as exc:
+                log.warning("stage %s: did not stop cleanly (%r)", self.stage.name, exc)
+                self._task.cancel()
+
+
+def _ops(app: faust.App, settings: Settings, health: Health, inputs: list[str]) -> None:
+    """The offset watch (lag gauges, liveness) and, when ``settings.web`` is set, the web
+    server with metrics, health and the dashboard."""
     from .watch import OffsetWatch
 
-    health = Health(metrics, settings.stall_timeout)
-
-    async def assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        tps = args[0] if args else kwargs.get("assigned", set())
-        health.on_assigned((tp.topic, tp.partition) for tp in tps)
-
-    async def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        health.on_revoked()
-
-    async def rewind(topic: str, partition: int, offset: int) -> None:
-        consumer: Any = app.consumer
-        await consumer.rewind(TP(topic, partition), offset)
-
-    def was_fetched(topic: str, partition: int, offset: int) -> bool:
-        consumer: Any = app.consumer
-        return bool(consumer.was_fetched(topic, partition, offset))
-
-    app.on_partitions_assigned.connect(assigned)
-    app.on_partitions_revoked.connect(revoked)
-    # A commit held back by a dropped record (faust drops the first records after an
-    # assignment now and then; stream's offset bookkeeping never commits over them) is
-    # repaired within a second: records are handled in order, so one not handled while later
-    # ones were is not in flight.  Until then every commit of the partition waits, and a
-    # crash repeats that work (crash test, repeats per SIGKILL: 2,400 with a 10 s repair;
-    # 2,500-2,800 with 2 s, when the seek back itself failed; see positions.ReadOffsets).
-    repairs = Repairs(handled, was_fetched, idle_after=max(2.0, 4 * settings.batch_timeout), repair_after=0.5)
-    watch = OffsetWatch(settings.kafka, settings.app_id, set(inputs), health, interval=0.5,
-                        repairs=repairs, rewind=rewind)
+    watch = OffsetWatch(settings.kafka, settings.app_id, set(inputs), health, interval=0.5)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
     async def offset_watch() -> None:
@@ -76,7 +111,7 @@ def _watch(app: Any, settings: Settings, metrics: WorkerMetrics, inputs: list[st
 
         @app.task  # type: ignore[untyped-decorator]
         async def web_server() -> None:
-            await serve(settings.web, metrics, health, token=settings.web_token)
+            await serve(settings.web, health.metrics, health, token=settings.web_token)
 
 
 def _check_web_address(settings: Settings) -> None:
@@ -103,14 +138,17 @@ STOP_DEADLINE = 45.0
 EXIT_STOP_DEADLINE = 70
 
 
+_armed: list[threading.Timer] = []
+
+
 def arm_stop_deadline(seconds: float) -> threading.Timer:
     """Exit the process (status :data:`EXIT_STOP_DEADLINE`) if it is still running in
     ``seconds``.
 
-    faust's shutdown can hang: a worker stopped while its consumer was still joining the
-    group waited forever on its consumer thread, which had died of a ``CancelledError``
-    (seen in CI: ``tests/integration/test_webhook_scale.py``, a second worker stopped during
-    its start).  Nothing is lost by exiting: what was not committed is processed again by
+    Armed when the stages start to stop.  A stage waits up to ``revoke_timeout`` for its
+    batch in flight; a shutdown that hangs beyond that (faust's consumer thread used to,
+    when a worker was stopped during its group join) must not keep the process.  Nothing
+    is lost by exiting: what was not committed is processed again by
     the next owner of the partitions (at-least-once; exactly-once aborts the open
     transaction).  A supervisor's grace period (Kubernetes: 30 s by default) should be
     longer than this deadline, or it will SIGKILL first.
@@ -122,24 +160,13 @@ def arm_stop_deadline(seconds: float) -> threading.Timer:
         logging.shutdown()
         os._exit(EXIT_STOP_DEADLINE)
 
+    if _armed:
+        return _armed[0]
     timer = threading.Timer(seconds, expire)
     timer.daemon = True
     timer.start()
+    _armed.append(timer)
     return timer
-
-
-def _worker_class() -> type:
-    from faust.worker import Worker
-
-    class StreamWorker(Worker):
-        """faust's worker, with a deadline on the stop a signal starts."""
-
-        def _schedule_shutdown(self, signal: Any) -> None:
-            if not self._signal_stop_time:
-                arm_stop_deadline(STOP_DEADLINE)
-            super()._schedule_shutdown(signal)
-
-    return StreamWorker
 
 
 def run_worker(settings: Settings) -> int:
@@ -148,8 +175,7 @@ def run_worker(settings: Settings) -> int:
     Plugins are loaded and set up (models loaded, rules compiled) before anything connects
     to Kafka, so a broken plugin or a missing model stops the worker at once with its name.
     """
-    from .agents import wire_agents
-    from .app import ChangelogWrites, create_app, make_table
+    from .batches import make_handlers
     from .topics import check_record_limits, prepare_topics
     from .versions import check_versions
 
@@ -157,7 +183,6 @@ def run_worker(settings: Settings) -> int:
     _check_web_address(settings)
     host = get_plugin_manager(settings)
     stateless, stateful = split_stateful(host.processors())
-    app = create_app(settings)
 
     def no_tables(name: str) -> MutableMapping[str, Any]:  # pragma: no cover - split guarantees it
         raise PluginError(name, "a stateless processor asked for a table")
@@ -171,35 +196,37 @@ def run_worker(settings: Settings) -> int:
         dispatcher = Dispatcher(settings, load_subscriptions(settings.webhooks),
                                 allow_loopback=settings.webhooks_allow_loopback, metrics=metrics)
     stage1 = setup_pipeline(stateless, settings, "worker", no_tables)
-    writes = ChangelogWrites()
-    stage2 = (setup_pipeline(stateful, settings, "worker", lambda name: make_table(app, name, writes))
-              if stateful else None)
     table_names = tuple(dict.fromkeys(name for proc in stateful for name in proc.tables))
+    store = (StateStore(settings.kafka, settings.app_id, table_names,
+                        committed_only=settings.processing_guarantee == "exactly_once")
+             if stateful else None)
+    stage2 = (setup_pipeline(stateful, settings, "worker", lambda name: store.tables[name])  # type: ignore[union-attr]
+              if stateful else None)
     # Kafka answers with the security settings (else one clear error), and the replication
-    # of the topics the worker (and faust) create is fixed from the cluster's size.
+    # of the topics the worker creates is fixed from the cluster's size.
     asyncio.run(check_connection(settings.kafka))
     replication, min_insync = asyncio.run(cluster_replication(
         settings.kafka, settings.replication_factor, settings.min_insync_replicas))
     settings = settings.replace(replication_factor=replication, min_insync_replicas=min_insync)
-    # Read by faust when it declares its own topics (the assignor's leader topic) at start;
-    # the warning about a late change is about values already used, which this is not.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        app.conf.topic_replication_factor = replication
     created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None, tables=table_names))
     if created:
         log.info("created topics: %s", ", ".join(created))
     asyncio.run(check_record_limits(settings, stateful=stage2 is not None))
-    inputs = [settings.topic_raw] + ([settings.stateful_topic] if stage2 is not None else [])
-    seeded = asyncio.run(seed_offsets(settings.kafka, settings.app_id, inputs))
-    if seeded:
-        log.info("committed start offsets for partitions without one: %s", ", ".join(sorted(seeded)))
     if dispatcher is not None:
         # Where the webhook group starts is fixed before any alert can be raised.
         asyncio.run(dispatcher.prepare())
     os.makedirs(settings.data_dir, exist_ok=True)
-    handled = wire_agents(app, settings, host, stage1, stage2, metrics, writes)
-    _watch(app, settings, metrics, inputs, handled)
+    app = create_host(settings)
+    health = Health(metrics, settings.stall_timeout)
+    handlers = make_handlers(settings, host, stage1, stage2, metrics, store)
+    inputs = [settings.topic_raw]
+    app.add_dependency(StageService(app, Stage("raw", settings.topic_raw, settings, handlers.stage1,
+                                               health=health, metrics=metrics)))
+    if stage2 is not None and store is not None:
+        inputs.append(settings.stateful_topic)
+        app.add_dependency(StageService(app, _stateful_stage(settings, handlers.stage2, stage2, store, health,
+                                                             metrics)))
+    _ops(app, settings, health, inputs)
     if dispatcher is not None:
         webhook_dispatcher = dispatcher
 
@@ -210,8 +237,8 @@ def run_worker(settings: Settings) -> int:
     log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
              [p.name for p in stateless], [p.name for p in stateful])
     logging_config = logging_config_for(settings.log_level) if settings.log_format == "json" else None
-    worker = _worker_class()(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,
-                     logging_config=logging_config)
+    worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,
+                    logging_config=logging_config)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
@@ -221,3 +248,19 @@ def run_worker(settings: Settings) -> int:
         if stage2 is not None:
             stage2.close()
     return 0
+
+
+def _stateful_stage(settings: Settings, handler: Handler | None, pipeline: Pipeline, store: StateStore,
+                    health: Health, metrics: WorkerMetrics) -> Stage:
+    """Stage 2: before its first batch after an assignment, the state store is restored,
+    and the processors rebuild what they derive from it (``on_assigned``) when it changed."""
+    assert handler is not None
+
+    async def prepare(assigned: set[TopicPartition]) -> None:
+        rebuilt = store.dirty
+        applied = await store.restore()
+        if rebuilt or applied:
+            pipeline.assigned()
+
+    return Stage("stateful", settings.stateful_topic, settings, handler, health=health, metrics=metrics,
+                 prepare=prepare, abandoned=store.invalidate)

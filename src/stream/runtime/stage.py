@@ -1,0 +1,370 @@
+"""A stage's loop: one aiokafka consumer, batches, outputs confirmed, offsets committed.
+
+The invariant, per input partition of the stage (``articles.raw`` for stage 1, the
+hand-off ``APP_ID-stateful`` for stage 2):
+
+* **Commit after confirm.**  The offset after a batch's last record of a partition is
+  committed only after every record the batch sent was acknowledged by the broker
+  (:class:`~stream.runtime.outbox.Outbox`).  Batches run one at a time, in fetch order, so
+  every record below a committed offset was handled.  There is no other offset bookkeeping.
+* **Revocation waits.**  When partitions are revoked, the batch in flight is given
+  ``revoke_timeout`` seconds to confirm and commit; past that it is abandoned and commits
+  nothing (its records are processed again by the next owner).
+* **A failed send fails its batch.**  Transient failures are retried (the worker reports
+  not-ready meanwhile, :mod:`stream.ops.health`); permanent ones stop the worker with the
+  topic and the fix; a batch whose processing fails for a reason that is not about one
+  article stops the worker.  Nothing of such a batch is committed.
+* **Exactly-once** (``processing_guarantee = "exactly_once"``): one transactional producer
+  per assigned input partition, ``transactional.id = APP_ID-STAGE-PARTITION``, started (and
+  so the previous owner's open transaction fenced and aborted) before the partition's first
+  batch and before the state is restored.  A batch writes each partition's outputs, state
+  changes and ``send_offsets_to_transaction`` in that partition's transaction.  Any failure
+  aborts it, the partition is sought back to its committed offset, the state store is
+  rebuilt, and the stage goes on: no exit, no retry of a half transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from ..errors import DeliveryError
+from ..ops.health import Health
+from ..ops.metrics import WorkerMetrics
+from ..settings import Settings
+from .kafka import make_producer
+from .outbox import Outbox, Retry, permanent
+from .security import client_options
+
+__all__ = ["FETCH_MAX_WAIT_MS", "Handler", "Stage", "StageFailed"]
+
+log = logging.getLogger(__name__)
+
+#: The longest a fetch request waits at the broker for data, in milliseconds (the batch
+#: timeout bounds how long a batch waits to fill).
+FETCH_MAX_WAIT_MS = 100
+
+#: aiokafka's ``ConsumerRecord`` (aiokafka ships no types).
+Record = Any
+#: ``handle(outbox, records)``: process a batch and send its records through the outbox.
+Handler = Callable[[Outbox, list[Record]], Awaitable[None]]
+
+
+class StageFailed(Exception):
+    """The stage cannot go on (a permanent send failure, a programming error); the worker
+    stops without committing the batch."""
+
+
+@dataclass
+class _Batch:
+    records: list[Record]
+    generation: int
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """Runs ``handle`` over the records of ``topic`` in batches (see the module docstring).
+
+    :param prepare: awaited before the first batch after an assignment, with the partitions
+        now assigned (stage 2 restores its state store there).
+    :param abandoned: called when a batch's changes may not have reached Kafka (the state
+        store is marked dirty).
+    """
+
+    def __init__(self, name: str, topic: str, settings: Settings, handle: Handler, *,
+                 health: Health, metrics: WorkerMetrics,
+                 prepare: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+                 abandoned: Callable[[], None] | None = None) -> None:
+        self.name, self.topic, self.settings = name, topic, settings
+        self.handle, self.health, self.metrics = handle, health, metrics
+        self.prepare, self.abandoned = prepare, abandoned
+        self.group = settings.app_id
+        self.eos = settings.processing_guarantee == "exactly_once"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None  # at-least-once: one per stage
+        self.producers: dict[int, AIOKafkaProducer] = {}  # exactly-once: one per input partition
+        self.generation = 0
+        self.assigned: set[TopicPartition] = set()
+        self._fresh: set[TopicPartition] | None = None  # assigned, not prepared yet
+        self._inflight: asyncio.Future[None] | None = None
+        self._stopping = asyncio.Event()
+        self.batches = 0
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`.  :raises StageFailed: the worker must stop."""
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            **client_options(s.kafka), group_id=self.group, client_id=f"{s.app_id}-{self.name}",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            isolation_level="read_committed" if self.eos else "read_uncommitted",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_partition_fetch_bytes=max(1 << 20, s.max_article_bytes + 65536),
+            session_timeout_ms=int(s.session_timeout * 1000),
+            heartbeat_interval_ms=int(min(3.0, s.session_timeout / 3) * 1000),
+            max_poll_interval_ms=int(s.max_poll_interval * 1000),
+            rebalance_timeout_ms=int(s.max_poll_interval * 1000),
+        )
+        await self.consumer.start()
+        try:
+            self.consumer.subscribe([self.topic], listener=self)
+            if not self.eos:
+                self.producer = await self._new_producer(None)
+            while not self._stopping.is_set():
+                fetched = await self.consumer.getmany(timeout_ms=int(s.batch_timeout * 1000),
+                                                      max_records=s.batch_size)
+                if self._fresh is not None:
+                    await self._prepare()
+                records = [r for tp in sorted(fetched, key=lambda tp: tp.partition) for r in fetched[tp]
+                           if tp in self.assigned]
+                if not records:
+                    continue
+                self.metrics.on_consumed(self.name, len(records))
+                self._inflight = asyncio.ensure_future(self._batch(_Batch(records, self.generation)))
+                try:
+                    await asyncio.shield(self._inflight)
+                finally:
+                    self._inflight = None
+        finally:
+            await self._close()
+
+    async def stop(self) -> None:
+        """Finish the batch in flight (commit it) and leave the group."""
+        self._stopping.set()
+
+    async def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                await self.consumer.stop()  # leaves the group: the partitions move at once
+            except Exception as exc:  # already gone
+                log.info("%s: consumer stop: %r", self.name, exc)
+        for producer in [*self.producers.values(), *([self.producer] if self.producer else [])]:
+            try:
+                await producer.stop()
+            except Exception as exc:
+                log.info("%s: producer stop: %r", self.name, exc)
+        self.producers.clear()
+        self.producer = None
+
+    # -- rebalance (aiokafka awaits these) -----------------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        inflight = self._inflight
+        if inflight is not None and not inflight.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(inflight), self.settings.revoke_timeout)
+            except TimeoutError:
+                log.warning("%s: the batch in flight did not finish within revoke_timeout = %g s; its offsets will "
+                            "not be committed (the next owner processes it again)", self.name,
+                            self.settings.revoke_timeout)
+            except Exception:
+                pass  # the batch's own failure is handled where it runs
+        self.generation += 1
+        self.assigned = set()
+        self.health.on_revoked()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = set(assigned)
+        self._fresh = set(assigned)
+        self.health.on_assigned(((tp.topic, tp.partition) for tp in assigned), self.name)
+
+    async def _prepare(self) -> None:
+        """Before the first batch of an assignment: (exactly-once) a fresh transactional
+        producer per partition, which fences the previous owner's; then ``prepare``."""
+        fresh, self._fresh = self._fresh or set(), None
+        if self.eos:
+            for partition in list(self.producers):
+                if TopicPartition(self.topic, partition) not in fresh:
+                    await self._drop_producer(partition)
+            await asyncio.gather(*(self._fence(tp.partition) for tp in fresh))
+        if self.prepare is not None and fresh:
+            await self.prepare(fresh)
+
+    async def _fence(self, partition: int) -> None:
+        await self._drop_producer(partition)
+        self.producers[partition] = await self._new_producer(partition)
+
+    async def _drop_producer(self, partition: int) -> None:
+        producer = self.producers.pop(partition, None)
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:
+                log.info("%s: producer of partition %d: stop: %r", self.name, partition, exc)
+
+    async def _new_producer(self, partition: int | None) -> AIOKafkaProducer:
+        s = self.settings
+        options: dict[str, Any] = {"max_request_size": s.topic_max_message_bytes + 65536,
+                                   "client_id": f"{s.app_id}-{self.name}"}
+        if partition is not None:
+            options["transactional_id"] = self.transactional_id(partition)
+            options["transaction_timeout_ms"] = int(s.transaction_timeout * 1000)
+        producer = make_producer(s.kafka, **options)
+        await producer.start()
+        return producer
+
+    def transactional_id(self, partition: int) -> str:
+        """``APP_ID-STAGE-PARTITION``: the same for every owner of the partition, so a new
+        owner fences the old one."""
+        return f"{self.settings.app_id}-{self.name}-{partition}"
+
+    # -- one batch ---------------------------------------------------------------------------
+
+    async def _send(self, topic: str, key: bytes | None, value: bytes | None,
+                    headers: list[tuple[str, bytes]] | None, partition: int | None) -> asyncio.Future[Any]:
+        if self.eos:
+            if partition is None:
+                raise ValueError("exactly-once: a record must name its input partition")
+            producer = self.producers[partition]
+        else:
+            assert self.producer is not None
+            producer = self.producer
+        future: asyncio.Future[Any] = await producer.send(topic, value, key=key, headers=headers)
+        return future
+
+    async def _reset_producer(self) -> None:
+        """A new producer after a transient failure (a fresh producer id: the old one may be
+        stuck on a sequence the broker no longer expects)."""
+        old, self.producer = self.producer, await self._new_producer(None)
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), 5)
+            except Exception as exc:
+                log.info("%s: old producer stop: %r", self.name, exc)
+
+    def _retry(self) -> Retry | None:
+        if self.eos:
+            return None
+        return Retry(trouble=lambda reason: self.health.trouble(self.name, reason), reset=self._reset_producer,
+                     recovered=lambda: self.health.trouble(self.name, None))
+
+    async def _batch(self, batch: _Batch) -> None:
+        for record in batch.records:
+            tp = TopicPartition(record.topic, record.partition)
+            batch.ends[tp] = max(batch.ends.get(tp, 0), record.offset + 1)
+        if self.eos:
+            await self._transactional_batch(batch)
+            return
+        box = Outbox(self._send, retry=self._retry())
+        try:
+            await self.handle(box, batch.records)
+            await box.confirm()
+        except Exception as exc:
+            self._failed(batch, exc)
+        await self._commit(batch)
+
+    def _failed(self, batch: _Batch, exc: BaseException) -> None:
+        if self.abandoned is not None:
+            self.abandoned()
+        first = batch.records[0]
+        where = f"{first.topic}[{first.partition}]@{first.offset} (+{len(batch.records) - 1} more)"
+        if isinstance(exc, DeliveryError):
+            reason = f"batch {where} of stage {self.name} could not be written: {exc}"
+        else:
+            reason = f"batch {where} of stage {self.name} failed: {type(exc).__name__}: {exc}"
+        log.critical("%s; stopping the worker without committing this batch (it is processed again after a "
+                     "restart)", reason, exc_info=not isinstance(exc, DeliveryError))
+        raise StageFailed(reason) from exc
+
+    async def _commit(self, batch: _Batch) -> None:
+        if batch.generation != self.generation:
+            log.info("%s: not committing a batch of partitions revoked meanwhile (the next owner processes it)",
+                     self.name)
+            return
+        assert self.consumer is not None
+        offsets = {tp: end for tp, end in batch.ends.items() if tp in self.assigned}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except Exception as exc:  # a rebalance took the partitions: the next owner repeats the batch
+            log.warning("%s: commit of %s failed (%r); the next owner of these partitions processes the batch "
+                        "again", self.name, _offsets_text(offsets), exc)
+            return
+        self.batches += 1
+
+    async def _transactional_batch(self, batch: _Batch) -> None:
+        partitions = sorted({tp.partition for tp in batch.ends})
+        begun: list[int] = []
+        try:
+            for partition in partitions:
+                await self.producers[partition].begin_transaction()
+                begun.append(partition)
+            box = Outbox(self._send)
+            try:
+                await self.handle(box, batch.records)
+            except DeliveryError:
+                raise
+            except Exception as exc:
+                await self._abort(begun)
+                self._failed(batch, exc)
+            await box.confirm()
+            if batch.generation != self.generation:
+                raise _Revoked()
+            for partition in partitions:
+                tp = TopicPartition(self.topic, partition)
+                producer = self.producers[partition]
+                await producer.send_offsets_to_transaction({tp: OffsetAndMetadata(batch.ends[tp], "")}, self.group)
+                await producer.commit_transaction()
+                begun.remove(partition)
+            self.batches += 1
+        except StageFailed:
+            raise
+        except Exception as exc:
+            if isinstance(exc, DeliveryError) and permanent(exc):
+                await self._abort(begun)
+                self._failed(batch, exc)
+            await self._recover(batch, begun, exc)
+
+    async def _abort(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            producer = self.producers.get(partition)
+            if producer is None:
+                continue
+            try:
+                await asyncio.wait_for(producer.abort_transaction(), 30)
+            except Exception as exc:  # fenced, or the broker away: a new producer aborts it
+                log.info("%s: abort of the transaction of partition %d: %r", self.name, partition, exc)
+                await self._drop_producer(partition)
+
+    async def _recover(self, batch: _Batch, begun: list[int], exc: BaseException) -> None:
+        """Exactly-once: abort, seek back to the committed offsets, rebuild the state, go on."""
+        revoked = isinstance(exc, _Revoked)
+        if not revoked:
+            log.warning("%s: transaction of %s aborted (%s: %s); processing it again from the committed offsets",
+                        self.name, _offsets_text(batch.ends), type(exc).__name__, exc)
+            self.health.trouble(self.name, f"transaction aborted: {type(exc).__name__}")
+        await self._abort(begun)
+        if self.abandoned is not None:
+            self.abandoned()
+        if revoked or self.consumer is None:
+            return
+        assert self.consumer is not None
+        for tp in batch.ends:
+            if tp not in self.assigned:
+                continue
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        # Fresh producers (fencing whatever was left open) and a rebuilt state, as after an
+        # assignment; a short pause so that a broker away is not hammered.
+        await asyncio.sleep(1.0)
+        self._fresh = {tp for tp in self.assigned}
+        await self._prepare()
+        self.health.trouble(self.name, None)
+
+
+class _Revoked(Exception):
+    """The batch's partitions were revoked before its transaction committed."""
+
+
+def _offsets_text(offsets: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]@{o}" for tp, o in sorted(offsets.items()))
+
