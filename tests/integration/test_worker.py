@@ -94,36 +94,6 @@ def test_sample_articles_come_out_enriched_once_each_and_bad_input_goes_to_the_d
     assert dead["source"]["topic"] == topics.raw and dead["source"]["offset"] >= 0
 
 
-def test_every_input_partition_has_a_committed_offset_before_faust_starts(
-    broker: LocalBroker, topics: Topics, tmp_path: Path
-) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from stream.testing import StreamWorker
-
-    worker = StreamWorker(broker, topics, tmp_path, "seed")
-    try:
-        produce_one = subprocess.run([*STREAM, "produce", "-"], input='{"id": "one", "text": "Troops moved."}',
-                                     env=topics.env(broker, tmp_path / "d"), capture_output=True, text=True)
-        assert produce_one.returncode == 0
-        read_all(broker, topics.enriched, 1)
-    finally:
-        assert worker.stop() == 0, worker.log()
-
-    async def committed() -> dict[tuple[str, int], int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(topics.app_id)
-            return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()}
-        finally:
-            await admin.close()
-
-    offsets = asyncio.run(committed())
-    # all 3 partitions of the raw topic, though only one ever held a record
-    assert {p for t, p in offsets if t == topics.raw} == {0, 1, 2}
-    assert all(offset >= 0 for offset in offsets.values())
-
 
 def test_a_french_article_gets_french_entities_and_a_german_one_the_reason_it_has_none(
     broker: LocalBroker, topics: Topics, tmp_path: Path, worker: subprocess.Popen[bytes]

@@ -145,6 +145,10 @@ async def partitions_of(bootstrap: Target, topic: str) -> set[int]:
     admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
+        # Only a topic that exists: a metadata request for a missing one may create it with
+        # the broker's defaults (auto.create.topics.enable).
+        if topic not in set(await admin.list_topics()):
+            return set()
         for described in await admin.describe_topics([topic]):
             if described.get("topic") == topic and described.get("error_code") == 0:
                 return {int(p["partition"]) for p in described.get("partitions", [])}
