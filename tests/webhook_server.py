@@ -47,11 +47,13 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers request n with ``statuses[n]`` (then ``default``), after ``delay`` seconds."""
+    """Answers request n with ``statuses[n]`` (then ``default``), after ``delay`` seconds
+    (only for bodies that contain ``delay_when``, when it is set)."""
 
     statuses: list[int] = field(default_factory=list)
     default: int = 200
     delay: float = 0.0
+    delay_when: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     requests: list[Received] = field(default_factory=list)
     port: int = 0
@@ -66,7 +68,7 @@ class Receiver:
             n = len(self.requests)
             status = self.statuses[n] if n < len(self.statuses) else self.default
             self.requests.append(Received(dict(request.headers), body, time.time(), status))
-            if self.delay:
+            if self.delay and (not self.delay_when or self.delay_when in body):
                 await asyncio.sleep(self.delay)
             return web.Response(status=status, headers=self.headers if status != 200 else {})
 

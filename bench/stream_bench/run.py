@@ -43,6 +43,8 @@ PLAN: dict[str, tuple[str, str, float]] = {
             "nlp.pipe on one core", ">=", 0.8),
     "R12": ("framework CPU per message (worker with a no-op plugin) / worker CPU per article of the whole "
             "pipeline", "<=", 0.02),
+    "R13": ("seconds to restore 200,000 dedup signatures from the changelog, rebuild of the in-memory "
+            "indexes included", "<=", 10.0),
 }
 
 FULL = "clean,ner,dedup,alerts"
@@ -97,7 +99,7 @@ BENCH_PREFIX = "bench-"
 
 def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
                   dedup_sizes: tuple[int, int], logdir: Path, soak: int = 50_000,
-                  echo: Callable[[str], None] = print) -> dict[str, Any]:
+                  echo: Callable[[str], None] = print, restore: int = 200_000) -> dict[str, Any]:
     """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`).
 
     The arms' topics (``bench-*``, a few hundred a run) are deleted at the end, and those a
@@ -109,13 +111,14 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         echo(f"deleted {left} {BENCH_PREFIX}* topics left by an earlier run")
     try:
         return _run(settings, samples, count=count, ner_count=ner_count, rounds=rounds, dedup_sizes=dedup_sizes,
-                    logdir=logdir, soak=soak, echo=echo)
+                    logdir=logdir, soak=soak, echo=echo, restore=restore)
     finally:
         asyncio.run(delete_topics(settings.kafka, [BENCH_PREFIX]))
 
 
 def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
-         dedup_sizes: tuple[int, int], logdir: Path, soak: int, echo: Callable[[str], None]) -> dict[str, Any]:
+         dedup_sizes: tuple[int, int], logdir: Path, soak: int, echo: Callable[[str], None],
+         restore: int) -> dict[str, Any]:
     started = time.time()
     corpus = plant(build_corpus(samples, count))
     ner_articles = corpus[:ner_count]
@@ -123,7 +126,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
     results: dict[str, Any] = {"ratios": [], "sanity": {}, "arms": {}}
     noop = {"STREAM_PLUGINS": "noop", "STREAM_PLUGIN_NOOP_ENABLED": "1"}
     values = [dumps(a) for a in corpus]
-    steps = 6 * rounds + 6
+    steps = 6 * rounds + 7
     with progress() as bar:
         task = bar.add_task("benchmark", total=steps)
 
@@ -282,6 +285,13 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         r9 = _entry("R9", _ratio(ours, raw), deliveries=len(fake), dispatcher_per_s=ours, raw_post_per_s=raw)
         done()
 
+        # R13: stage 2's state restore (a worker taking stage 2 over, or starting).
+        step(f"R13: restore of {restore:,} dedup signatures")
+        seconds, restored = asyncio.run(_restore(settings, restore, rounds))
+        r13 = _entry("R13", median_min_max(seconds), signatures=restore, keys_restored=restored,
+                     rounds=[round(x, 2) for x in seconds])
+        done()
+
         # Memory soak: a worker with the stateful processors (dedup, alerts: what holds state;
         # NER over 50,000 articles would take most of an hour) over ``soak`` articles, the
         # dedup state bounded at 10,000 signatures: resident memory should level off.
@@ -297,10 +307,60 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         results["memory"] = memory
         done()
 
-    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12]
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13]
     results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
     results["seconds"] = round(time.time() - started, 1)
     return results
+
+
+async def _restore(settings: Settings, signatures: int, rounds: int) -> tuple[list[float], int]:
+    """Write ``signatures`` dedup entries (random signatures: a random one costs the index
+    what a real one does) to a changelog as a worker would, then time, ``rounds`` times, a
+    fresh state store's restore and the dedup processor's rebuild of its indexes (what a
+    worker does before its first stage-2 batch)."""
+    import base64
+    import uuid
+
+    import numpy as np
+
+    from stream.processor import Context
+    from stream.runtime.kafka import ensure_topics, make_producer
+    from stream.runtime.state import StateStore, changelog_topic
+    from stream_dedup import DedupProcessor
+
+    app_id = f"{BENCH_PREFIX}restore-{uuid.uuid4().hex[:8]}"
+    topic = changelog_topic(app_id, "dedup")
+    await ensure_topics(settings.kafka, [(topic, 1, True)], settings.replication_factor)
+    rng = np.random.default_rng(13)
+    now = time.time()
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        futures = []
+        for n in range(signatures):
+            values = rng.integers(0, 2**32, size=128, dtype=np.uint32).tobytes()
+            state = {"x": f"{n:024x}", "h": base64.b64encode(values).decode(), "n": 300, "l": [f"{n:024x}"]}
+            decision = {"status": "unique", "duplicate_of": None, "similarity": None, "cluster_id": f"r{n}"}
+            futures.append(await producer.send(topic, dumps({"d": decision, "t": now, "s": state}),
+                                               key=dumps(f"a:r{n}")))
+            if len(futures) >= 5000:
+                await asyncio.gather(*futures)
+                futures = []
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    seconds: list[float] = []
+    restored = 0
+    for _ in range(rounds):
+        store = StateStore(settings.kafka, app_id, ("dedup",))
+        start = time.perf_counter()
+        await store.restore()
+        dedup = DedupProcessor()
+        dedup.setup(Context(settings=settings, tables={"dedup": store.tables["dedup"]}, mode="worker"))
+        dedup.process([])  # the first batch after an assignment builds the indexes
+        seconds.append(time.perf_counter() - start)
+        restored = len(dedup.index or ())
+    return seconds, restored
 
 
 async def _latency(flow: FlowBench, hits: list[dict[str, Any]], rate: float, rounds: int) -> tuple[list[float],

@@ -63,9 +63,11 @@ class Context:
     :ivar log: a logger named ``stream.plugins.NAME``.
     :ivar mode: ``"worker"`` inside ``stream worker``, ``"embedded"`` in ``stream process``.
     :ivar tables: the state tables the processor declared in :attr:`Processor.tables`, by
-        name: mappings of str keys to JSON-able values.  In the worker each is a faust Table
-        backed by a compacted Kafka changelog (it survives restarts and moves with the work
-        to another worker); in ``stream process`` a dict.
+        name: mappings of str keys to JSON-able values (``get``, ``put``, ``delete``,
+        iteration).  In the worker each is a :class:`~stream.runtime.state.StateTable`
+        whose changes are written to a compacted Kafka changelog with each batch (it
+        survives restarts and moves with the work to another worker); in ``stream
+        process`` a dict.
     """
 
     settings: Settings
@@ -101,8 +103,9 @@ class Processor:
     * :attr:`before` / :attr:`after` - names of processors this one must run before / after,
       whatever their ``order`` (names that are not loaded are ignored).  A cycle stops the
       program at start, naming the processors in it;
-    * :attr:`cpu_bound` - ``True`` runs a synchronous :meth:`process` in the pipeline's
-      worker thread so the event loop (Kafka heartbeats) stays responsive;
+    * :attr:`cpu_bound` - kept for plugins written for earlier versions: every synchronous
+      :meth:`process` now runs in the pipeline's worker thread, so the event loop (Kafka
+      heartbeats, health checks) stays responsive;
     * :attr:`timeout` - seconds a call of :meth:`process` may take per article of the batch
       (``None``: no limit).  Past it, the call counts as failed (``TimeoutError``) and its
       articles are handled by :attr:`on_error`; the worker goes on.  A hung synchronous
@@ -110,8 +113,8 @@ class Processor:
     * :attr:`tables` - names of the state tables this processor keeps (see
       :class:`Context`).  A processor with tables is *stateful*: in the worker it and every
       processor after it run in the stateful stage, which sees every article in one place
-      (one partition), so its state is complete.  Stateful processors run on the event
-      loop (table writes are not thread-safe); keep them cheap;
+      (one partition), so its state is complete.  Like every synchronous processor it runs
+      in the pipeline's thread, the only one that touches its tables;
     * :attr:`on_error` - ``"dlq"`` sends articles this processor fails on to the dead-letter
       topic; ``"skip"`` passes them on without this processor's enrichment, and records
       ``"skipped": true`` in their ``processing`` entry.

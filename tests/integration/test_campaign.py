@@ -1,11 +1,12 @@
 """A randomized fault campaign on the real broker (issue 15).
 
 Each round does one random fault while articles flow: SIGKILL or SIGTERM of a worker, a
-worker more or less, a broker restart, or nothing; every round's input mixes valid articles
-with an article over ``max_article_bytes``, records that are not JSON, articles a plugin
-fails on and articles a plugin fills with a value JSON cannot hold.  Every optional feature
-is on at once: webhooks (with retries), dedup, alerts.  After each round the invariant is
-checked:
+worker more or less, a broker restart, a broker frozen (SIGSTOP) for a while, or nothing;
+every round's input mixes valid articles with an article over ``max_article_bytes``,
+records that are not JSON, articles a plugin fails on and articles a plugin fills with a
+value JSON cannot hold.  Every optional feature
+is on at once: webhooks (with retries), NER in two model processes per worker (as a
+worker runs in production), dedup, alerts.  After each round the invariant is checked:
 
 * every acknowledged input id is in ``articles.enriched`` or ``articles.dlq``, never both;
 * every alert on the alerts topic was delivered to the webhook receiver (answered 200);
@@ -41,8 +42,8 @@ from .test_webhooks import SECRET
 pytestmark = pytest.mark.integration
 
 ROUNDS = int(os.environ.get("STREAM_CAMPAIGN_ROUNDS", "4"))
-FAULTS = ("sigkill", "sigterm", "scale_out", "scale_in", "broker_restart", "none")
-PLUGINS = "clean,slow,dedup,alerts"  # NER would only make it slower: the delivery is under test
+FAULTS = ("sigkill", "sigterm", "scale_out", "scale_in", "broker_restart", "broker_freeze", "none")
+PLUGINS = "clean,ner,slow,dedup,alerts"
 
 
 def _records(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
@@ -105,6 +106,7 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
                      f'[[endpoints]]\nid = "sink"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n')
     tag = topics.app_id
     env = {"STREAM_PLUGINS": PLUGINS, "STREAM_PLUGIN_SLOW_ENABLED": "1", "STREAM_SESSION_TIMEOUT": "6",
+           "STREAM_PLUGIN_NER_PROCESSES": "2",
            "STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
            "STREAM_TOPIC_WEBHOOKS_RETRY": f"{tag}.retry", "STREAM_TOPIC_WEBHOOKS_FAILED": f"{tag}.failed",
            "STREAM_TOPIC_WEBHOOKS_EVENTS": f"{tag}.events"}
@@ -139,6 +141,12 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
                 broker.stop()
                 time.sleep(rng.uniform(1, 4))
                 broker.start()
+            elif fault == "broker_freeze":
+                broker.kill_node(1, signal.SIGSTOP)
+                try:
+                    time.sleep(rng.uniform(3, 15))
+                finally:
+                    broker.kill_node(1, signal.SIGCONT)
             if not running:
                 running.append(start())
             _send(broker, topics.raw, records[half:])

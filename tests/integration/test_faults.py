@@ -131,3 +131,62 @@ def test_a_batch_slower_than_the_poll_interval(broker: LocalBroker, topics: Stre
     slow: list[dict[str, Any]] = [r for r in _read(broker, topics.enriched) if r["id"] == "slow-1"]
     assert slow and all(r["extra"]["slow"] for r in slow)
     print(f"\nslow batch (12 s, poll interval 5 s): {len(ids)} articles, {records} records, {repeats} repeats")
+
+
+def _ready(worker: StreamWorker, base: str) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    import orjson
+
+    try:
+        with urllib.request.urlopen(base + "/health/ready", timeout=3) as response:
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, orjson.loads(exc.read() or b"{}")
+    except OSError:
+        return 0, {}
+
+
+#: Longer than the producer's and the consumer's request timeout (aiokafka: 40 s), so that
+#: sends in flight fail and are sent again, and commits fail.
+FREEZE_SECONDS = 45
+
+
+def test_a_broker_frozen_longer_than_the_producer_timeout_loses_nothing(
+        broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> None:
+    """SIGSTOP on the broker under load (issue 26): the worker stays up, reports not-ready
+    while Kafka does not answer, and once the broker runs again every id comes out."""
+    ids = setup_input(broker, topics, 3000)
+    worker = StreamWorker(broker, topics, tmp_path, "w", STREAM_PLUGINS=PLUGINS, STREAM_BATCH_SIZE="32")
+    frozen = False
+    try:
+        base = worker.web_url()
+        _wait_count(broker, topics.enriched, 300, worker)
+        broker.kill_node(1, signal.SIGSTOP)
+        frozen = True
+        seen: set[int] = set()
+        troubles: dict[str, Any] = {}
+        deadline = time.monotonic() + FREEZE_SECONDS
+        while time.monotonic() < deadline:
+            status, body = _ready(worker, base)
+            seen.add(status)
+            troubles.update(body.get("troubles") or {})
+            assert worker.proc.poll() is None, worker.log()
+            time.sleep(1)
+        broker.kill_node(1, signal.SIGCONT)
+        frozen = False
+        assert 503 in seen, f"never reported not-ready while the broker was frozen: {seen}"
+        _wait_count(broker, topics.enriched, len(ids), worker, timeout=240)
+        wait_committed(broker, topics, timeout=120)
+        deadline = time.monotonic() + 60
+        while _ready(worker, base)[0] != 200:
+            assert time.monotonic() < deadline, _ready(worker, base)
+            time.sleep(1)
+    finally:
+        if frozen:
+            broker.kill_node(1, signal.SIGCONT)
+        assert worker.stop() == 0, worker.log()
+    records, repeats = check_invariant(broker, topics, ids)
+    print(f"\nbroker frozen {FREEZE_SECONDS} s: {len(ids)} articles, {records} enriched records, {repeats} repeats; "
+          f"not ready for: {sorted(troubles)}")

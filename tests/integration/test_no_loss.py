@@ -145,7 +145,7 @@ def test_a_record_the_broker_refuses_stops_the_worker_without_committing_and_com
     assert "was not written" in log and "max.message.bytes" in log and topics.enriched in log
     assert "refused" not in {r["id"] for r in _records(broker, topics.enriched)}
     stateful = f"{topics.app_id}-stateful"
-    handoff_committed = asyncio.run(_committed(broker, topics.app_id, stateful))
+    handoff_committed = asyncio.run(_committed(broker, f"{topics.app_id}-stateful", stateful))
     assert handoff_committed == 1  # "warm" only: the batch of "refused" was not committed
 
     asyncio.run(_set_limit(broker, topics.enriched, 8_000_000 + 65536))

@@ -347,3 +347,41 @@ def test_a_digest_survives_a_restart_with_no_alert_lost_and_none_in_two_digests(
     every = [a for ids in _digests(server).values() for a in ids]
     assert sorted(every) == [f"al-{n}" for n in range(500, 506)]  # none lost, none in two digests
     assert _digests(server) == sent
+
+
+def test_an_alert_read_again_after_a_restart_goes_out_in_the_digest_it_was_in(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    """Review finding 4 (issue 26): a slow endpoint holds the committed offset of the alerts
+    partition below alerts whose digests were already sent to another endpoint.  After a
+    restart those alerts are read again: each must go out under the webhook-id of the digest
+    it was in (a redelivery), never in a new page with a new id (it used to: the pages were
+    cut again from the first alert read)."""
+    settings = settings_for(broker, topics)
+    digests = Receiver().start()
+    slow = Receiver(delay=30, delay_when=b'"al-701"').start()
+    subs = (subscriptions(("ops", digests.url), extra="digest = { minutes = 0.1, max = 2 }\n")
+            + subscriptions(("slow", slow.url)).split("\n", 2)[2])
+    try:
+        first = Running(settings, subs)
+        produce(broker, topics.alerts, [alert(n) for n in range(700, 705)])  # one partition (one rule)
+        _wait_digested(digests, 5)
+        first.stop()  # "slow" still has al-701 in flight: the commit stays at it
+        second = Running(settings, subs)
+        try:
+            deadline = time.monotonic() + 40
+            while len(digests.requests) < 4 and time.monotonic() < deadline:  # 3 pages, then the redelivery
+                time.sleep(0.2)
+            time.sleep(2)
+        finally:
+            second.stop()
+    finally:
+        digests.stop()
+        slow.stop()
+    pages: dict[str, set[str]] = {}
+    for req in digests.requests:
+        for one in orjson.loads(req.body)["data"]["alerts"]:
+            pages.setdefault(one["alert_id"], set()).add(req.headers["webhook-id"])
+    assert sorted(pages) == [f"al-{n}" for n in range(700, 705)]
+    assert all(len(ids) == 1 for ids in pages.values()), pages  # each alert in one digest id
+    assert len(digests.requests) > 3  # the re-read alerts were sent again (same ids)

@@ -137,3 +137,48 @@ def test_a_worker_with_two_model_processes_enriches_every_article_and_stops_clea
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
     assert code == 0, log_path.read_text()[-3000:]
+
+
+def test_health_live_answers_within_a_second_at_full_load_with_two_model_processes(
+    broker: LocalBroker, topics: Topics, tmp_path: Path
+) -> None:
+    """Issue 26: the event loop only coordinates.  Cleaning, NER, dedup and alerts run off
+    it, so ``/health/live`` answers within a second while a worker with two model processes
+    works through a backlog (every plugin on)."""
+    import statistics
+    import urllib.request
+
+    from stream.runtime.kafka import end_offsets
+    from stream.testing import StreamWorker
+
+    env = topics.env(broker, tmp_path / "d")
+    lines = "\n".join(orjson.dumps({"id": f"l{n}-{path.stem[:3]}", "text": path.read_text()}).decode()
+                      for n in range(12) for path in SAMPLES)
+    subprocess.run([*STREAM, "produce", "-"], input=lines, env=env, capture_output=True, text=True, check=True)
+    expected = 12 * len(SAMPLES)
+    worker = StreamWorker(broker, topics, tmp_path, "loaded", STREAM_PLUGIN_NER_PROCESSES="2",
+                          STREAM_PLUGIN_NER_PARALLEL_MIN_CHARS="1000")
+    latencies: list[float] = []
+    try:
+        url = worker.web_url() + "/health/live"
+        deadline = time.monotonic() + 240
+        checked = 0.0
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            with urllib.request.urlopen(url, timeout=5) as response:
+                response.read()
+            latencies.append(time.monotonic() - start)
+            if time.monotonic() - checked > 2:
+                checked = time.monotonic()
+                if sum(asyncio.run(end_offsets(broker.bootstrap, topics.enriched)).values()) >= expected:
+                    break
+            assert worker.proc.poll() is None, worker.log()
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"not every article enriched within 240 s:\n{worker.log()}")
+        assert "goes to the model processes" in worker.log_path.read_text()
+    finally:
+        assert worker.stop() == 0, worker.log()
+    print(f"\n/health/live under load: {len(latencies)} requests, median {statistics.median(latencies) * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.1f} ms")
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]

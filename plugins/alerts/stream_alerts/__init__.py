@@ -57,7 +57,7 @@ class AlertsProcessor(Processor):
     name = "alerts"
     version = __version__
     order = 400
-    #: Cooldowns and burst windows live in this table: in the worker a faust Table with a
+    #: Cooldowns and burst windows live in this table: in the worker a state-store table with a
     #: Kafka changelog, so they hold across restarts and workers (stateful stage).
     tables = ("alerts",)
 

@@ -10,7 +10,7 @@ point at it (``duplicate_of`` = ``cluster_id`` = the first article's id) with th
 similarity to the closest earlier copy.  Reprocessing an article (same id) returns the
 decision taken the first time.
 
-State: the table ``dedup`` (in the worker a faust Table with a compacted Kafka changelog,
+State: the table ``dedup`` (in the worker a state-store table with a compacted Kafka changelog,
 in the stateful stage, so every article meets every earlier signature whichever worker
 read it).  Entries expire after ``retention_hours`` or beyond ``max_signatures``.
 

@@ -66,7 +66,8 @@ def _app(metrics: WorkerMetrics, health: Health, token: str = "") -> web.Applica
         return web.Response(body=dumps(body), status=200 if health.live else 503, content_type="application/json")
 
     async def ready(request: web.Request) -> web.Response:
-        body = {"ready": health.ready, "partitions": sorted(f"{t}[{p}]" for t, p in health.assigned)}
+        body = {"ready": health.ready, "partitions": sorted(f"{t}[{p}]" for t, p in health.assigned),
+                "troubles": dict(health.troubles)}
         return web.Response(body=dumps(body), status=200 if health.ready else 503, content_type="application/json")
 
     async def dashboard(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ dead letter); anything else escapes, and the stage stops the worker without comm
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,10 @@ class Handlers:
 
     stage1: Any
     stage2: Any | None
+    #: ``give_up(outbox, records, reason)`` of each stage: a dead letter per record
+    #: (exactly-once, a record that cannot be processed within the transaction timeout).
+    give_up1: Any = None
+    give_up2: Any = None
 
 
 def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2: Pipeline | None,
@@ -210,8 +215,22 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
             await box.send(settings.stateful_topic, article.id.encode(), value, partition=partition,
                            what=f"article {article.id} (hand-off to stage 2)")
 
+    def giving_up(stage: str) -> Any:
+        async def give_up(box: Outbox, records: list[Record], reason: str) -> None:
+            for record in records:
+                source = _Source.of_record(record)
+                article_id = (record.key or b"").decode("utf-8", "replace") or None
+                if stage == "stateful":
+                    # Not a hand-off record: the record itself is the original.
+                    with contextlib.suppress(Exception):
+                        source = _Source.from_handoff(loads(record.value or b""))
+                    await fetch_missing([source])
+                await dead_letter(box, DeadLetter(error_type="TransactionTimeout", stage=stage, original=b"",
+                                                  article_id=article_id, message=reason), source, record.partition)
+        return give_up
+
     if stage2 is None:
-        return Handlers(batch_of_raw, None)
+        return Handlers(batch_of_raw, None, giving_up("raw"))
     stateful_stage = stage2
 
     async def batch_of_handoff(box: Outbox, records: list[Record]) -> None:
@@ -253,4 +272,4 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                 await box.confirm()
         await publish(box, result, sources, partitions)
 
-    return Handlers(batch_of_raw, batch_of_handoff)
+    return Handlers(batch_of_raw, batch_of_handoff, giving_up("raw"), giving_up("stateful"))

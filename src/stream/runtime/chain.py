@@ -1,6 +1,6 @@
 """Building the chain, and turning a processed batch into the records to publish.
 
-Shared by the worker (:mod:`stream.runtime.agents`) and the embedded mode (``stream process``), so
+Shared by the worker (:mod:`stream.runtime.batches`) and the embedded mode (``stream process``), so
 both produce byte-for-byte the same records.
 """
 
@@ -58,14 +58,17 @@ def setup_pipeline(
 
 
 def build_chain(settings: Settings, mode: Literal["worker", "embedded"] = "embedded") -> tuple[PluginHost, Pipeline]:
-    """Load the plugins and set up the whole chain in-process, tables as dicts
+    """Load the plugins and set up the whole chain in-process, tables in memory only
     (``stream process`` and ``stream.testing``).
 
     :raises PluginError: a plugin failed to load or to set up (naming it).
     """
+    from .state import StateTable
+
     host = get_plugin_manager(settings)
-    tables: dict[str, dict[str, Any]] = {}
-    pipeline = setup_pipeline(host.processors(), settings, mode, lambda n: tables.setdefault(n, {}))
+    tables: dict[str, StateTable] = {}
+    pipeline = setup_pipeline(host.processors(), settings, mode,
+                              lambda n: tables.setdefault(n, StateTable(n, changelog=False)))
     return host, pipeline
 
 

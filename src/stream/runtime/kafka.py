@@ -19,9 +19,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from .security import KafkaTarget, client_options
 
-__all__ = ["KafkaRecord", "cluster_replication", "delete_topics", "end_offsets", "ensure_topics", "fetch_records",
-           "make_producer", "partitions_of",
-           "read_records", "replication_for", "seed_offsets", "topic_limits"]
+__all__ = ["KafkaRecord", "adopt_offsets", "cluster_replication", "delete_topics", "end_offsets", "ensure_topics",
+           "fetch_records", "make_producer", "partitions_of", "read_records", "replication_for", "seed_offsets",
+           "topic_limits"]
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,41 @@ async def seed_offsets(bootstrap: Target, group: str, topics: Iterable[str],
             log.info("offsets of group %s not seeded (%r); the group has active members", group, exc)
             return {}
         return {f"{tp.topic}[{tp.partition}]": starts[tp] for tp in missing}
+    finally:
+        await consumer.stop()
+
+
+async def adopt_offsets(bootstrap: Target, old_group: str, new_group: str, topic: str) -> dict[int, int]:
+    """Give ``new_group`` the committed offsets ``old_group`` has for ``topic``, for the
+    partitions where ``new_group`` has none (an upgrade: faust-based workers read the
+    hand-off in the application's group; stage 2 now reads it in a group of its own).
+
+    Committing without joining is only allowed while ``new_group`` has no active member;
+    otherwise nothing is changed (its members have offsets already).
+    :return: ``{partition: offset}`` adopted."""
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
+    await admin.start()
+    try:
+        old = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(old_group)).items()
+               if tp.topic == topic and meta.offset >= 0}
+        if not old:
+            return {}
+        new = await admin.list_consumer_group_offsets(new_group, partitions=list(old))
+        wanted = {tp: offset for tp, offset in old.items() if tp not in new or new[tp].offset < 0}
+    finally:
+        await admin.close()
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), group_id=new_group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(wanted))
+        try:
+            await consumer.commit(wanted)
+        except Exception as exc:  # the group has active members: they have offsets
+            log.info("offsets of group %s not adopted from %s (%r)", new_group, old_group, exc)
+            return {}
+        return {tp.partition: offset for tp, offset in wanted.items()}
     finally:
         await consumer.stop()
 

@@ -5,8 +5,10 @@ hand-off ``APP_ID-stateful`` for stage 2):
 
 * **Commit after confirm.**  The offset after a batch's last record of a partition is
   committed only after every record the batch sent was acknowledged by the broker
-  (:class:`~stream.runtime.outbox.Outbox`).  Batches run one at a time, in fetch order, so
-  every record below a committed offset was handled.  There is no other offset bookkeeping.
+  (:class:`~stream.runtime.outbox.Outbox`).  Batches are processed one at a time, in fetch
+  order; at-least-once, batch k is confirmed and committed while batch k+1 is processed
+  (pipelined), and k+1 is committed only after k.  So every record below a committed offset
+  was handled.  There is no other offset bookkeeping.
 * **Revocation waits.**  When partitions are revoked, the batch in flight is given
   ``revoke_timeout`` seconds to confirm and commit; past that it is abandoned and commits
   nothing (its records are processed again by the next owner).
@@ -20,7 +22,9 @@ hand-off ``APP_ID-stateful`` for stage 2):
   batch and before the state is restored.  A batch writes each partition's outputs, state
   changes and ``send_offsets_to_transaction`` in that partition's transaction.  Any failure
   aborts it, the partition is sought back to its committed offset, the state store is
-  rebuilt, and the stage goes on: no exit, no retry of a half transaction.
+  rebuilt, and the stage goes on: no exit, no retry of a half transaction.  A batch that
+  took most of ``transaction_timeout`` is split (the next batches are half as large); a
+  single record that still cannot finish in time after three tries becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from .kafka import make_producer
 from .outbox import Outbox, Retry, permanent
 from .security import client_options
 
-__all__ = ["FETCH_MAX_WAIT_MS", "Handler", "Stage", "StageFailed"]
+__all__ = ["FETCH_MAX_WAIT_MS", "GiveUp", "Handler", "Stage", "StageFailed", "stage_group"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,13 @@ Record = Any
 Handler = Callable[[Outbox, list[Record]], Awaitable[None]]
 
 
+def stage_group(settings: Settings, stage: str) -> str:
+    """The consumer group of a stage: ``APP_ID`` for stage 1 (``raw``), ``APP_ID-STAGE``
+    for the others.  A group per stage: a rebalance of one stage (workers joining, leaving)
+    does not stop the other."""
+    return settings.app_id if stage == "raw" else f"{settings.app_id}-{stage}"
+
+
 class StageFailed(Exception):
     """The stage cannot go on (a permanent send failure, a programming error); the worker
     stops without committing the batch."""
@@ -65,6 +76,16 @@ class _Batch:
     records: list[Record]
     generation: int
     ends: dict[TopicPartition, int] = field(default_factory=dict)
+    started: float = 0.0
+
+
+#: A transaction aborted after this share of the transaction timeout counts as too slow.
+SLOW_TRANSACTION = 0.8
+#: Aborts of a one-record batch for slowness before its record goes to the dead letters.
+GIVE_UP_AFTER = 3
+
+#: ``give_up(outbox, records, reason)``: send a dead letter for each record.
+GiveUp = Callable[[Outbox, list[Any], str], Awaitable[None]]
 
 
 class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
@@ -79,11 +100,11 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
     def __init__(self, name: str, topic: str, settings: Settings, handle: Handler, *,
                  health: Health, metrics: WorkerMetrics,
                  prepare: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
-                 abandoned: Callable[[], None] | None = None) -> None:
+                 abandoned: Callable[[], None] | None = None, give_up: GiveUp | None = None) -> None:
         self.name, self.topic, self.settings = name, topic, settings
         self.handle, self.health, self.metrics = handle, health, metrics
-        self.prepare, self.abandoned = prepare, abandoned
-        self.group = settings.app_id
+        self.prepare, self.abandoned, self.give_up = prepare, abandoned, give_up
+        self.group = stage_group(settings, name)
         self.eos = settings.processing_guarantee == "exactly_once"
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None  # at-least-once: one per stage
@@ -92,8 +113,13 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         self.assigned: set[TopicPartition] = set()
         self._fresh: set[TopicPartition] | None = None  # assigned, not prepared yet
         self._inflight: asyncio.Future[None] | None = None
+        self._finishing: asyncio.Future[None] | None = None  # at-least-once: confirm + commit of a batch
         self._stopping = asyncio.Event()
         self.batches = 0
+        #: Records per batch: ``batch_size``, halved for each exactly-once batch that did not
+        #: finish within the transaction timeout, doubled back after each that did.
+        self.limit = settings.batch_size
+        self._timeouts = 0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -116,9 +142,11 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             if not self.eos:
                 self.producer = await self._new_producer(None)
             while not self._stopping.is_set():
+                await self._surface()
                 fetched = await self.consumer.getmany(timeout_ms=int(s.batch_timeout * 1000),
-                                                      max_records=s.batch_size)
+                                                      max_records=self.limit)
                 if self._fresh is not None:
+                    await self._settle()
                     await self._prepare()
                 records = [r for tp in sorted(fetched, key=lambda tp: tp.partition) for r in fetched[tp]
                            if tp in self.assigned]
@@ -127,11 +155,47 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                 self.metrics.on_consumed(self.name, len(records))
                 self._inflight = asyncio.ensure_future(self._batch(_Batch(records, self.generation)))
                 try:
-                    await asyncio.shield(self._inflight)
+                    await self._keep_polling(self._inflight)
                 finally:
                     self._inflight = None
+            await self._settle()
         finally:
             await self._close()
+
+    async def _keep_polling(self, batch: asyncio.Future[None]) -> None:
+        """Wait for ``batch``; if it takes long, keep polling with every partition paused, so
+        that Kafka does not count this consumer as gone (``max_poll_interval``) while a slow
+        batch runs (aiokafka checks the time between ``getmany`` calls)."""
+        assert self.consumer is not None
+        every = max(0.5, min(5.0, self.settings.max_poll_interval / 3))
+        paused: set[TopicPartition] = set()
+        try:
+            while True:
+                done, _pending = await asyncio.wait({batch}, timeout=every)
+                if done:
+                    batch.result()
+                    return
+                paused = set(self.consumer.assignment())
+                self.consumer.pause(*paused)
+                await self.consumer.getmany(timeout_ms=0)  # returns nothing: all paused
+        finally:
+            if paused:
+                still = paused & set(self.consumer.assignment())
+                if still:
+                    self.consumer.resume(*still)
+
+    async def _surface(self) -> None:
+        """Raise the failure of the batch being finished, if it failed."""
+        finishing = self._finishing
+        if finishing is not None and finishing.done():
+            self._finishing = None
+            finishing.result()
+
+    async def _settle(self) -> None:
+        """Wait until the batch being finished is committed (or failed: raised)."""
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None:
+            await finishing
 
     async def stop(self) -> None:
         """Finish the batch in flight (commit it) and leave the group."""
@@ -154,10 +218,11 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
     # -- rebalance (aiokafka awaits these) -----------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        inflight = self._inflight
-        if inflight is not None and not inflight.done():
+        waits = [f for f in (self._inflight, self._finishing) if f is not None and not f.done()]
+        if waits:
             try:
-                await asyncio.wait_for(asyncio.shield(inflight), self.settings.revoke_timeout)
+                # The batch being processed, then (pipelined) the one being committed.
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), self.settings.revoke_timeout)
             except TimeoutError:
                 log.warning("%s: the batch in flight did not finish within revoke_timeout = %g s; its offsets will "
                             "not be committed (the next owner processes it again)", self.name,
@@ -253,6 +318,18 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         box = Outbox(self._send, retry=self._retry())
         try:
             await self.handle(box, batch.records)
+        except Exception as exc:
+            self._failed(batch, exc)
+        # Pipelined: this batch's records are confirmed and its offsets committed while the
+        # next batch is fetched and processed; commits stay in order (the previous batch is
+        # committed, or has failed, before this one's confirm starts).
+        previous, self._finishing = self._finishing, None
+        if previous is not None:
+            await previous
+        self._finishing = asyncio.ensure_future(self._finish(batch, box))
+
+    async def _finish(self, batch: _Batch, box: Outbox) -> None:
+        try:
             await box.confirm()
         except Exception as exc:
             self._failed(batch, exc)
@@ -282,15 +359,18 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             return
         try:
             await self.consumer.commit(offsets)
-        except Exception as exc:  # a rebalance took the partitions: the next owner repeats the batch
-            log.warning("%s: commit of %s failed (%r); the next owner of these partitions processes the batch "
-                        "again", self.name, _offsets_text(offsets), exc)
+        except Exception as exc:  # a rebalance took the partitions, or the broker is away: done again
+            log.warning("%s: commit of %s failed (%r); these records are processed again by the next owner of "
+                        "the partitions", self.name, _offsets_text(offsets), exc)
+            self.health.trouble(f"{self.name} commit", f"commit failed: {type(exc).__name__}")
             return
+        self.health.trouble(f"{self.name} commit", None)
         self.batches += 1
 
     async def _transactional_batch(self, batch: _Batch) -> None:
         partitions = sorted({tp.partition for tp in batch.ends})
         begun: list[int] = []
+        batch.started = asyncio.get_running_loop().time()
         try:
             for partition in partitions:
                 await self.producers[partition].begin_transaction()
@@ -313,6 +393,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                 await producer.commit_transaction()
                 begun.remove(partition)
             self.batches += 1
+            self._timeouts = 0
+            if self.limit < self.settings.batch_size:
+                self.limit = min(self.settings.batch_size, self.limit * 2)
         except StageFailed:
             raise
         except Exception as exc:
@@ -335,10 +418,24 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
     async def _recover(self, batch: _Batch, begun: list[int], exc: BaseException) -> None:
         """Exactly-once: abort, seek back to the committed offsets, rebuild the state, go on."""
         revoked = isinstance(exc, _Revoked)
+        elapsed = asyncio.get_running_loop().time() - batch.started
+        slow = elapsed > SLOW_TRANSACTION * self.settings.transaction_timeout
         if not revoked:
-            log.warning("%s: transaction of %s aborted (%s: %s); processing it again from the committed offsets",
-                        self.name, _offsets_text(batch.ends), type(exc).__name__, exc)
+            log.warning("%s: transaction of %s aborted after %.1f s (%s: %s); processing it again from the committed "
+                        "offsets", self.name, _offsets_text(batch.ends), elapsed, type(exc).__name__, exc)
             self.health.trouble(self.name, f"transaction aborted: {type(exc).__name__}")
+        if slow and not revoked:
+            # Too slow for one transaction: split it, and give up on a record that alone
+            # cannot finish in time (a dead letter), rather than retry it forever.
+            self._timeouts += 1
+            if self.limit > 1:
+                self.limit = max(1, self.limit // 2)
+                log.warning("%s: the batch took %.0f s of the transaction timeout of %g s: batches of %d records "
+                            "from now on", self.name, elapsed, self.settings.transaction_timeout, self.limit)
+            elif self._timeouts >= GIVE_UP_AFTER and self.give_up is not None:
+                await self._abort(begun)
+                await self._give_up(batch, elapsed)
+                return
         await self._abort(begun)
         if self.abandoned is not None:
             self.abandoned()
@@ -359,6 +456,33 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         self._fresh = {tp for tp in self.assigned}
         await self._prepare()
         self.health.trouble(self.name, None)
+
+
+    async def _give_up(self, batch: _Batch, elapsed: float) -> None:
+        """Exactly-once: a dead letter for each record of ``batch`` (one record that could not
+        be processed within the transaction timeout), committed with its offset."""
+        assert self.give_up is not None
+        reason = (f"not processed within the transaction timeout of {self.settings.transaction_timeout:g} s "
+                  f"(setting transaction_timeout; it took {elapsed:.0f} s in {GIVE_UP_AFTER} tries)")
+        await self._fence_all(batch)
+        partitions = sorted({tp.partition for tp in batch.ends})
+        for partition in partitions:
+            await self.producers[partition].begin_transaction()
+        box = Outbox(self._send)
+        await self.give_up(box, batch.records, reason)
+        await box.confirm()
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            producer = self.producers[partition]
+            await producer.send_offsets_to_transaction({tp: OffsetAndMetadata(batch.ends[tp], "")}, self.group)
+            await producer.commit_transaction()
+        self._timeouts = 0
+        self.health.trouble(self.name, None)
+
+    async def _fence_all(self, batch: _Batch) -> None:
+        for tp in batch.ends:
+            if tp.partition not in self.producers:
+                await self._fence(tp.partition)
 
 
 class _Revoked(Exception):

@@ -63,21 +63,24 @@ class StateTable(MutableMapping[str, Any]):
     a value in place after ``put``; put it again (only what is put is written to the
     changelog)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, changelog: bool = True) -> None:
         self.name = name
         self._data: dict[str, Any] = {}
         self._writes: dict[str, Any] = {}
+        self._changelog = changelog  # False: no changes kept (``stream process``)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data[key] = value
-        self._writes[key] = value
+        if self._changelog:
+            self._writes[key] = value
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
-        self._writes[key] = _DELETED
+        if self._changelog:
+            self._writes[key] = _DELETED
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)

@@ -28,10 +28,10 @@ from ..ops.metrics import WorkerMetrics
 from ..plugins import get_plugin_manager
 from ..settings import Settings
 from .chain import setup_pipeline
-from .kafka import cluster_replication
+from .kafka import adopt_offsets, cluster_replication
 from .pipeline import Pipeline, split_stateful
 from .security import check_connection
-from .stage import Handler, Stage, StageFailed
+from .stage import GiveUp, Handler, Stage, StageFailed, stage_group
 from .state import StateStore
 
 __all__ = ["run_worker"]
@@ -95,12 +95,13 @@ class StageService(faust.Service):
                 self._task.cancel()
 
 
-def _ops(app: faust.App, settings: Settings, health: Health, inputs: list[str]) -> None:
+def _ops(app: faust.App, settings: Settings, health: Health, inputs: dict[str, str]) -> None:
     """The offset watch (lag gauges, liveness) and, when ``settings.web`` is set, the web
     server with metrics, health and the dashboard."""
     from .watch import OffsetWatch
 
-    watch = OffsetWatch(settings.kafka, settings.app_id, set(inputs), health, interval=0.5)
+    watch = OffsetWatch(settings.kafka, {topic: stage_group(settings, stage) for stage, topic in inputs.items()},
+                        health, interval=0.5)
 
     @app.task  # type: ignore[untyped-decorator]  # faust's decorators are untyped
     async def offset_watch() -> None:
@@ -219,13 +220,18 @@ def run_worker(settings: Settings) -> int:
     app = create_host(settings)
     health = Health(metrics, settings.stall_timeout)
     handlers = make_handlers(settings, host, stage1, stage2, metrics, store)
-    inputs = [settings.topic_raw]
+    inputs = {"raw": settings.topic_raw}
     app.add_dependency(StageService(app, Stage("raw", settings.topic_raw, settings, handlers.stage1,
-                                               health=health, metrics=metrics)))
+                                               health=health, metrics=metrics, give_up=handlers.give_up1)))
     if stage2 is not None and store is not None:
-        inputs.append(settings.stateful_topic)
+        inputs["stateful"] = settings.stateful_topic
+        # Upgrade from a faust-based worker: it read the hand-off in the application's group.
+        adopted = asyncio.run(adopt_offsets(settings.kafka, settings.app_id, stage_group(settings, "stateful"),
+                                            settings.stateful_topic))
+        if adopted:
+            log.info("stage 2 continues from the hand-off offsets of group %s: %s", settings.app_id, adopted)
         app.add_dependency(StageService(app, _stateful_stage(settings, handlers.stage2, stage2, store, health,
-                                                             metrics)))
+                                                             metrics, handlers.give_up2)))
     _ops(app, settings, health, inputs)
     if dispatcher is not None:
         webhook_dispatcher = dispatcher
@@ -251,7 +257,7 @@ def run_worker(settings: Settings) -> int:
 
 
 def _stateful_stage(settings: Settings, handler: Handler | None, pipeline: Pipeline, store: StateStore,
-                    health: Health, metrics: WorkerMetrics) -> Stage:
+                    health: Health, metrics: WorkerMetrics, give_up: GiveUp | None) -> Stage:
     """Stage 2: before its first batch after an assignment, the state store is restored,
     and the processors rebuild what they derive from it (``on_assigned``) when it changed."""
     assert handler is not None
@@ -263,4 +269,4 @@ def _stateful_stage(settings: Settings, handler: Handler | None, pipeline: Pipel
             pipeline.assigned()
 
     return Stage("stateful", settings.stateful_topic, settings, handler, health=health, metrics=metrics,
-                 prepare=prepare, abandoned=store.invalidate)
+                 prepare=prepare, abandoned=store.invalidate, give_up=give_up)

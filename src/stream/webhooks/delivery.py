@@ -30,6 +30,7 @@ deliveries to the others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
@@ -205,14 +206,24 @@ def _iso(ms: int) -> str:
 
 
 def digest_event(endpoint_id: str, tp: TopicPartition, start: int, end: int,
-                 alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    """An ``alert.digest``: its id (and ``webhook-id``) is the same for the same window,
-    partition and alerts, so one sent again after a restart is a redelivery, not a second
-    digest."""
-    basis = "\0".join([endpoint_id, tp.topic, str(tp.partition), str(start), *(str(a.get("alert_id")) for a in alerts)])
-    digest_id = "msg_" + hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
+                 alerts: list[dict[str, Any]], digest_id: str | None = None) -> dict[str, Any]:
+    """An ``alert.digest``.  Its id (and ``webhook-id``) is derived from the window, the
+    partition and the alerts the first time the page is made; the dispatcher records each
+    member's page before sending it, and a member read again after a restart or a rebalance
+    goes out in its recorded page, under ``digest_id`` (see :meth:`Dispatcher._run_window`)."""
+    if digest_id is None:
+        basis = "\0".join([endpoint_id, tp.topic, str(tp.partition), str(start),
+                           *(str(a.get("alert_id")) for a in alerts)])
+        digest_id = "msg_" + hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()
     return {"type": "alert.digest", "digest_id": digest_id, "endpoint": endpoint_id, "timestamp": _iso(end),
             "window_start": _iso(start), "window_end": _iso(end), "count": len(alerts), "alerts": alerts}
+
+
+def _member_key(key: str) -> tuple[str, str, int, int] | None:
+    parts = key.split("\0")
+    if len(parts) != 5 or not parts[3].isdigit() or not parts[4].isdigit():
+        return None
+    return parts[1], parts[2], int(parts[3]), int(parts[4])
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
@@ -230,6 +241,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("webhooks: assigned %s", ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)))
+        if any(e.digest_minutes for e in self.dispatcher.subs.endpoints):
+            # The digest pages another dispatcher recorded for these partitions' alerts.
+            await self.dispatcher._load_events(None, 0, only_digests=True)
 
 
 class Dispatcher:
@@ -257,6 +271,9 @@ class Dispatcher:
         self.added: dict[str, int] = {}
         self.failing_since: dict[str, float] = {}
         self.offsets = _Offsets()
+        #: (endpoint, topic, partition, offset) -> the digest id of the alert's page, as
+        #: recorded in ``webhooks.events`` before the page was first sent.
+        self.digest_of: dict[tuple[str, str, int, int], str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.tasks_of: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
         self.counts: dict[str, int] = defaultdict(int)
@@ -299,12 +316,26 @@ class Dispatcher:
             await producer.stop()
         self.prepared.set()
 
-    async def _load_events(self, producer: AIOKafkaProducer, now: int) -> None:
-        """Read the endpoint events (disabled, enabled, added); record the endpoints seen for
-        the first time as added at ``now`` (ms since the epoch)."""
+    async def _load_events(self, producer: AIOKafkaProducer | None, now: int, only_digests: bool = False) -> None:
+        """Read the endpoint events (disabled, enabled, added) and the recorded digest pages;
+        record the endpoints seen for the first time as added at ``now`` (ms since the
+        epoch)."""
         from ..runtime.kafka import read_records
 
         async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events, timeout=1):
+            key = (rec.key or b"").decode("utf-8", "replace")
+            if key.startswith("digest\0"):
+                member = _member_key(key)
+                if member is None:
+                    continue
+                if rec.value is None:  # a tombstone: the member's offset was committed
+                    self.digest_of.pop(member, None)
+                else:
+                    with contextlib.suppress(Exception):
+                        self.digest_of[member] = str(loads(rec.value)["digest_id"])
+                continue
+            if only_digests:
+                continue
             try:
                 event = loads(rec.value or b"null") or {}
             except Exception:
@@ -318,6 +349,8 @@ class Dispatcher:
                 self.disabled.pop(endpoint, None)
             elif kind == "endpoint.added" and isinstance(event.get("at_ms"), int):
                 self.added[endpoint] = min(self.added.get(endpoint, event["at_ms"]), event["at_ms"])
+        if producer is None:
+            return
         for new in self.subs.endpoints:
             if new.id in self.added:
                 continue
@@ -393,6 +426,9 @@ class Dispatcher:
         except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
             # A rebalance is under way: the revoke listener commits what is done.
             log.info("webhooks: commit deferred (%s)", type(exc).__name__)
+            return
+        if self.digest_of:
+            await self._forget_pages(commit)
 
     async def _revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
         commit = self.offsets.committable(revoked & consumer.assignment())
@@ -408,6 +444,8 @@ class Dispatcher:
                 cancelled.append(task)
         await asyncio.gather(*cancelled, return_exceptions=True)
         self.offsets.forget(revoked)
+        for member in [m for m in self.digest_of if TopicPartition(m[1], m[2]) in revoked]:
+            self.digest_of.pop(member, None)  # the new owner reads them from webhooks.events
         if revoked:
             log.info("webhooks: revoked %s (%d unfinished jobs left to the new owner)",
                      ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked)), len(cancelled))
@@ -491,11 +529,28 @@ class Dispatcher:
             await self._closed(window)
         finally:
             self.windows.pop(key, None)  # an alert read from now on opens a new (late) window
-        members = window.members
-        most = window.endpoint.digest_max
-        for first in range(0, len(members), most):
-            page = members[first:first + most]
-            event = digest_event(window.endpoint.id, window.tp, window.start, window.end, [a for _o, a in page])
+        tp, endpoint = window.tp, window.endpoint
+        # One digest per alert: a member whose page was recorded (it was sent, or about to
+        # be, before a restart or a rebalance) goes out in that page again, under its id;
+        # the others make new pages, recorded (acknowledged) before they are sent.
+        pages: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        fresh: list[tuple[int, dict[str, Any]]] = []
+        for offset, alert in window.members:
+            recorded = self.digest_of.get((endpoint.id, tp.topic, tp.partition, offset))
+            (pages.setdefault(recorded, []) if recorded else fresh).append((offset, alert))
+        most = endpoint.digest_max
+        try:
+            for first in range(0, len(fresh), most):
+                page = fresh[first:first + most]
+                made = digest_event(endpoint.id, tp, window.start, window.end, [a for _o, a in page])
+                await self._record_page(endpoint.id, tp, made["digest_id"], [o for o, _a in page])
+                pages[made["digest_id"]] = page
+        except Exception as exc:
+            log.warning("webhooks: the digest pages of %s could not be recorded (%r); they are sent after a restart",
+                        endpoint.id, exc)
+            return
+        for digest_id, page in pages.items():
+            event = digest_event(endpoint.id, tp, window.start, window.end, [a for _o, a in page], digest_id)
             job = {"webhook_id": event["digest_id"], "endpoint": window.endpoint.id, "alert": event,
                    "attempts": [], "due": time.time()}
             try:
@@ -506,6 +561,39 @@ class Dispatcher:
                 return
             for offset, _alert in page:
                 self.offsets.done(window.tp, offset)
+
+    async def _record_page(self, endpoint_id: str, tp: TopicPartition, digest_id: str, offsets: list[int]) -> None:
+        """Record the page of each member in ``webhooks.events`` (compacted), acknowledged."""
+        futures = []
+        for offset in offsets:
+            key = f"digest\0{endpoint_id}\0{tp.topic}\0{tp.partition}\0{offset}"
+            value = dumps({"type": "digest.member", "endpoint": endpoint_id, "topic": tp.topic,
+                           "partition": tp.partition, "offset": offset, "digest_id": digest_id})
+            futures.append(await self.producer.send(self.settings.topic_webhooks_events, value=value,
+                                                    key=key.encode()))
+        await asyncio.gather(*futures)
+        for offset in offsets:
+            self.digest_of[(endpoint_id, tp.topic, tp.partition, offset)] = digest_id
+
+    async def _forget_pages(self, committed: dict[TopicPartition, int]) -> None:
+        """Tombstones for the recorded pages of members below the committed offsets (they
+        are never read again)."""
+        done = [m for m in self.digest_of
+                if (tp := TopicPartition(m[1], m[2])) in committed and m[3] < committed[tp]]
+        if not done:
+            return
+        futures = []
+        for endpoint_id, topic, partition, offset in done:
+            key = f"digest\0{endpoint_id}\0{topic}\0{partition}\0{offset}"
+            futures.append(await self.producer.send(self.settings.topic_webhooks_events, value=None,
+                                                    key=key.encode()))
+        try:
+            await asyncio.gather(*futures)
+        except Exception as exc:  # kept for now; sent again after the next commit
+            log.info("webhooks: tombstones of %d digest records not written (%r)", len(done), exc)
+            return
+        for member in done:
+            self.digest_of.pop(member, None)
 
     async def _closed(self, window: _Window) -> None:
         """The window is over (its end, plus ``DIGEST_GRACE``) and every alert of it on its
