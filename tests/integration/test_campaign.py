@@ -142,11 +142,11 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
                 time.sleep(rng.uniform(1, 4))
                 broker.start()
             elif fault == "broker_freeze":
-                broker.kill_node(1, signal.SIGSTOP)
+                broker.freeze(1)
                 try:
                     time.sleep(rng.uniform(3, 15))
                 finally:
-                    broker.kill_node(1, signal.SIGCONT)
+                    broker.thaw(1)
             if not running:
                 running.append(start())
             _send(broker, topics.raw, records[half:])

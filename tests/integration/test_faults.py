@@ -163,7 +163,7 @@ def test_a_broker_frozen_longer_than_the_producer_timeout_loses_nothing(
     try:
         base = worker.web_url()
         _wait_count(broker, topics.enriched, 300, worker)
-        broker.kill_node(1, signal.SIGSTOP)
+        broker.freeze(1)
         frozen = True
         seen: set[int] = set()
         troubles: dict[str, Any] = {}
@@ -174,7 +174,7 @@ def test_a_broker_frozen_longer_than_the_producer_timeout_loses_nothing(
             troubles.update(body.get("troubles") or {})
             assert worker.proc.poll() is None, worker.log()
             time.sleep(1)
-        broker.kill_node(1, signal.SIGCONT)
+        broker.thaw(1)
         frozen = False
         assert 503 in seen, f"never reported not-ready while the broker was frozen: {seen}"
         _wait_count(broker, topics.enriched, len(ids), worker, timeout=240)
@@ -185,7 +185,7 @@ def test_a_broker_frozen_longer_than_the_producer_timeout_loses_nothing(
             time.sleep(1)
     finally:
         if frozen:
-            broker.kill_node(1, signal.SIGCONT)
+            broker.thaw(1)
         assert worker.stop() == 0, worker.log()
     records, repeats = check_invariant(broker, topics, ids)
     print(f"\nbroker frozen {FREEZE_SECONDS} s: {len(ids)} articles, {records} enriched records, {repeats} repeats; "

@@ -132,7 +132,11 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
         missing = [s for s in sources if s.value is None]
         if not missing:
             return
-        found = await fetch_records(settings.kafka, [(s.topic, s.partition, s.offset) for s in missing])
+        try:
+            found = await fetch_records(settings.kafka, [(s.topic, s.partition, s.offset) for s in missing])
+        except Exception as exc:  # the broker away: the dead letters name their source instead
+            log.warning("the originals of %d dead letters could not be read (%r)", len(missing), exc)
+            return
         for src in missing:
             rec = found.get((src.topic, src.partition, src.offset))
             if rec is not None:

@@ -160,7 +160,10 @@ class Outbox:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry.longest)
             if self.retry.reset is not None:
-                await self.retry.reset()
+                try:
+                    await self.retry.reset()
+                except Exception as exc:  # the broker still away: the sends below fail, and we wait more
+                    log.warning("a new producer could not be started (%s: %s)", type(exc).__name__, exc)
             waiting = [p for p, _e in failed]
             for p in waiting:
                 await self._send(p)

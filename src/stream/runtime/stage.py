@@ -147,7 +147,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                                                       max_records=self.limit)
                 if self._fresh is not None:
                     await self._settle()
-                    await self._prepare()
+                    await self._retrying("preparing the assigned partitions", self._prepare)
                 records = [r for tp in sorted(fetched, key=lambda tp: tp.partition) for r in fetched[tp]
                            if tp in self.assigned]
                 if not records:
@@ -161,6 +161,33 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             await self._settle()
         finally:
             await self._close()
+
+    async def _retrying(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run ``step`` until it succeeds, through transient failures (the broker away), with
+        a backoff from 0.5 to 30 s; the worker reports not-ready meanwhile.  A permanent
+        failure (authorisation refused...) stops the worker."""
+        delay = 0.5
+        fresh = self._fresh
+        while True:
+            try:
+                await step()
+            except (StageFailed, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if permanent(exc):
+                    raise StageFailed(f"stage {self.name}: {what} failed: {type(exc).__name__}: {exc}") from exc
+                if self._stopping.is_set():
+                    raise StageFailed(f"stage {self.name}: stopped while {what}") from exc
+                self.health.trouble(self.name, f"{what}: {type(exc).__name__}")
+                log.warning("%s: %s failed (%s: %s); trying again in %g s", self.name, what, type(exc).__name__, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                if self._fresh is None:
+                    self._fresh = fresh  # _prepare took them: give them back for the next try
+                continue
+            self.health.trouble(self.name, None)
+            return
 
     async def _keep_polling(self, batch: asyncio.Future[None]) -> None:
         """Wait for ``batch``; if it takes long, keep polling with every partition paused, so
@@ -295,7 +322,8 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
     async def _reset_producer(self) -> None:
         """A new producer after a transient failure (a fresh producer id: the old one may be
         stuck on a sequence the broker no longer expects)."""
-        old, self.producer = self.producer, await self._new_producer(None)
+        new = await self._new_producer(None)  # raises while the broker is away: the old one stays
+        old, self.producer = self.producer, new
         if old is not None:
             try:
                 await asyncio.wait_for(old.stop(), 5)
@@ -454,8 +482,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         # assignment; a short pause so that a broker away is not hammered.
         await asyncio.sleep(1.0)
         self._fresh = {tp for tp in self.assigned}
-        await self._prepare()
-        self.health.trouble(self.name, None)
+        await self._retrying("recovering from an aborted transaction", self._prepare)
 
 
     async def _give_up(self, batch: _Batch, elapsed: float) -> None:

@@ -586,6 +586,23 @@ class LocalBroker:
         node.pid_path.unlink(missing_ok=True)
         return pid
 
+    def freeze(self, node_id: int = 1) -> int:
+        """Stop one node's process in its tracks (SIGSTOP: a broker that hangs; fault tests);
+        :meth:`thaw` resumes it.  :return: its pid."""
+        pid = self._node_pid(self.nodes[node_id - 1])
+        if pid is None:
+            raise BrokerError(f"node {node_id} is not running")
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    def thaw(self, node_id: int = 1) -> int:
+        """Resume a node :meth:`freeze` stopped (SIGCONT).  :return: its pid."""
+        pid = self._node_pid(self.nodes[node_id - 1])
+        if pid is None:
+            raise BrokerError(f"node {node_id} is not running")
+        os.kill(pid, signal.SIGCONT)
+        return pid
+
     def stop(self, timeout: float = 30.0) -> str:
         """Stop every node cleanly (SIGTERM; SIGKILL after ``timeout`` seconds)."""
         pids = {n.node_id: self._node_pid(n) for n in self.nodes}
