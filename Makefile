@@ -11,7 +11,8 @@ TEST_PLUGINS := tests/plugins/stream-slow
 # The benchmark: a plugin that adds `stream bench` (outside the core: it measures the plugins).
 BENCH := bench
 
-.PHONY: dist install broker browser demo test unit integration lint typecheck check clean-broker bench campaign
+.PHONY: dist install broker browser demo test unit integration lint typecheck check clean-broker bench campaign \
+	fault-loop
 
 # The dashboard test drives Debian's Chromium (headless) through chromedriver.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -76,6 +77,14 @@ bench: broker
 CAMPAIGN_ROUNDS ?= 30
 campaign: broker
 	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) $(BIN)/pytest -s tests/integration/test_campaign.py
+
+# The stall hunt of issue 26: the 1 -> 3 -> 1 scale test with webhooks and digests, and the
+# exactly-once crash test, FAULT_LOOPS times each (not in `make test`: about 4 minutes a loop).
+FAULT_LOOPS ?= 10
+fault-loop: broker
+	@for n in $$(seq $(FAULT_LOOPS)); do echo "== loop $$n of $(FAULT_LOOPS)"; \
+	  $(BIN)/pytest -q -s -p no:cacheprovider tests/integration/test_webhook_scale.py::test_workers_with_webhooks_scaled_1_3_1_stay_up_and_deliver_every_alert \
+	    "tests/integration/test_crash.py::test_exactly_once_sigkill_every_article_once" || exit 1; done
 
 clean-broker: install
 	$(BIN)/stream broker stop

@@ -49,6 +49,16 @@ def _ids(requests: list[Any]) -> list[str]:
     return [orjson.loads(r.body)["data"]["alert_id"] for r in requests]
 
 
+def _digested(receiver: Receiver) -> dict[str, set[str]]:
+    """alert id -> the webhook-ids of the digests it arrived in (one, however often sent)."""
+    out: dict[str, set[str]] = {}
+    for r in list(receiver.requests):
+        if r.status == 200:
+            for one in orjson.loads(r.body)["data"]["alerts"]:
+                out.setdefault(one["alert_id"], set()).add(r.headers["webhook-id"])
+    return out
+
+
 def test_records_that_are_no_alert_or_job_are_kept_in_webhooks_failed_and_delivery_goes_on(
     broker: LocalBroker, topics: StreamTopics
 ) -> None:
@@ -161,9 +171,12 @@ def test_workers_with_webhooks_scaled_1_3_1_stay_up_and_deliver_every_alert(
     broker: LocalBroker, topics: StreamTopics, tmp_path: Path
 ) -> None:
     receiver = Receiver(statuses=[500, 200, 500, 200, 503]).start()  # a few retries on the way
+    digests = Receiver().start()  # and an endpoint that takes digests (issue 26: one digest per alert)
     hooks = tmp_path / "webhooks.toml"
     hooks.write_text(f"[delivery]\nschedule = [0, 1, 1, 1, 1]\n"
-                     f'[[endpoints]]\nid = "sink"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n')
+                     f'[[endpoints]]\nid = "sink"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+                     f'[[endpoints]]\nid = "digests"\nurl = "{digests.url}"\nsecret = "{SECRET}"\n'
+                     f"digest = {{ minutes = 0.1, max = 20 }}\n")
     tag = topics.app_id
     env = {"STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
            "STREAM_TOPIC_WEBHOOKS_RETRY": f"{tag}.retry", "STREAM_TOPIC_WEBHOOKS_FAILED": f"{tag}.failed",
@@ -187,12 +200,14 @@ def test_workers_with_webhooks_scaled_1_3_1_stay_up_and_deliver_every_alert(
         alerts = {a["alert_id"] for a in _read(broker, topics.alerts)}
         assert len(alerts) >= 200  # every article raises at least one alert
         deadline = time.time() + 120
-        while time.time() < deadline and not alerts <= set(_ids([r for r in receiver.requests if r.status == 200])):
+        while time.time() < deadline and not (alerts <= set(_ids([r for r in receiver.requests if r.status == 200]))
+                                              and alerts <= set(_digested(digests))):
             assert workers[0].proc.poll() is None, workers[0].log()
             time.sleep(0.5)
     finally:
         statuses = [w.stop() for w in workers]
         receiver.stop()
+        digests.stop()
     assert statuses == [0, 0, 0], [w.log() for w in workers]
     for worker in workers:
         assert "IllegalStateError" not in worker.log_path.read_text(errors="replace")
@@ -203,3 +218,6 @@ def test_workers_with_webhooks_scaled_1_3_1_stay_up_and_deliver_every_alert(
     for r in receiver.requests:
         by_alert.setdefault(_ids([r])[0], set()).add(r.headers["webhook-id"])
     assert all(len(ids) == 1 for ids in by_alert.values())  # one webhook-id per alert, across retries
+    in_digests = _digested(digests)
+    assert alerts <= set(in_digests), f"{len(alerts - set(in_digests))} alerts in no digest"
+    assert all(len(ids) == 1 for ids in in_digests.values()), {a: i for a, i in in_digests.items() if len(i) > 1}

@@ -245,15 +245,21 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
     # -- rebalance (aiokafka awaits these) -----------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        waits = [f for f in (self._inflight, self._finishing) if f is not None and not f.done()]
-        if waits:
+        # The batch being processed, then (pipelined) the one being committed, including the
+        # one the first hands over to the second meanwhile; at most revoke_timeout in all.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.revoke_timeout
+        while True:
+            waits = [f for f in (self._inflight, self._finishing) if f is not None and not f.done()]
+            if not waits:
+                break
             try:
-                # The batch being processed, then (pipelined) the one being committed.
-                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), self.settings.revoke_timeout)
+                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 log.warning("%s: the batch in flight did not finish within revoke_timeout = %g s; its offsets will "
                             "not be committed (the next owner processes it again)", self.name,
                             self.settings.revoke_timeout)
+                break
             except Exception:
                 pass  # the batch's own failure is handled where it runs
         self.generation += 1
