@@ -14,6 +14,7 @@ plain listener) into a :class:`~stream.errors.ConnectError` that says which sett
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -118,22 +119,30 @@ def _split(server: str) -> tuple[str, int]:
 async def check_connection(target: KafkaTarget, timeout: float = 15.0) -> None:
     """Connect to the bootstrap servers (the first that answers) and authenticate.
 
+    Public APIs only: a TCP (and, for SSL and SASL_SSL, a TLS) connection made with the
+    standard library names an address that does not answer or a certificate that is not
+    trusted; then an aiokafka admin client's bootstrap (metadata, after the SASL login)
+    tells whether the broker takes the configured protocol and credentials.
+
     :raises ConnectError: no server answered, the broker's certificate is not trusted, the
         listener does not speak the configured protocol, or the SASL login was refused; the
         message names the setting to fix and never a password.
     """
-    from aiokafka.conn import create_conn
-    from aiokafka.errors import KafkaError
+    from aiokafka.admin import AIOKafkaAdminClient
 
     sec = target.security
     how = sec.describe()
     failures: list[str] = []
     for server in target.bootstrap.split(","):
         host, port = _split(server)
+        context = sec.ssl_context if sec.uses_tls else None
         try:
-            conn = await asyncio.wait_for(
-                create_conn(host, port, request_timeout_ms=int(timeout * 1000), **sec.client_options()),
-                timeout)
+            _reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context,
+                                        server_hostname=host if context is not None else None), timeout)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
         except ssl.SSLCertVerificationError as exc:
             raise ConnectError(
                 f"the TLS certificate of the Kafka broker at {server} is not trusted ({exc.verify_message}); "
@@ -144,19 +153,23 @@ async def check_connection(target: KafkaTarget, timeout: float = 15.0) -> None:
             raise ConnectError(
                 f"TLS with the Kafka broker at {server} failed ({exc.reason or exc}); check that this port is "
                 f"a {sec.protocol} listener and that ssl_certfile/ssl_keyfile are what the broker expects") from None
-        except KafkaError as exc:
-            text = str(exc)
-            if "authentication" in text.lower() or "Authentication" in type(exc).__name__ or "sasl" in text.lower():
+        except (TimeoutError, OSError) as exc:
+            failures.append(f"{server}: {type(exc).__name__}: {exc}")
+            continue
+        admin = AIOKafkaAdminClient(bootstrap_servers=server.strip(), request_timeout_ms=int(timeout * 1000),
+                                    **sec.client_options())
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+        except Exception as exc:
+            if sec.uses_sasl:
                 raise ConnectError(
                     f"the Kafka broker at {server} refused the login {how}: {type(exc).__name__}; check "
                     "sasl_username and sasl_password (STREAM_SASL_USERNAME, STREAM_SASL_PASSWORD or "
                     "sasl_password_file) and sasl_mechanism") from None
-            failures.append(f"{server}: {type(exc).__name__}: {text}")
-            continue
-        except (TimeoutError, OSError) as exc:
             failures.append(f"{server}: {type(exc).__name__}: {exc}")
             continue
-        conn.close()
+        finally:
+            await admin.close()
         return
     hint = ""
     if sec.protocol == "PLAINTEXT":

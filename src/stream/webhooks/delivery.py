@@ -704,13 +704,12 @@ async def backfill_jobs(settings: Settings, endpoint: Endpoint, since_ms: int,
     """Delivery jobs, due now, for the alerts on ``alerts`` raised from ``since_ms`` (and
     before ``until_ms``) that ``endpoint`` subscribes to: ``stream webhooks redeliver``.
     Each has the alert's usual ``webhook-id`` for the endpoint."""
-    from ..runtime.kafka import read_records
+    from ..runtime.kafka import partitions_of, read_records
 
+    parts = await partitions_of(settings.kafka, settings.topic_alerts)
     consumer = AIOKafkaConsumer(**settings.kafka.options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # partitions_for_topic reads cached metadata
-        parts = consumer.partitions_for_topic(settings.topic_alerts) or set()
         tps = [TopicPartition(settings.topic_alerts, p) for p in sorted(parts)]
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps}) if tps else {}
         ends = await consumer.end_offsets(tps) if tps else {}
