@@ -138,7 +138,7 @@ def run_alert_scale_bench(samples: list[Path], *, sizes: tuple[int, ...] = (10, 
 
 
 class _Prefill:
-    """A signature's hash values, all the LSH index reads of it (prefilling 1,000,000 real
+    """A signature's hash values, all the index reads of it (prefilling 1,000,000 real
     datasketch MinHash objects would take minutes before the measurement starts)."""
 
     __slots__ = ("hashvalues",)
@@ -152,34 +152,18 @@ class _Prefill:
 
 def _prefill(index: Any, block: Any, first: int) -> None:
     """Put the random signatures ``block`` (one row of hash values each) into ``index`` as
-    ``old-N``, ``N`` from ``first``: what ``MinHashLSH.insert`` stores (its band hashes in
-    each hash table and under the key; ``tests/unit/test_bench_prefill.py`` checks they are
-    equal), computed a band at a time with numpy.  A random signature costs in the buckets
-    what a real one does and never matches, so it is never verified.  The garbage collector is
-    paused meanwhile: 25 bands x 1,000,000 new sets made the prefill take two minutes, most
-    of it in collections; 22 s without."""
+    ``old-N``, ``N`` from ``first``, with the index's bulk insert (``DedupIndex.add_many``,
+    what a worker's rebuild uses).  A random signature costs in the buckets what a real one
+    does and never matches, so it is never verified."""
     import gc
 
     from stream_dedup.index import Signature
 
-    lsh = index.lsh
-    keys = [f"old-{n}" for n in range(first, first + len(block))]
-    swapped = block.byteswap()
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        bands = []
-        for (start, end), table in zip(lsh.hashranges, lsh.hashtables, strict=True):
-            band = swapped[:, start:end].copy().view(f"V{8 * (end - start)}").ravel().tolist()
-            bands.append(band)
-            buckets = table._dict
-            for h, key in zip(band, keys, strict=True):
-                buckets[h].add(key)
-        by_key = lsh.keys._dict
-        for key, *hs in zip(keys, *bands, strict=True):
-            by_key[key].extend(hs)
-        for n, (key, values) in enumerate(zip(keys, block, strict=True), first):
-            index.signatures[key] = (Signature(f"x{n}", _Prefill(values), 500, [f"l{n}"]), 0.0)
+        index.add_many([(f"old-{n}", Signature(f"x{n}", _Prefill(values), 500, [f"l{n}"]), 0.0)
+                        for n, values in enumerate(block, first)])
     finally:
         if was_enabled:
             gc.enable()

@@ -50,7 +50,7 @@ _PERMUTATIONS = MinHash(num_perm=NUM_PERM, hashfunc=_crc32, scheme=SCHEME).permu
 @dataclass(slots=True)
 class Signature:
     exact: str
-    minhash: MinHash
+    minhash: MinHash | HashValues
     size: int  # distinct shingles
     leads: list[str]
 
@@ -60,10 +60,24 @@ class Signature:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Signature:
+        """A signature read back from the state: its hash values are all the index needs of
+        it (a datasketch ``MinHash`` per signature cost a fifth of a 200,000-signature
+        rebuild)."""
         values = np.frombuffer(base64.b64decode(state["h"]), dtype=np.uint32).copy()
-        minhash = MinHash(num_perm=NUM_PERM, hashvalues=values, hashfunc=_crc32, scheme=SCHEME,
-                          permutations=_PERMUTATIONS)
-        return cls(state["x"], minhash, state["n"], state["l"])
+        return cls(state["x"], HashValues(values), state["n"], state["l"])
+
+
+class HashValues:
+    """The hash values of a MinHash read back from the state (what ``MinHash.hashvalues``
+    is; the index reads nothing else)."""
+
+    __slots__ = ("hashvalues",)
+
+    def __init__(self, hashvalues: Any) -> None:
+        self.hashvalues = hashvalues
+
+    def __len__(self) -> int:
+        return len(self.hashvalues)
 
 
 def _key(words: list[str]) -> str:
@@ -95,13 +109,79 @@ class Match:
     overlap: float
 
 
+class Bands:
+    """MinHash LSH: the hash values cut into ``b`` bands of ``r`` (datasketch's choice of b
+    and r for the threshold: ``MinHashLSH.hashranges``), each band a table from the band's
+    bytes to the keys that have it; two signatures are candidates when one band is equal.
+
+    Ours rather than datasketch's storage for one reason: a rebuild of the whole index (a
+    worker taking stage 2 over) inserts a band of every signature at once with numpy
+    (:meth:`insert_many`): 200,000 signatures took about 18 s one by one through
+    ``MinHashLSH.insert`` (R13 of ``make bench``)."""
+
+    def __init__(self, threshold: float, num_perm: int = NUM_PERM):
+        self.ranges: list[tuple[int, int]] = [(int(a), int(b)) for a, b in
+                                              MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges]
+        self.tables: list[dict[bytes, list[str]]] = [{} for _ in self.ranges]
+        self.bands_of: dict[str, tuple[bytes, ...]] = {}
+
+    def insert(self, key: str, hashvalues: Any) -> None:
+        values = np.asarray(hashvalues, dtype=np.uint32)
+        bands = tuple(values[a:b].tobytes() for a, b in self.ranges)
+        for table, band in zip(self.tables, bands, strict=True):
+            keys = table.get(band)
+            if keys is None:
+                table[band] = [key]
+            else:
+                keys.append(key)
+        self.bands_of[key] = bands
+
+    def insert_many(self, keys: list[str], matrix: Any) -> None:
+        """:meth:`insert` of ``keys[i]`` with the hash values of row ``i`` of ``matrix``, a
+        band of all of them at a time."""
+        if not keys:
+            return
+        values = np.ascontiguousarray(matrix, dtype=np.uint32)
+        per_band = []
+        for (a, b), table in zip(self.ranges, self.tables, strict=True):
+            band = values[:, a:b].copy().view(f"V{4 * (b - a)}").ravel().tolist()  # bytes, as tobytes()
+            per_band.append(band)
+            for raw, key in zip(band, keys, strict=True):
+                got = table.get(raw)
+                if got is None:
+                    table[raw] = [key]
+                else:
+                    got.append(key)
+        self.bands_of.update(zip(keys, zip(*per_band, strict=True), strict=True))
+
+    def remove(self, key: str) -> None:
+        bands = self.bands_of.pop(key, None)
+        if bands is None:
+            return
+        for table, band in zip(self.tables, bands, strict=True):
+            keys = table.get(band)
+            if keys is not None and key in keys:
+                keys.remove(key)
+                if not keys:
+                    del table[band]
+
+    def query(self, hashvalues: Any) -> set[str]:
+        values = np.asarray(hashvalues, dtype=np.uint32)
+        found: set[str] = set()
+        for (a, b), table in zip(self.ranges, self.tables, strict=True):
+            keys = table.get(values[a:b].tobytes())
+            if keys:
+                found.update(keys)
+        return found
+
+
 class DedupIndex:
     """The in-memory indexes over the signatures kept in state (rebuilt from it at start)."""
 
     def __init__(self, *, jaccard: float, overlap: float, lsh_threshold: float):
         self.jaccard = jaccard
         self.overlap = overlap
-        self.lsh = MinHashLSH(threshold=lsh_threshold, num_perm=NUM_PERM)
+        self.lsh = Bands(lsh_threshold, NUM_PERM)
         self.signatures: OrderedDict[str, tuple[Signature, float]] = OrderedDict()  # oldest first
         self.exact: dict[str, str] = {}
         self.leads: dict[str, list[str]] = {}
@@ -113,12 +193,29 @@ class DedupIndex:
         if article_id in self.signatures:
             return
         self.signatures[article_id] = (sig, at)
-        self.lsh.insert(article_id, sig.minhash, check_duplication=False)
+        self.lsh.insert(article_id, sig.minhash.hashvalues)
+        self._other_indexes(article_id, sig)
+
+    def _other_indexes(self, article_id: str, sig: Signature) -> None:
         self.exact.setdefault(sig.exact, article_id)
         for lead in sig.leads:
             ids = self.leads.setdefault(lead, [])
             if len(ids) <= LEAD_FANOUT:
                 ids.append(article_id)
+
+    def add_many(self, entries: list[tuple[str, Signature, float]]) -> None:
+        """:meth:`add` of every ``(article id, signature, at)``, in order (oldest first): the
+        LSH bands a band at a time (a rebuild from the state)."""
+        fresh: list[tuple[str, Signature]] = []
+        for article_id, sig, at in entries:
+            if article_id in self.signatures:
+                continue
+            self.signatures[article_id] = (sig, at)
+            self._other_indexes(article_id, sig)
+            fresh.append((article_id, sig))
+        if fresh:
+            self.lsh.insert_many([a for a, _s in fresh],
+                                 np.stack([np.asarray(sig.minhash.hashvalues, dtype=np.uint32) for _a, sig in fresh]))
 
     def remove(self, article_id: str) -> None:
         entry = self.signatures.pop(article_id, None)
@@ -145,7 +242,7 @@ class DedupIndex:
         first = self.exact.get(sig.exact)
         if first is not None and first != article_id:
             return Match(first, "exact", 1.0, 1.0, 1.0)
-        candidates = set(self.lsh.query(sig.minhash))
+        candidates = self.lsh.query(sig.minhash.hashvalues)
         for lead in sig.leads:
             candidates.update(self.leads.get(lead, ()))
         candidates.discard(article_id)
