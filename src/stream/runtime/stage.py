@@ -30,6 +30,7 @@ hand-off ``APP_ID-stateful`` for stage 2):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -204,7 +205,11 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                     return
                 paused = set(self.consumer.assignment())
                 self.consumer.pause(*paused)
-                await self.consumer.getmany(timeout_ms=0)  # returns nothing: all paused
+                got = await self.consumer.getmany(timeout_ms=0)  # nothing: all paused
+                for tp, records in got.items():
+                    # Assigned during this call (a rebalance): read them again with the next batch.
+                    if records:
+                        self.consumer.seek(tp, records[0].offset)
         finally:
             if paused:
                 still = paused & set(self.consumer.assignment())
@@ -303,7 +308,12 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             options["transactional_id"] = self.transactional_id(partition)
             options["transaction_timeout_ms"] = int(s.transaction_timeout * 1000)
         producer = make_producer(s.kafka, **options)
-        await producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
         return producer
 
     def transactional_id(self, partition: int) -> str:
@@ -420,6 +430,11 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             await box.confirm()
             if batch.generation != self.generation:
                 raise _Revoked()
+            elapsed = asyncio.get_running_loop().time() - batch.started
+            if elapsed > SLOW_TRANSACTION * self.settings.transaction_timeout:
+                # The broker may abort it any moment: abort it ourselves, and split.
+                raise TimeoutError(f"the batch took {elapsed:.1f} s of the transaction timeout of "
+                                   f"{self.settings.transaction_timeout:g} s")
             for partition in partitions:
                 tp = TopicPartition(self.topic, partition)
                 producer = self.producers[partition]
@@ -468,8 +483,16 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                             "from now on", self.name, elapsed, self.settings.transaction_timeout, self.limit)
             elif self._timeouts >= GIVE_UP_AFTER and self.give_up is not None:
                 await self._abort(begun)
-                await self._give_up(batch, elapsed)
-                return
+                if self.abandoned is not None:
+                    self.abandoned()
+                    self._fresh = set(self.assigned)  # the state is rebuilt before the next batch
+                try:
+                    await self._give_up(batch, elapsed)
+                    return
+                except Exception as failed:  # the broker away meanwhile: recover as from any abort
+                    log.warning("%s: the dead letters of %s could not be written (%r)", self.name,
+                                _offsets_text(batch.ends), failed)
+                    begun = [p for p in begun if p in self.producers]
         await self._abort(begun)
         if self.abandoned is not None:
             self.abandoned()
