@@ -50,7 +50,7 @@ class {cls}(Processor):
     name = "{name}"
     version = __version__
     order = 450          # after alerts (400); clean 100, ner 200, dedup 300
-    cpu_bound = False    # True: a synchronous process() runs off the event loop
+    # A synchronous process() runs in the pipeline's thread, off the event loop.
     on_error = "dlq"     # or "skip"
 
     def setup(self, context: Context) -> None:
