@@ -19,7 +19,7 @@ from stream.settings import Settings
 from stream.testing import StreamTopics, produce
 from stream.tools.broker import LocalBroker
 from stream.webhooks.config import parse_subscriptions
-from stream.webhooks.delivery import Dispatcher, webhook_id
+from stream.webhooks.delivery import DIGEST_GRACE, Dispatcher, webhook_id
 from stream.webhooks.signing import verify
 
 from ..webhook_server import Receiver, stable_port
@@ -385,3 +385,45 @@ def test_an_alert_read_again_after_a_restart_goes_out_in_the_digest_it_was_in(
     assert sorted(pages) == [f"al-{n}" for n in range(700, 705)]
     assert all(len(ids) == 1 for ids in pages.values()), pages  # each alert in one digest id
     assert len(digests.requests) > 3  # the re-read alerts were sent again (same ids)
+
+
+def test_an_alert_raised_twice_goes_out_in_one_digest(broker: LocalBroker, topics: StreamTopics) -> None:
+    """Issue 26 (NOTES lead 0k): an alert raised twice (an at-least-once repeat of its
+    article's stage-2 batch: a second record with the same alert id, at a later offset and
+    time) is in one digest, whether the repeat is read in the same window, in a later
+    window, or by a restarted dispatcher."""
+    settings = settings_for(broker, topics)
+    subs = subscriptions(("ops", "URL"), extra="digest = { minutes = 0.1, max = 50 }\n")
+    server = Receiver().start()
+    try:
+        first = Running(settings, subs.replace("URL", server.url))
+        try:
+            # al-901 twice in one window
+            produce(broker, topics.alerts, [alert(900), alert(901), alert(901), alert(902)])
+            _wait_digested(server, 3)
+            sent = len(server.requests)
+            # al-900 again, in a later window (6-second windows)
+            time.sleep(6.5)
+            produce(broker, topics.alerts, [alert(900), alert(903)])
+            _wait_digested(server, 4, timeout=30)
+            time.sleep(DIGEST_GRACE + 1)
+        finally:
+            first.stop()
+        # al-902 again, read by a restarted dispatcher
+        second = Running(settings, subs.replace("URL", server.url))
+        try:
+            produce(broker, topics.alerts, [alert(902), alert(904)])
+            _wait_digested(server, 5, timeout=30)
+            time.sleep(DIGEST_GRACE + 1)
+        finally:
+            second.stop()
+    finally:
+        server.stop()
+    in_digests: dict[str, set[str]] = {}
+    for digest_id, ids in _digests(server).items():
+        assert len(ids) == len(set(ids)), ids  # no alert twice in a page
+        for one in ids:
+            in_digests.setdefault(one, set()).add(digest_id)
+    assert sorted(in_digests) == [f"al-{n}" for n in range(900, 905)]
+    assert all(len(ids) == 1 for ids in in_digests.values()), in_digests
+    assert sent >= 1 and len(server.requests) == sent + 2  # the later windows: al-903, then al-904 alone

@@ -185,6 +185,29 @@ class _Offsets:
 #: Seconds after a digest window's end before it is sent (alerts raised at its very end
 #: reach the dispatcher a little later).
 DIGEST_GRACE = 2.0
+#: How long the digest page of an alert is remembered after its window's end: an alert
+#: raised again within that time (an at-least-once repeat of its article's batch, after a
+#: rebalance or a crash) is not sent in a second digest.
+DIGEST_MEMORY = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """Where one alert went for one endpoint: its digest id, the window, and the alert
+    record that put it there (recorded in ``webhooks.events`` before the page is sent)."""
+
+    digest_id: str
+    topic: str
+    partition: int
+    offset: int
+    start: int  # the window, ms since the epoch
+    end: int
+
+    @classmethod
+    def of(cls, value: bytes) -> _Page:
+        v = loads(value)
+        return cls(str(v["digest_id"]), str(v["topic"]), int(v["partition"]), int(v["offset"]),
+                   int(v["window_start_ms"]), int(v["window_end_ms"]))
 
 
 @dataclass
@@ -219,11 +242,9 @@ def digest_event(endpoint_id: str, tp: TopicPartition, start: int, end: int,
             "window_start": _iso(start), "window_end": _iso(end), "count": len(alerts), "alerts": alerts}
 
 
-def _member_key(key: str) -> tuple[str, str, int, int] | None:
-    parts = key.split("\0")
-    if len(parts) != 5 or not parts[3].isdigit() or not parts[4].isdigit():
-        return None
-    return parts[1], parts[2], int(parts[3]), int(parts[4])
+def _page_key(endpoint_id: str, alert_id: str) -> bytes:
+    """The key of an alert's page record in ``webhooks.events`` (compacted)."""
+    return f"page\0{endpoint_id}\0{alert_id}".encode()
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
@@ -242,7 +263,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         log.info("webhooks: assigned %s", ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)))
         if any(e.digest_minutes for e in self.dispatcher.subs.endpoints):
-            # The digest pages another dispatcher recorded for these partitions' alerts.
+            # The digest pages recorded by the partitions' previous owners.
             await self.dispatcher._load_events(None, 0, only_digests=True)
 
 
@@ -271,9 +292,11 @@ class Dispatcher:
         self.added: dict[str, int] = {}
         self.failing_since: dict[str, float] = {}
         self.offsets = _Offsets()
-        #: (endpoint, topic, partition, offset) -> the digest id of the alert's page, as
-        #: recorded in ``webhooks.events`` before the page was first sent.
-        self.digest_of: dict[tuple[str, str, int, int], str] = {}
+        #: (endpoint, alert id) -> the digest page the alert went out in, as recorded in
+        #: ``webhooks.events`` before the page was first sent; kept ``DIGEST_MEMORY``
+        #: seconds past its window's end.
+        self.pages: dict[tuple[str, str], _Page] = {}
+        self._forgotten_at = 0.0  # monotonic: when the old pages were last tombstoned
         self.tasks: set[asyncio.Task[None]] = set()
         self.tasks_of: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
         self.counts: dict[str, int] = defaultdict(int)
@@ -322,18 +345,19 @@ class Dispatcher:
         epoch)."""
         from ..runtime.kafka import read_records
 
+        pages: dict[tuple[str, str], _Page] = {}
         async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events, timeout=1):
             key = (rec.key or b"").decode("utf-8", "replace")
-            if key.startswith("digest\0"):
-                member = _member_key(key)
-                if member is None:
-                    continue
-                if rec.value is None:  # a tombstone: the member's offset was committed
-                    self.digest_of.pop(member, None)
+            if key.startswith("page\0"):
+                _page, endpoint_id, alert_id = [*key.split("\0", 2), "", ""][:3]
+                if rec.value is None:  # a tombstone: forgotten
+                    pages.pop((endpoint_id, alert_id), None)
                 else:
                     with contextlib.suppress(Exception):
-                        self.digest_of[member] = str(loads(rec.value)["digest_id"])
+                        pages[(endpoint_id, alert_id)] = _Page.of(rec.value)
                 continue
+            if key.startswith("digest\0"):
+                continue  # a page record of stream before 2026-12-04 (by offset): no longer read
             if only_digests:
                 continue
             try:
@@ -349,6 +373,7 @@ class Dispatcher:
                 self.disabled.pop(endpoint, None)
             elif kind == "endpoint.added" and isinstance(event.get("at_ms"), int):
                 self.added[endpoint] = min(self.added.get(endpoint, event["at_ms"]), event["at_ms"])
+        self.pages = pages
         if producer is None:
             return
         for new in self.subs.endpoints:
@@ -427,7 +452,8 @@ class Dispatcher:
             # A rebalance is under way: the revoke listener commits what is done.
             log.info("webhooks: commit deferred (%s)", type(exc).__name__)
             return
-        if self.digest_of:
+        if self.pages and time.monotonic() - self._forgotten_at >= 60:
+            self._forgotten_at = time.monotonic()
             await self._forget_pages(commit)
 
     async def _revoked(self, consumer: AIOKafkaConsumer, revoked: set[TopicPartition]) -> None:
@@ -444,8 +470,6 @@ class Dispatcher:
                 cancelled.append(task)
         await asyncio.gather(*cancelled, return_exceptions=True)
         self.offsets.forget(revoked)
-        for member in [m for m in self.digest_of if TopicPartition(m[1], m[2]) in revoked]:
-            self.digest_of.pop(member, None)  # the new owner reads them from webhooks.events
         if revoked:
             log.info("webhooks: revoked %s (%d unfinished jobs left to the new owner)",
                      ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked)), len(cancelled))
@@ -530,25 +554,40 @@ class Dispatcher:
         finally:
             self.windows.pop(key, None)  # an alert read from now on opens a new (late) window
         tp, endpoint = window.tp, window.endpoint
-        # One digest per alert: a member whose page was recorded (it was sent, or about to
-        # be, before a restart or a rebalance) goes out in that page again, under its id;
+        # One digest per alert: an alert whose page was recorded in this window (it was sent,
+        # or about to be, before a restart or a rebalance) goes out in that page again, under
+        # its id; one recorded in another window (the alert raised again: an at-least-once
+        # repeat) is left to that window, whose offsets are committed only once it is sent;
         # the others make new pages, recorded (acknowledged) before they are sent.
         pages: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         fresh: list[tuple[int, dict[str, Any]]] = []
+        placed: set[str] = set()
+        repeats: list[tuple[int, str, str]] = []
         for offset, alert in window.members:
-            recorded = self.digest_of.get((endpoint.id, tp.topic, tp.partition, offset))
-            (pages.setdefault(recorded, []) if recorded else fresh).append((offset, alert))
+            alert_id = str(alert.get("alert_id"))
+            recorded = self.pages.get((endpoint.id, alert_id))
+            if alert_id in placed or (recorded is not None and (recorded.start, recorded.topic, recorded.partition)
+                                      != (window.start, tp.topic, tp.partition)):
+                repeats.append((offset, alert_id, recorded.digest_id if recorded else "this window's"))
+                continue
+            placed.add(alert_id)
+            (pages.setdefault(recorded.digest_id, []) if recorded else fresh).append((offset, alert))
+        for _offset, alert_id, digest_id in repeats:
+            log.info("webhooks: alert %s read again (raised twice) is already in digest %s to %s: not sent again",
+                     alert_id, digest_id, endpoint.id)
         most = endpoint.digest_max
         try:
             for first in range(0, len(fresh), most):
                 page = fresh[first:first + most]
                 made = digest_event(endpoint.id, tp, window.start, window.end, [a for _o, a in page])
-                await self._record_page(endpoint.id, tp, made["digest_id"], [o for o, _a in page])
+                await self._record_page(window, made["digest_id"], page)
                 pages[made["digest_id"]] = page
         except Exception as exc:
             log.warning("webhooks: the digest pages of %s could not be recorded (%r); they are sent after a restart",
                         endpoint.id, exc)
             return
+        for offset, _alert_id, _digest_id in repeats:
+            self.offsets.done(tp, offset)
         for digest_id, page in pages.items():
             event = digest_event(endpoint.id, tp, window.start, window.end, [a for _o, a in page], digest_id)
             job = {"webhook_id": event["digest_id"], "endpoint": window.endpoint.id, "alert": event,
@@ -562,38 +601,41 @@ class Dispatcher:
             for offset, _alert in page:
                 self.offsets.done(window.tp, offset)
 
-    async def _record_page(self, endpoint_id: str, tp: TopicPartition, digest_id: str, offsets: list[int]) -> None:
-        """Record the page of each member in ``webhooks.events`` (compacted), acknowledged."""
-        futures = []
-        for offset in offsets:
-            key = f"digest\0{endpoint_id}\0{tp.topic}\0{tp.partition}\0{offset}"
-            value = dumps({"type": "digest.member", "endpoint": endpoint_id, "topic": tp.topic,
-                           "partition": tp.partition, "offset": offset, "digest_id": digest_id})
+    async def _record_page(self, window: _Window, digest_id: str, page: list[tuple[int, dict[str, Any]]]) -> None:
+        """Record the page of each alert in ``webhooks.events`` (compacted), acknowledged."""
+        endpoint_id, tp = window.endpoint.id, window.tp
+        futures, made = [], []
+        for offset, alert in page:
+            alert_id = str(alert.get("alert_id"))
+            value = dumps({"type": "digest.page", "endpoint": endpoint_id, "alert_id": alert_id,
+                           "digest_id": digest_id, "topic": tp.topic, "partition": tp.partition, "offset": offset,
+                           "window_start_ms": window.start, "window_end_ms": window.end})
             futures.append(await self.producer.send(self.settings.topic_webhooks_events, value=value,
-                                                    key=key.encode()))
+                                                    key=_page_key(endpoint_id, alert_id)))
+            made.append(((endpoint_id, alert_id), _Page(digest_id, tp.topic, tp.partition, offset, window.start,
+                                                        window.end)))
         await asyncio.gather(*futures)
-        for offset in offsets:
-            self.digest_of[(endpoint_id, tp.topic, tp.partition, offset)] = digest_id
+        self.pages.update(made)
 
     async def _forget_pages(self, committed: dict[TopicPartition, int]) -> None:
-        """Tombstones for the recorded pages of members below the committed offsets (they
-        are never read again)."""
-        done = [m for m in self.digest_of
-                if (tp := TopicPartition(m[1], m[2])) in committed and m[3] < committed[tp]]
+        """Tombstones for the recorded pages of alerts ``DIGEST_MEMORY`` past their window
+        and below the committed offsets (their alert records are never read again)."""
+        before = (time.time() - DIGEST_MEMORY) * 1000
+        done = [(member, page) for member, page in self.pages.items()
+                if page.end < before and (tp := TopicPartition(page.topic, page.partition)) in committed
+                and page.offset < committed[tp]]
         if not done:
             return
-        futures = []
-        for endpoint_id, topic, partition, offset in done:
-            key = f"digest\0{endpoint_id}\0{topic}\0{partition}\0{offset}"
-            futures.append(await self.producer.send(self.settings.topic_webhooks_events, value=None,
-                                                    key=key.encode()))
+        futures = [await self.producer.send(self.settings.topic_webhooks_events, value=None, key=_page_key(*member))
+                   for member, _page in done]
         try:
             await asyncio.gather(*futures)
-        except Exception as exc:  # kept for now; sent again after the next commit
-            log.info("webhooks: tombstones of %d digest records not written (%r)", len(done), exc)
+        except Exception as exc:  # kept for now; written again later
+            log.info("webhooks: tombstones of %d digest pages not written (%r)", len(done), exc)
             return
-        for member in done:
-            self.digest_of.pop(member, None)
+        for member, page in done:
+            if self.pages.get(member) == page:
+                self.pages.pop(member, None)
 
     async def _closed(self, window: _Window) -> None:
         """The window is over (its end, plus ``DIGEST_GRACE``) and every alert of it on its
