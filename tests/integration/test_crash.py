@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from stream.runtime.kafka import ensure_topics, read_records
+from stream.runtime.stage import BATCH_GROWTH
 from stream.testing import StreamTopics, StreamWorker, produce
 from stream.tools.broker import LocalBroker
 
@@ -111,9 +112,10 @@ def repeats_per_kill(enriched: list[dict[str, Any]]) -> dict[str, int]:
 #: Repeated ids per SIGKILL, at most: two batches per stage (issue 26).  A stage has at
 #: most two batches uncommitted, the one being processed and (pipelined) the one being
 #: confirmed and committed; stage 1's repeats are hand-offs that stage 2 enriches again,
-#: stage 2's are enriched records, so a kill repeats at most 2 x 2 x STREAM_BATCH_SIZE ids.
+#: stage 2's are enriched records, so a kill repeats at most 2 x 2 batches of ids; a batch of
+#: a light chain takes up to BATCH_GROWTH x STREAM_BATCH_SIZE records.
 #: (The faust-based worker repeated 192 to 1,791 ids per kill.)
-MAX_REPEATS_PER_KILL = 2 * 2 * BATCH
+MAX_REPEATS_PER_KILL = 2 * 2 * BATCH * BATCH_GROWTH
 
 
 def test_sigkill_at_several_points_loses_no_article(broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> None:

@@ -56,6 +56,24 @@ def test_two_model_processes_find_the_same_entities_as_one(pooled: NerProcessor)
         assert a.entities == b.entities and a.entity_summary == b.entity_summary
 
 
+def test_long_texts_in_pieces_over_groups_of_the_processes_find_the_same_entities_as_one() -> None:
+    """Each process gets a few groups of whole texts, finished as they come back; a text run
+    in pieces (``chunk_chars``) keeps all its pieces in one group, at their offsets."""
+    one, two = articles(), articles()
+    single, pooled = NerProcessor(), NerProcessor()
+    single.setup(Context(settings=Settings(), config={"processes": 1, "chunk_chars": 1500}))
+    pooled.setup(Context(settings=Settings(), config={"processes": 2, "chunk_chars": 1500}))
+    try:
+        single.process(one)
+        pooled.process(two)
+        assert pooled.pool is not None and pooled.pool.batches == 1
+    finally:
+        pooled.close()
+    assert any(len(a.clean_text) > 3000 for a in one)  # several pieces
+    for a, b in zip(one, two, strict=True):
+        assert a.entities and a.entities == b.entities and a.entity_summary == b.entity_summary
+
+
 def test_a_dead_model_process_fails_its_batch_and_the_next_batch_gets_a_new_pool(pooled: NerProcessor) -> None:
     assert pooled.pool is not None
     pooled.process(articles())

@@ -51,13 +51,13 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
 
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
 from .places import PLACE_LABELS, Gazetteer, load_gazetteer
-from .pool import ModelPool, grouped_pipe, usable_cores
+from .pool import ModelPool, grouped_pipe, shares, usable_cores
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
@@ -122,6 +122,38 @@ _LABELS = {"PER": "PERSON"}
 #: A leading article the English model puts inside names ("the White House").
 _LEADING_ARTICLE = re.compile(r"^[Tt]he\s+")
 _NAMES = frozenset({"ORG", "GPE", "LOC", "FAC", "NORP", "EVENT", "WORK_OF_ART", "LAW", "PRODUCT"})
+
+
+#: Groups of texts per model process in a batch (see :meth:`NerProcessor._spans`).
+GROUPS_PER_PROCESS = 3
+
+
+def _job(cut: list[list[tuple[int, str]]], group: range) -> tuple[list[tuple[int, int]], list[str]]:
+    """The pieces of the texts of ``group``: ``(text's place in the group, offset)`` and the
+    piece, for each."""
+    owners: list[tuple[int, int]] = []
+    chunks: list[str] = []
+    for at, index in enumerate(group):
+        for offset, piece in cut[index]:
+            owners.append((at, offset))
+            chunks.append(piece)
+    return owners, chunks
+
+
+def _mentions(count: int, owners: list[tuple[int, int]], chunks: list[str],
+              spans: list[list[tuple[int, int, str]]]) -> list[list[dict[str, Any]]]:
+    """The mentions of ``count`` texts from the model's spans in their pieces."""
+    found: list[list[dict[str, Any]]] = [[] for _ in range(count)]
+    for (at, offset), piece, piece_spans in zip(owners, chunks, spans, strict=True):
+        for start, end, label in piece_spans:
+            text = piece[start:end]
+            # "the European Union" -> "European Union": the article is not the name.
+            lead = _LEADING_ARTICLE.match(text)
+            if lead and label in _NAMES and len(text) > lead.end():
+                start, text = start + lead.end(), text[lead.end():]
+            found[at].append({"text": text, "label": _LABELS.get(label, label),
+                              "start": start + offset, "end": end + offset})
+    return found
 
 
 def language_of(article: Article) -> str:
@@ -273,52 +305,58 @@ class NerProcessor(Processor):
             else:
                 article.skip("ner", f"no NER model for language {language!r} (models: "
                                     f"{', '.join(self.models)}); set [plugins.ner] models to add one")
-        found: list[list[dict[str, Any]]] = [[] for _ in articles]
+                self._enrich(article, [], None)
         for language, indexes in by_language.items():
-            # Every piece of every article of the language in one nlp.pipe call.
-            owners: list[tuple[int, int]] = []  # (article index, offset of the piece)
-            texts: list[str] = []
-            for index in indexes:
-                for offset, piece in pieces(articles[index].clean_text, self.chunk_chars):
-                    owners.append((index, offset))
-                    texts.append(piece)
-            for (index, offset), piece, spans in zip(owners, texts, self._spans(language, texts), strict=True):
-                for start, end, label in spans:
-                    text = piece[start:end]
-                    # "the European Union" -> "European Union": the article is not the name.
-                    lead = _LEADING_ARTICLE.match(text)
-                    if lead and label in _NAMES and len(text) > lead.end():
-                        start, text = start + lead.end(), text[lead.end():]
-                    found[index].append({"text": text, "label": _LABELS.get(label, label),
-                                         "start": start + offset, "end": end + offset})
-        handled = {index for indexes in by_language.values() for index in indexes}
-        for index, (article, mentions) in enumerate(zip(articles, found, strict=True)):
-            if self.gazetteer is not None and index in handled:
-                mentions = self.gazetteer.enrich(article.clean_text, mentions, language_of(article))
-            summary = canonicalize(mentions, self.aliases)
-            geo = {}
-            for m in mentions:
-                if "geo" in m:
-                    geo.setdefault(m["canonical"], m["geo"])
-            for entry in summary:
-                if entry["label"] in PLACE_LABELS and entry["canonical"] in geo:
-                    entry["geo"] = geo[entry["canonical"]]
-            article.entity_summary = summary
-            article.entities = mentions
+            for group, spans in self._spans(language, [articles[i].clean_text for i in indexes]):
+                # Each group of articles is finished (places, canonical names) as soon as
+                # the model is done with it, while the model processes run the next groups.
+                for at, found in zip(group, spans, strict=True):
+                    self._enrich(articles[indexes[at]], found, language)
 
-    def _spans(self, language: str, texts: list[str]) -> list[list[tuple[int, int, str]]]:
-        """``(start, end, label)`` of the entities of each text: in the model processes
-        when the batch is worth splitting, else here."""
-        if (self.pool is not None and len(texts) >= 2 * self.pool.processes
-                and sum(len(t) for t in texts) >= self.parallel_min_chars):
-            if not self.pool.started:  # in stream process; or a model process died
-                self.log.info("ner: starting %d model processes", self.pool.processes)
-            if not self.pool.batches:
-                self.log.info("ner: a first batch of %d texts goes to the model processes", len(texts))
-            return self.pool.spans(language, texts)
-        nlp = self._pipeline(language)
-        return [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
-                for doc in grouped_pipe(nlp, texts, self.batch_size)]
+    def _enrich(self, article: Article, found: list[dict[str, Any]], language: str | None) -> None:
+        """Set the article's mentions (``found``, then the gazetteer's places: ``language``
+        None for an article the model did not read) and their summary."""
+        mentions = found
+        if self.gazetteer is not None and language is not None:
+            mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
+        summary = canonicalize(mentions, self.aliases)
+        geo: dict[str, Any] = {}
+        for m in mentions:
+            if "geo" in m:
+                geo.setdefault(m["canonical"], m["geo"])
+        for entry in summary:
+            if entry["label"] in PLACE_LABELS and entry["canonical"] in geo:
+                entry["geo"] = geo[entry["canonical"]]
+        article.entity_summary = summary
+        article.entities = mentions
+
+    def _spans(self, language: str, texts: list[str]) -> Iterator[tuple[range, list[list[dict[str, Any]]]]]:
+        """The mentions of each of ``texts`` by groups of texts, ``(indexes, mentions of
+        each)``: from the model processes, in the order they finish, when the batch is worth
+        splitting, else from the model here, in one group.  A long text is run in pieces
+        (``chunk_chars``), all of them in its group."""
+        cut = [pieces(text, self.chunk_chars) for text in texts]
+        pool = self.pool
+        if (pool is None or sum(len(c) for c in cut) < 2 * pool.processes
+                or sum(len(t) for t in texts) < self.parallel_min_chars):
+            group = range(len(texts))
+            owners, chunks = _job(cut, group)
+            nlp = self._pipeline(language)
+            spans = [[(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                     for doc in grouped_pipe(nlp, chunks, self.batch_size)]
+            yield group, _mentions(len(group), owners, chunks, spans)
+            return
+        if not pool.started:  # in stream process; or a model process died
+            self.log.info("ner: starting %d model processes", pool.processes)
+        if not pool.batches:
+            self.log.info("ner: a first batch of %d texts goes to the model processes", len(texts))
+        # A few groups per process: the processes share them as they finish, and the groups
+        # that are done are finished here while the model runs the others.
+        groups = [range(a, b) for a, b in shares(texts, pool.processes * GROUPS_PER_PROCESS)]
+        jobs = [_job(cut, group) for group in groups]
+        for n, spans in pool.each(language, [chunks for _owners, chunks in jobs]):
+            owners, chunks = jobs[n]
+            yield groups[n], _mentions(len(groups[n]), owners, chunks, spans)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Iterator
 
@@ -171,17 +171,30 @@ class ModelPool:
 
     def spans(self, language: str, texts: list[str]) -> list[list[Span]]:
         """The entities of each text, from the children, in the order of ``texts``."""
+        cut = shares(texts, self.processes)
+        out: list[list[list[Span]]] = [[] for _ in cut]
+        for n, spans in self.each(language, [texts[a:b] for a, b in cut]):
+            out[n] = spans
+        return [spans for part in out for spans in part]
+
+    def each(self, language: str, batches: list[list[str]]) -> Iterator[tuple[int, list[list[Span]]]]:
+        """Run each of ``batches`` in a child; yield ``(its index, the entities of each of its
+        texts)`` as the children finish them, in that order."""
         self.start()
         assert self._executor is not None
         self.batches += 1
+        futures: dict[Future[list[list[Span]]], int] = {}
         try:
-            futures = [self._executor.submit(_spans, language, texts[a:b])
-                       for a, b in shares(texts, self.processes)]
-            return [spans for future in futures for spans in future.result()]
+            futures = {self._executor.submit(_spans, language, texts): n for n, texts in enumerate(batches)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
         except BrokenProcessPool as exc:
             self.close()
             raise ModelPoolError(f"ner: a model process died during the batch ({exc}); the batch "
                                  f"failed and a new pool starts with the next one") from exc
+        finally:
+            for future in futures:
+                future.cancel()  # the caller stopped early (an error): the rest is not needed
 
     def close(self) -> None:
         if self._executor is not None:

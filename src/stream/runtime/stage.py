@@ -9,6 +9,11 @@ hand-off ``APP_ID-stateful`` for stage 2):
   order; at-least-once, batch k is confirmed and committed while batch k+1 is processed
   (pipelined), and k+1 is committed only after k.  So every record below a committed offset
   was handled.  There is no other offset bookkeeping.
+* **Batch size.**  A batch takes at most ``batch_size`` records, or up to ``BATCH_GROWTH``
+  times as many while the chain is light: the limit doubles after each full batch processed
+  in under ``LIGHT_BATCH`` seconds and halves back after one that took over
+  ``HEAVY_BATCH``.  A chain without a model then pays the per-batch costs (the broker's round
+  trips, the thread hops) over more records; a chain with one keeps ``batch_size``.
 * **Revocation waits.**  When partitions are revoked, the batch in flight is given
   ``revoke_timeout`` seconds to confirm and commit; past that it is abandoned and commits
   nothing (its records are processed again by the next owner).
@@ -80,6 +85,13 @@ class _Batch:
     started: float = 0.0
 
 
+#: A full batch processed faster than this (seconds) doubles the next batches' limit, up to
+#: ``BATCH_GROWTH`` x ``batch_size``; one slower than ``HEAVY_BATCH`` halves it, down to
+#: ``batch_size``.
+LIGHT_BATCH = 0.1
+HEAVY_BATCH = 0.5
+BATCH_GROWTH = 8
+
 #: A transaction aborted after this share of the transaction timeout counts as too slow.
 SLOW_TRANSACTION = 0.8
 #: Aborts of a one-record batch for slowness before its record goes to the dead letters.
@@ -117,8 +129,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         self._finishing: asyncio.Future[None] | None = None  # at-least-once: confirm + commit of a batch
         self._stopping = asyncio.Event()
         self.batches = 0
-        #: Records per batch: ``batch_size``, halved for each exactly-once batch that did not
-        #: finish within the transaction timeout, doubled back after each that did.
+        #: Records per batch: ``batch_size``, more for a light chain (see :meth:`_adapt`),
+        #: halved for each exactly-once batch that did not finish within the transaction
+        #: timeout, doubled back after each that did.
         self.limit = settings.batch_size
         self._timeouts = 0
 
@@ -360,10 +373,12 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             await self._transactional_batch(batch)
             return
         box = Outbox(self._send, retry=self._retry())
+        started = asyncio.get_running_loop().time()
         try:
             await self.handle(box, batch.records)
         except Exception as exc:
             self._failed(batch, exc)
+        self._adapt(len(batch.records), asyncio.get_running_loop().time() - started)
         # Pipelined: this batch's records are confirmed and its offsets committed while the
         # next batch is fetched and processed; commits stay in order (the previous batch is
         # committed, or has failed, before this one's confirm starts).
@@ -378,6 +393,17 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
         except Exception as exc:
             self._failed(batch, exc)
         await self._commit(batch)
+
+    def _adapt(self, size: int, elapsed: float) -> None:
+        """The next batches' limit after one of ``size`` records processed in ``elapsed``
+        seconds (see the module docstring)."""
+        base = self.settings.batch_size
+        if self.limit < base:  # exactly-once, after a split: back towards batch_size
+            self.limit = min(base, self.limit * 2)
+        elif size >= self.limit and elapsed < LIGHT_BATCH:
+            self.limit = min(base * BATCH_GROWTH, self.limit * 2)
+        elif elapsed > HEAVY_BATCH and self.limit > base:
+            self.limit = max(base, self.limit // 2)
 
     def _failed(self, batch: _Batch, exc: BaseException) -> None:
         if self.abandoned is not None:
@@ -427,6 +453,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
             except Exception as exc:
                 await self._abort(begun)
                 self._failed(batch, exc)
+            handled = asyncio.get_running_loop().time() - batch.started
             await box.confirm()
             if batch.generation != self.generation:
                 raise _Revoked()
@@ -443,8 +470,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships 
                 begun.remove(partition)
             self.batches += 1
             self._timeouts = 0
-            if self.limit < self.settings.batch_size:
-                self.limit = min(self.settings.batch_size, self.limit * 2)
+            self._adapt(len(batch.records), handled)
         except StageFailed:
             raise
         except Exception as exc:
