@@ -30,7 +30,9 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
 ``processes``
     how many processes run the model (default: the cores the worker may use).  spaCy holds
     Python's lock while it runs, so one process uses one core; with more, each batch's texts
-    are split among that many child processes that keep the models loaded (``pool.py``).
+    go to that many child processes that keep the models loaded (``pool.py``), in a few
+    groups of whole texts per process: the worker resolves the places and canonical names of
+    each group that comes back while the children run the others.
     A batch of under ``parallel_min_chars`` characters (default 20,000) stays in the
     worker.  Each process holds its own copy of the models (about 250 MB for the English
     and French small ones); a worker starts them at its start, ``stream process`` at its

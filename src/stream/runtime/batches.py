@@ -81,6 +81,21 @@ class _Source:
                    [(k, base64.b64decode(v)) for k, v in origin.get("headers", [])])
 
 
+@dataclass(slots=True)
+class _Inputs:
+    """The articles of a batch that were read, each with its source and input partition
+    (by ``id(article)``: articles are not hashable)."""
+
+    articles: list[Article] = field(default_factory=list)
+    sources: dict[int, _Source] = field(default_factory=dict)
+    partitions: dict[int, int] = field(default_factory=dict)
+
+    def add(self, article: Article, source: _Source, partition: int) -> None:
+        self.articles.append(article)
+        self.sources[id(article)] = source
+        self.partitions[id(article)] = partition
+
+
 @dataclass(frozen=True)
 class Handlers:
     """The batch handlers of the two stages (``stage2`` is ``None`` without stateful
@@ -168,9 +183,7 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
             await dead_letter(box, letter, sources[id(article)], partitions[id(article)])
 
     async def batch_of_raw(box: Outbox, records: list[Record]) -> None:
-        articles: list[Article] = []
-        sources: dict[int, _Source] = {}
-        partitions: dict[int, int] = {}
+        read = _Inputs()
         for record in records:
             source = _Source.of_record(record)
             try:
@@ -183,12 +196,11 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                                                   article_id=key.decode("utf-8", "replace") if key else None),
                                   source, record.partition)
                 continue
-            articles.append(article)
-            sources[id(article)] = source
-            partitions[id(article)] = record.partition
-        if not articles:
+            read.add(article, source, record.partition)
+        if not read.articles:
             return
-        result = await stage1.run(articles)
+        sources, partitions = read.sources, read.partitions
+        result = await stage1.run(read.articles)
         if stage2 is None:
             await publish(box, result, sources, partitions)
             return
@@ -238,9 +250,7 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
     stateful_stage = stage2
 
     async def batch_of_handoff(box: Outbox, records: list[Record]) -> None:
-        articles: list[Article] = []
-        sources: dict[int, _Source] = {}
-        partitions: dict[int, int] = {}
+        read = _Inputs()
         for record in records:
             try:
                 data = loads(record.value or b"")
@@ -254,12 +264,11 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                     message=sanitize(f"the hand-off record between the worker's stages cannot be read "
                                      f"({type(exc).__name__}: {exc})")), here, record.partition)
                 continue
-            articles.append(article)
-            sources[id(article)] = source
-            partitions[id(article)] = record.partition
-        if not articles:
+            read.add(article, source, record.partition)
+        if not read.articles:
             return
-        result = await stateful_stage.run(articles)
+        sources, partitions = read.sources, read.partitions
+        result = await stateful_stage.run(read.articles)
         if store is not None:
             state = store
             # The state changes of the batch go first: with at-least-once they are confirmed

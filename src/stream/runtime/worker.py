@@ -180,6 +180,7 @@ def run_worker(settings: Settings) -> int:
     from .topics import check_record_limits, prepare_topics
     from .versions import check_versions
 
+    _setup_logging(settings)
     check_versions()
     _check_web_address(settings)
     host = get_plugin_manager(settings)
@@ -254,6 +255,18 @@ def run_worker(settings: Settings) -> int:
         if stage2 is not None:
             stage2.close()
     return 0
+
+
+def _setup_logging(settings: Settings) -> None:
+    """Log at the configured level from the start: what the plugins say while they set up
+    (the models loaded, the rules read) comes before faust configures logging, and was lost
+    at the command line's WARNING.  faust's worker replaces these handlers when it starts."""
+    import logging.config
+
+    if settings.log_format == "json":
+        logging.config.dictConfig(logging_config_for(settings.log_level))
+        return
+    logging.getLogger().setLevel({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
 
 
 def _stateful_stage(settings: Settings, handler: Handler | None, pipeline: Pipeline, store: StateStore,
