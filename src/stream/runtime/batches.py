@@ -29,7 +29,7 @@ from ..ops.metrics import WorkerMetrics
 from ..plugins import PluginHost
 from ..records import Article, DeadLetter, decode_article, dumps, encode_dead_letter, loads
 from ..settings import Settings
-from .chain import collect_outputs, sanitize
+from .chain import Outputs, collect_outputs, sanitize
 from .kafka import fetch_records
 from .outbox import Outbox
 from .pipeline import BatchResult, Pipeline
@@ -157,12 +157,15 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
             if rec is not None:
                 src.key, src.value, src.headers = rec.key, rec.value or b"", list(rec.headers)
 
-    async def publish(box: Outbox, result: BatchResult, sources: dict[int, _Source],
+    def encode_outputs(result: BatchResult) -> Outputs:
+        return collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes, original={},
+                               route_duplicates=settings.route_duplicates)
+
+    async def publish(box: Outbox, pipeline: Pipeline, result: BatchResult, sources: dict[int, _Source],
                       partitions: dict[int, int]) -> None:
-        """Send a processed batch's records; ``sources`` and ``partitions`` (the input
-        partition of each) by ``id(article)``."""
-        out = collect_outputs(result, worker=worker, max_record_bytes=settings.max_record_bytes,
-                              original={}, route_duplicates=settings.route_duplicates)
+        """Send a processed batch's records (encoded in ``pipeline``'s thread); ``sources``
+        and ``partitions`` (the input partition of each) by ``id(article)``."""
+        out = await pipeline.in_thread(encode_outputs, result)
         for topic, records in ((settings.topic_enriched, out.enriched), (settings.topic_duplicates, out.duplicates)):
             for key, value, article in records:
                 def published(topic: str = topic, article: Article = article) -> None:
@@ -182,39 +185,56 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
         for article, letter in out.dead:
             await dead_letter(box, letter, sources[id(article)], partitions[id(article)])
 
-    async def batch_of_raw(box: Outbox, records: list[Record]) -> None:
-        read = _Inputs()
+    def decode_raw(records: list[Record]) -> list[tuple[_Source, int, Article | RecordError]]:
+        decoded: list[tuple[_Source, int, Article | RecordError]] = []
         for record in records:
             source = _Source.of_record(record)
             try:
-                article = decode_article(source.value or b"", max_bytes=settings.max_article_bytes)
+                decoded.append((source, record.partition,
+                                decode_article(source.value or b"", max_bytes=settings.max_article_bytes)))
             except RecordError as exc:
+                decoded.append((source, record.partition, exc))
+        return decoded
+
+    def encode_handoffs(articles: list[Article], sources: dict[int, _Source]) -> list[bytes | Exception]:
+        encoded: list[bytes | Exception] = []
+        for article in articles:
+            try:
+                encoded.append(dumps({"article": article.to_state(), "source": sources[id(article)].coordinates()}))
+            except Exception as exc:  # a value JSON cannot hold, put into the article by a processor
+                encoded.append(exc)
+        return encoded
+
+    async def batch_of_raw(box: Outbox, records: list[Record]) -> None:
+        read = _Inputs()
+        for source, partition, article in await stage1.in_thread(decode_raw, records):
+            if isinstance(article, RecordError):
                 # The record's key is the article id (stream produce keys by id), when there is one.
                 key = source.key
-                await dead_letter(box, DeadLetter(error_type="RecordError", message=sanitize(exc.reason),
+                await dead_letter(box, DeadLetter(error_type="RecordError", message=sanitize(article.reason),
                                                   stage="decode", original=b"",
                                                   article_id=key.decode("utf-8", "replace") if key else None),
-                                  source, record.partition)
+                                  source, partition)
                 continue
-            read.add(article, source, record.partition)
+            read.add(article, source, partition)
         if not read.articles:
             return
         sources, partitions = read.sources, read.partitions
         result = await stage1.run(read.articles)
         if stage2 is None:
-            await publish(box, result, sources, partitions)
+            await publish(box, stage1, result, sources, partitions)
             return
         for failure in result.failures:
             await dead_letter(box, DeadLetter(
                 error_type=type(failure.error).__name__, message=sanitize(str(failure.error)),
                 stage=failure.stage, original=b"", article_id=failure.article.id,
             ), sources[id(failure.article)], partitions[id(failure.article)])
-        for article in result.articles:
+        encoded = await stage1.in_thread(encode_handoffs, result.articles, sources)
+        for article, value in zip(result.articles, encoded, strict=True):
             source = sources[id(article)]
             partition = partitions[id(article)]
-            try:
-                value = dumps({"article": article.to_state(), "source": source.coordinates()})
-            except Exception as exc:  # a value JSON cannot hold, put into the article by a processor
+            if isinstance(value, Exception):
+                exc = value
                 await dead_letter(box, DeadLetter(
                     error_type="EncodeError", stage="handoff", original=b"", article_id=article.id,
                     message=sanitize(f"the article cannot be encoded as JSON ({exc}); a processor put a value "
@@ -249,14 +269,21 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
         return Handlers(batch_of_raw, None, giving_up("raw"))
     stateful_stage = stage2
 
-    async def batch_of_handoff(box: Outbox, records: list[Record]) -> None:
-        read = _Inputs()
+    def decode_handoffs(records: list[Record]) -> list[tuple[Article, _Source] | Exception]:
+        decoded: list[tuple[Article, _Source] | Exception] = []
         for record in records:
             try:
                 data = loads(record.value or b"")
-                article = Article.from_state(data["article"])
-                source = _Source.from_handoff(data)
+                decoded.append((Article.from_state(data["article"]), _Source.from_handoff(data)))
             except Exception as exc:  # not a hand-off record this version can read
+                decoded.append(exc)
+        return decoded
+
+    async def batch_of_handoff(box: Outbox, records: list[Record]) -> None:
+        read = _Inputs()
+        for record, decoded in zip(records, await stateful_stage.in_thread(decode_handoffs, records), strict=True):
+            if isinstance(decoded, Exception):
+                exc = decoded
                 here = _Source.of_record(record)
                 await dead_letter(box, DeadLetter(
                     error_type="RecordError", stage="handoff", original=b"",
@@ -264,6 +291,7 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                     message=sanitize(f"the hand-off record between the worker's stages cannot be read "
                                      f"({type(exc).__name__}: {exc})")), here, record.partition)
                 continue
+            article, source = decoded
             read.add(article, source, record.partition)
         if not read.articles:
             return
@@ -283,6 +311,6 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                                partition=records[-1].partition, what="state change", written=written)
             if not eos:
                 await box.confirm()
-        await publish(box, result, sources, partitions)
+        await publish(box, stateful_stage, result, sources, partitions)
 
     return Handlers(batch_of_raw, batch_of_handoff, giving_up("raw"), giving_up("stateful"))

@@ -22,7 +22,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from ..errors import ConfigError, PluginError
 from ..ops.logs import about
@@ -32,6 +32,8 @@ from ..records import Article
 __all__ = ["BatchResult", "Failure", "Pipeline", "split_stateful"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def split_stateful(processors: Sequence[Processor]) -> tuple[list[Processor], list[Processor]]:
@@ -113,6 +115,12 @@ class Pipeline:
                 await asyncio.wait_for(result, limit)
             except TimeoutError:
                 raise TimeoutError(f"{proc.name} took longer than its limit of {limit:g}s") from None
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the thread of the synchronous processors: per-article CPU
+        work of the stage around the processors (decoding the records, encoding the
+        results) stays off the event loop too."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def assigned(self) -> None:
         """The stateful stage's partition was assigned to this worker: the processors'
