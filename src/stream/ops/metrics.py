@@ -93,17 +93,22 @@ class WorkerMetrics:
             self.duplicates.labels(status).inc()
             self.totals["duplicates"] += 1
         for entity in entity_summary or ():
-            self.entities[(str(entity.get("canonical") or entity.get("text") or ""), str(entity.get("label", "")))] += 1
+            label = str(entity.get("label", ""))
+            if label in DASHBOARD_LABELS:  # not "two" (CARDINAL) or "Monday" (DATE)
+                self.entities[(str(entity.get("canonical") or entity.get("text") or ""), label)] += 1
         if len(self.entities) > 20_000:  # keep the tally bounded on a long run
             self.entities = Tally(dict(self.entities.most_common(10_000)))
 
-    def on_alert(self, topic: str, alert: dict[str, Any]) -> None:
+    def on_alert(self, topic: str, alert: dict[str, Any], article_start: str | None = None) -> None:
+        """An alert was published; ``article_start``: how its article begins, shown for an
+        article without a headline."""
         self.articles_out.labels(topic).inc()
         self.alerts.labels(str(alert.get("rule_id", ""))).inc()
         self.totals["alerts"] += 1
         self.recent_alerts.appendleft({
             "rule_id": alert.get("rule_id"), "severity": alert.get("severity"), "article_id": alert.get("article_id"),
-            "title": alert.get("title"), "snippet": _snippet(alert), "created_at": alert.get("created_at"),
+            "title": alert.get("title") or _start(article_start), "snippet": _snippet(alert),
+            "created_at": alert.get("created_at"),
         })
 
     def on_dead_letter(self, topic: str, reason: str, stage: str, article_id: str | None, message: str) -> None:
@@ -145,6 +150,20 @@ class WorkerMetrics:
                 p: round(self.totals[f"plugin_s:{p}"] / 1000 / max(1, self.totals[f"plugin_n:{p}"]), 3)
                 for p in plugins},
         }
+
+
+#: The labels of the dashboard's top entities: people, organisations and places.
+DASHBOARD_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC"})
+
+
+def _start(text: str | None, limit: int = 80) -> str | None:
+    """The first line of ``text``, cut at a word under ``limit`` characters."""
+    if not text or not text.strip():
+        return None
+    line = text.strip().split("\n", 1)[0].strip()
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
 def _snippet(alert: dict[str, Any]) -> str:

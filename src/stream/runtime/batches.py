@@ -175,8 +175,8 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
                 await box.send(topic, key, value, partition=partitions[id(article)],
                                what=f"article {article.id}", then=published)
         for key, value, alert, article in out.alerts:
-            def raised(alert: dict[str, Any] = alert) -> None:
-                m.on_alert(settings.topic_alerts, alert)
+            def raised(alert: dict[str, Any] = alert, article: Article = article) -> None:
+                m.on_alert(settings.topic_alerts, alert, article.clean_text or article.text)
                 host.notify("stream_alert_raised", alert=alert)
 
             await box.send(settings.topic_alerts, key, value, partition=partitions[id(article)],
