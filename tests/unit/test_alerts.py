@@ -268,3 +268,26 @@ def test_stream_rules_test_prints_the_difference_between_two_rule_files(tmp_path
     assert "+ 000_e9839294c30e89ed  r" not in result.output  # same rule id on both sides for 000
     assert "== difference: 0 new alert(s), 1 no longer raised" in result.output
     assert "- 001_8e093685829c3042  r" in result.output
+
+
+def test_a_rule_on_entity_ids_fires_on_an_article_that_names_a_listed_entity(tmp_path: Path) -> None:
+    """Issue 27: ``entity_ids`` takes the ``kb_id`` or the ``entity_id`` of the NER plugin's
+    entity list (a watch list)."""
+    path = tmp_path / "rules.toml"
+    path.write_text(rule("gas supplies", extra='entity_ids = ["Q102673", "ercot"]\n'))
+    proc = AlertsProcessor()
+    proc.setup(Context(settings=Settings(rules=str(path))))
+    text = "Gas supplies were cut on Monday."
+    gazprom = {"canonical": "Gazprom", "label": "ORG", "entity_id": "gazprom", "kb_id": "Q102673"}
+    by_kb = Article(id="k", text=text, clean_text=text, entity_summary=[gazprom])
+    by_id = Article(id="i", text=text, clean_text=text,
+                    entity_summary=[{"canonical": "ERCOT", "label": "ORG", "entity_id": "ercot"}])
+    other = Article(id="o", text=text, clean_text=text,
+                    entity_summary=[{"canonical": "Rosneft", "label": "ORG", "entity_id": "rosneft"}])
+    proc.process([by_kb, by_id, other])
+    assert [len(a.alerts) for a in (by_kb, by_id, other)] == [1, 1, 0]
+
+
+def test_entity_ids_must_be_a_list_of_ids() -> None:
+    with pytest.raises(ValueError, match="entity_ids must be a list of entity ids"):
+        parse_rules(rule("gas", extra='entity_ids = "Q102673"\n'))

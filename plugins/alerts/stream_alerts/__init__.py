@@ -41,6 +41,9 @@ def alert_id(rule_id: str, article_id: str, kind: str = "keyword") -> str:
 
 
 def _entities_ok(rule: Rule, article: Article) -> bool:
+    if rule.entity_ids and not any(e.get("entity_id") in rule.entity_ids or e.get("kb_id") in rule.entity_ids
+                                   for e in article.entity_summary):
+        return False
     for cond in rule.entities:
         if not any(
             (cond.label is None or e["label"] == cond.label)

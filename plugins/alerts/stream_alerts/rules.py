@@ -17,7 +17,7 @@ DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")
 _KEYS = {"id", "description", "any", "all", "none", "match", "severity", "entities", "proximity",
          "burst", "cooldown", "duplicates", "languages", "fields", "title_severity", "sources",
-         "exclude_sources", "min_mentions"}
+         "exclude_sources", "min_mentions", "entity_ids"}
 #: Where a rule's terms may be found: the title, the lead (the first paragraph of the clean
 #: text) and the whole clean text.
 FIELDS = ("title", "lead", "text")
@@ -67,6 +67,9 @@ class Rule:
     match: str = "lemma"
     severity: str = "medium"
     entities: tuple[EntityCondition, ...] = ()
+    #: The article names one of these entities (an ``entity_id`` or a ``kb_id`` of its
+    #: entity summary: the NER plugin's entity list).
+    entity_ids: tuple[str, ...] = ()
     proximity: tuple[Proximity, ...] = ()
     burst: Burst | None = None
     cooldown: Cooldown | None = None
@@ -210,7 +213,12 @@ def _parse_rule(entry: Any) -> Rule:
         raise ValueError("min_mentions must be a whole number, 1 or more")
     if min_mentions > 1 and not any_:
         raise ValueError("min_mentions counts the occurrences of the terms of any: add any = [...]")
-    return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities),
+    entity_ids = entry.get("entity_ids", [])
+    if not (isinstance(entity_ids, list) and all(isinstance(n, str) and n.strip() for n in entity_ids)):
+        raise ValueError("entity_ids must be a list of entity ids or knowledge-base ids from the NER plugin's "
+                         "entity list, such as [\"Q102673\", \"gazprom\"]")
+    entity_ids = tuple(n.strip() for n in entity_ids)
+    return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities), entity_ids,
                 tuple(proximity), burst, cooldown, duplicates, languages=tuple(languages),
                 fields=tuple(dict.fromkeys(fields)), title_severity=title_severity, sources=sources,
                 exclude_sources=exclude_sources, min_mentions=min_mentions)

@@ -17,8 +17,12 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     by the clean plugin's detection when the input has none; English when unknown); an
     article in a language without a model gets no entities, and its ``processing`` entry
     says ``"skipped": true`` with the reason: never another language's model's guesses.
-``aliases_file``
-    a TOML alias file added to the built-in ``aliases.toml``.
+``entities_file``
+    your entity list (a watch list): a TOML file of ``[[entity]]`` tables (``name``,
+    ``label``, ``aliases``, optional ``id`` and ``kb_id`` such as a Wikidata QID), added to
+    the built-in ``aliases.toml``.  Every name and alias is found in the text even where the
+    model missed it (``listed.py``); mentions and summary entries carry ``entity_id`` and
+    ``kb_id``.  ``aliases_file`` is its old name, still read.
 ``gazetteer``
     resolve places and add the ones the model missed (default true; see ``places.py``):
     every ``GPE`` and ``LOC`` mention the gazetteer knows gets ``geo`` (GeoNames id, name,
@@ -58,6 +62,7 @@ from typing import Any, Iterator
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
 
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
+from .listed import ListedMatcher
 from .places import PLACE_LABELS, Gazetteer, load_gazetteer
 from .pool import ModelPool, grouped_pipe, shares, usable_cores
 
@@ -206,6 +211,7 @@ class NerProcessor(Processor):
         self.nlps: dict[str, Any] = {}
         self._loading = threading.Lock()
         self.aliases = AliasTable()
+        self.listed = ListedMatcher(self.aliases)
         self.batch_size = 64
         self.chunk_chars = CHUNK_CHARS
         self.model_name = ""
@@ -245,9 +251,10 @@ class NerProcessor(Processor):
         self.nlps = {DEFAULT_LANGUAGE: nlp}
         self.version = f"{__version__}+{nlp.meta.get('name', '?')}-{nlp.meta.get('version', '?')}"
         self.aliases = load_aliases(DEFAULT_ALIASES)
-        extra = config.get("aliases_file")
+        extra = config.get("entities_file") or config.get("aliases_file")
         if extra:
             self.aliases = self.aliases.merged(load_aliases(str(extra)))
+        self.listed = ListedMatcher(self.aliases)
         processes = config.get("processes", usable_cores())
         try:
             processes = int(processes)
@@ -332,6 +339,8 @@ class NerProcessor(Processor):
         """Set the article's mentions (``found``, then the gazetteer's places: ``language``
         None for an article the model did not read) and their summary."""
         mentions = found
+        if language is not None:
+            mentions = self.listed.apply(article.clean_text, mentions)
         if self.gazetteer is not None and language is not None:
             mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
         summary = canonicalize(mentions, self.aliases)

@@ -45,19 +45,23 @@ class Alias:
     id: str
     name: str
     label: str | None
+    #: A knowledge-base id (a Wikidata QID such as ``Q567``), when the entity list gives one.
+    kb_id: str | None = None
 
 
 class AliasTable:
-    """Lower-cased surface form -> :class:`Alias`."""
+    """The entity list: lower-cased surface form -> :class:`Alias`, and every listed form
+    as written (the names and aliases the text is searched for, :mod:`stream_ner.listed`)."""
 
-    def __init__(self, entries: dict[str, Alias] | None = None):
+    def __init__(self, entries: dict[str, Alias] | None = None, forms: dict[str, Alias] | None = None):
         self.entries: dict[str, Alias] = dict(entries or {})
+        self.forms: dict[str, Alias] = dict(forms or {})
 
     def get(self, text: str) -> Alias | None:
         return self.entries.get(normal_form(text).lower())
 
     def merged(self, other: AliasTable) -> AliasTable:
-        return AliasTable({**self.entries, **other.entries})
+        return AliasTable({**self.entries, **other.entries}, {**self.forms, **other.forms})
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -68,6 +72,7 @@ def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
     path = Path(path)
     data, text = read_toml(path, "alias file")
     entries: dict[str, Alias] = {}
+    forms: dict[str, Alias] = {}
     for entry in data.get("entity", []):
         name = entry.get("name") if isinstance(entry, dict) else None
         where = line_containing(text, f'"{name}"') if name else None
@@ -81,15 +86,20 @@ def load_aliases(path: str | Path = DEFAULT_ALIASES) -> AliasTable:
         if label is not None and label not in NAMED_LABELS:
             raise ConfigError(f"[[entity]] {name!r}: label {label!r} is not one of "
                               f"{', '.join(sorted(NAMED_LABELS))}", path=path, line=where)
+        kb_id = entry.get("kb_id")
+        if kb_id is not None and (not isinstance(kb_id, str) or not kb_id.strip()):
+            raise ConfigError(f"[[entity]] {name!r}: kb_id must be a string, such as a Wikidata id "
+                              f"(kb_id = \"Q567\")", path=path, line=where)
         ident = entry.get("id") or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        alias = Alias(id=str(ident), name=name, label=label)
+        alias = Alias(id=str(ident), name=name, label=label, kb_id=kb_id.strip() if kb_id else None)
         for form in [name, *aliases]:
             entries[normal_form(form).lower()] = alias
+            forms[form] = alias
     unknown = set(data) - {"entity"}
     if unknown:
         raise ConfigError(f"unknown section(s) {', '.join(sorted(unknown))}; use [[entity]] tables",
                           path=path, line=line_containing(text, sorted(unknown)[0]))
-    return AliasTable(entries)
+    return AliasTable(entries, forms)
 
 
 def _close(a: str, b: str) -> bool:
@@ -119,6 +129,8 @@ def canonicalize(mentions: Iterable[dict[str, Any]], aliases: AliasTable) -> lis
         if alias is not None:
             m["canonical"] = alias.name
             m["entity_id"] = alias.id
+            if alias.kb_id:
+                m["kb_id"] = alias.kb_id
             # The alias file knows what the entity is: "Lavrov" tagged ORG is a person.
             if alias.label and m["label"] in NAMED_LABELS and m["label"] != alias.label:
                 m.setdefault("model_label", m["label"])
@@ -166,6 +178,8 @@ def canonicalize(mentions: Iterable[dict[str, Any]], aliases: AliasTable) -> lis
             elif form.lower() in aliased_people:
                 hit = aliased_people[form.lower()]
                 m["canonical"], m["entity_id"] = hit["canonical"], hit["entity_id"]
+                if "kb_id" in hit:
+                    m["kb_id"] = hit["kb_id"]
     # 3. forms that differ only in case ("MOSCOW", "Moscow") take the most frequent one.
     by_fold: dict[str, Counter[str]] = {}
     for m in items:
@@ -184,6 +198,8 @@ def canonicalize(mentions: Iterable[dict[str, Any]], aliases: AliasTable) -> lis
         entry["mentions"] += 1
         if "entity_id" in m:
             entry["entity_id"] = m["entity_id"]
+        if "kb_id" in m:
+            entry["kb_id"] = m["kb_id"]
         labels.setdefault(m["canonical"], Counter())[label] += 1
     for name, entry in summary.items():
         entry["label"] = labels[name].most_common(1)[0][0]
