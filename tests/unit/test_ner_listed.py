@@ -140,3 +140,18 @@ def test_a_kb_id_that_is_not_a_string_names_the_file_and_line(tmp_path: Path) ->
     f.write_text('[[entity]]\nname = "Gazprom"\nlabel = "ORG"\nkb_id = 102673\n')
     with pytest.raises(ConfigError, match=r"watch.toml:2: .*kb_id must be a string"):
         load_aliases(f)
+
+
+def test_a_listed_person_named_like_a_country_stays_a_person(tmp_path: Path) -> None:
+    """The list wins over the gazetteer's corrections: "Jordan" on a watch list as a person
+    is not relabelled the country, and gets no ``geo``."""
+    f = tmp_path / "watch.toml"
+    f.write_text('[[entity]]\nname = "Jordan"\nlabel = "PERSON"\nkb_id = "Q41421"\n')
+    processor = NerProcessor()
+    processor.setup(Context(settings=Settings(), config={"processes": 1, "entities_file": str(f)}))
+    text = "Jordan scored 30 points on Sunday."
+    article = Article(id="j", text=text, clean_text=text, language="en")
+    processor.process([article])
+    [jordan] = [m for m in article.entities if m["text"] == "Jordan"]
+    assert jordan["label"] == "PERSON" and "geo" not in jordan and jordan["kb_id"] == "Q41421", jordan
+    assert all("_listed" not in m for m in article.entities)

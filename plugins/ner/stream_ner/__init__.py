@@ -62,7 +62,7 @@ from typing import Any, Iterator
 from stream import Article, ConfigError, Context, PluginError, Processor, Settings, hookimpl
 
 from .canonical import DEFAULT_ALIASES, AliasTable, canonicalize, load_aliases
-from .listed import ListedMatcher
+from .listed import LISTED, ListedMatcher
 from .places import PLACE_LABELS, Gazetteer, load_gazetteer
 from .pool import ModelPool, grouped_pipe, shares, usable_cores
 
@@ -343,6 +343,8 @@ class NerProcessor(Processor):
             mentions = self.listed.apply(article.clean_text, mentions)
         if self.gazetteer is not None and language is not None:
             mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
+        for m in mentions:
+            m.pop(LISTED, None)
         summary = canonicalize(mentions, self.aliases)
         geo: dict[str, Any] = {}
         for m in mentions:

@@ -26,7 +26,11 @@ import ahocorasick
 
 from .canonical import Alias, AliasTable, normal_form
 
-__all__ = ["MIN_CHARS", "ListedMatcher"]
+__all__ = ["LISTED", "MIN_CHARS", "ListedMatcher"]
+
+#: Marks a mention the list labelled, until the NER processor has run the gazetteer (which
+#: leaves its label alone) and removes the mark.
+LISTED = "_listed"
 
 #: Shorter listed forms are not searched for (too many false matches).
 MIN_CHARS = 3
@@ -110,7 +114,8 @@ class ListedMatcher:
             label = alias.label or (model_labels[0] if model_labels else None)
             if label is None:
                 continue  # nothing says what it is
-            mention: dict[str, Any] = {"text": text[start:end], "label": label, "start": start, "end": end}
+            mention: dict[str, Any] = {"text": text[start:end], "label": label, "start": start, "end": end,
+                                       LISTED: True}
             if not over:
                 mention["source"] = "list"
             elif model_labels[0] != label:

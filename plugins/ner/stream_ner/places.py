@@ -303,6 +303,9 @@ class Gazetteer:
         out: list[dict[str, Any]] = []
         for m in mentions:
             start, end, kind = m["start"], m["end"], m["label"]
+            if m.get("_listed"):  # the entity list said what it is
+                out.append(m)
+                continue
             pair = re.fullmatch(r"(.+?) (?:and|et) (.+)", m["text"]) if kind in _RELABEL else None
             if pair and all(
                 self._reads_as_place(text, start + pair.start(g), start + pair.end(g), language) for g in (1, 2)
