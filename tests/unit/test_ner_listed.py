@@ -10,7 +10,7 @@ import pytest
 from stream import Article, ConfigError, Context
 from stream.settings import Settings
 from stream_ner import NerProcessor
-from stream_ner.canonical import AliasTable, load_aliases
+from stream_ner.canonical import load_aliases
 from stream_ner.listed import ListedMatcher
 
 WATCH = """\
@@ -90,10 +90,9 @@ def test_the_longest_listed_form_wins(watch_file: Path) -> None:
 
 
 def test_forms_under_three_characters_are_not_searched_for() -> None:
-    table = AliasTable(forms={})
     f = load_aliases()  # the built-in list has "EU" and "US"
     assert "EU" in f.forms and "US" in f.forms
-    m = ListedMatcher(f.merged(table))
+    m = ListedMatcher(f)
     assert found(m, "The EU and the US agreed.") == []
 
 
@@ -121,8 +120,7 @@ def test_a_listed_name_overrides_the_model_label_and_keeps_it_in_model_label(ner
 
 
 def test_a_longer_model_span_keeps_its_place() -> None:
-    table = load_aliases().merged(AliasTable())
-    m = ListedMatcher(table)
+    m = ListedMatcher(load_aliases())
     text = "the Russian Foreign Ministry said"
     model = [{"text": "Russian Foreign Ministry", "label": "ORG", "start": 4, "end": 28}]
     assert m.apply(text, [dict(x) for x in model]) == model

@@ -341,8 +341,8 @@ class NerProcessor(Processor):
         mentions = found
         if language is not None:
             mentions = self.listed.apply(article.clean_text, mentions)
-        if self.gazetteer is not None and language is not None:
-            mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
+            if self.gazetteer is not None:
+                mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
         for m in mentions:
             m.pop(LISTED, None)
         summary = canonicalize(mentions, self.aliases)

@@ -34,6 +34,8 @@ from typing import Any, Iterable
 from stream import line_containing, read_toml
 from stream.errors import ConfigError
 
+from .listed import LISTED
+
 __all__ = ["DEFAULT_PLACES", "Gazetteer", "Place", "load_gazetteer"]
 
 DEFAULT_PLACES = Path(__file__).with_name("places.toml")
@@ -303,7 +305,7 @@ class Gazetteer:
         out: list[dict[str, Any]] = []
         for m in mentions:
             start, end, kind = m["start"], m["end"], m["label"]
-            if m.get("_listed"):  # the entity list said what it is
+            if m.get(LISTED):  # the entity list said what it is
                 out.append(m)
                 continue
             pair = re.fullmatch(r"(.+?) (?:and|et) (.+)", m["text"]) if kind in _RELABEL else None

@@ -2,9 +2,10 @@
 
 spaCy holds the GIL while it runs, so one worker process uses one core for NER however
 many the machine has.  A :class:`ModelPool` keeps ``processes`` child processes, each with
-the models loaded once (in its initializer), and splits a batch's texts among them in
-contiguous, equally long shares; the results come back in order as ``(start, end, label)``
-per text.  The children are started with ``spawn`` (the worker has threads: forking it
+the models loaded once (in its initializer), and runs the batches it is given
+(:meth:`ModelPool.each`: the NER processor gives it a few groups of texts per process, cut
+by :func:`shares`), yielding each group's ``(start, end, label)`` per text as its child
+finishes it.  The children are started with ``spawn`` (the worker has threads: forking it
 would copy locks held by other threads).
 
 A child that dies (killed, out of memory, a crash in the model) breaks the pool: the call
@@ -168,14 +169,6 @@ class ModelPool:
     def pids(self) -> list[int]:
         processes = getattr(self._executor, "_processes", None) or {}
         return sorted(processes)
-
-    def spans(self, language: str, texts: list[str]) -> list[list[Span]]:
-        """The entities of each text, from the children, in the order of ``texts``."""
-        cut = shares(texts, self.processes)
-        out: list[list[list[Span]]] = [[] for _ in cut]
-        for n, spans in self.each(language, [texts[a:b] for a, b in cut]):
-            out[n] = spans
-        return [spans for part in out for spans in part]
 
     def each(self, language: str, batches: list[list[str]]) -> Iterator[tuple[int, list[list[Span]]]]:
         """Run each of ``batches`` in a child; yield ``(its index, the entities of each of its
