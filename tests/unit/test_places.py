@@ -161,3 +161,115 @@ def test_the_overlap_index_agrees_with_a_scan(spans: list[tuple[int, int]], star
     mentions = [{"start": s, "end": s + n} for s, n in spans]
     end = start + length
     assert _Taken(mentions).overlaps(start, end) == any(m["start"] < end and start < m["end"] for m in mentions)
+
+
+# -- issue 27: places from the context, qualifiers, features, languages without a model -----
+
+ALEXANDRIA_VA, VIRGINIA, HYDERABAD_PK, LONDON_ON = 4744091, 6254928, 1176734, 6058560
+KINGSTON_ON, SEVILLA, GRANADA_ES = 5992500, 2510911, 2517117
+
+
+def test_a_lone_person_that_is_a_town_of_a_country_the_article_names_becomes_a_place(ner: NerProcessor) -> None:
+    """"shelling hit Sumy" gave Sumy as PERSON: a town of 260,000, under the 500,000 a lone
+    PERSON needed; the article names Ukraine."""
+    article = run(ner, "Russian shelling hit Sumy overnight, Ukraine's military said.")
+    [sumy] = [m for m in article.entities if m["text"] == "Sumy"]
+    assert sumy["label"] == "GPE" and sumy["model_label"] == "PERSON", sumy
+    assert sumy["geo"]["country_code"] == "UA"
+
+
+def test_a_nationality_after_a_place_word_becomes_a_place_and_the_river_is_found(ner: NerProcessor) -> None:
+    article = run(ner, "Floods swept villages near Cahul as the Prut rose to a record level.")
+    by_text = {m["text"]: m for m in article.entities}
+    assert by_text["Cahul"]["label"] == "GPE" and by_text["Cahul"]["model_label"] == "NORP"
+    assert by_text["Cahul"]["geo"]["country_code"] == "MD"
+    prut = by_text["Prut"]
+    assert prut["label"] == "LOC" and prut["source"] == "gazetteer", prut
+    assert prut["geo"]["kind"] == "river" and prut["geo"]["geonameid"] is None and prut["geo"]["name"] == "Prut"
+
+
+def test_a_person_is_not_made_a_place_by_words_that_also_come_before_people(ner: NerProcessor) -> None:
+    """"said to Jackson" is not Jackson, Mississippi, even in an article about the US."""
+    article = run(ner, "The United States will answer, Biden said to Jackson on Monday.")
+    assert all(m["label"] != "GPE" for m in article.entities if m["text"] == "Jackson"), article.entities
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "geonameid", "qualifier", "qualifier_id"),
+    [
+        ("The firm is based in Alexandria, Virginia, and employs 300 people.", "Alexandria", ALEXANDRIA_VA,
+         "Virginia", VIRGINIA),
+        ("Heavy rain flooded streets in Hyderabad, Pakistan, on Monday.", "Hyderabad", HYDERABAD_PK,
+         "Pakistan", 1168579),
+        ("Heavy rain flooded streets in Hyderabad in Pakistan on Monday.", "Hyderabad", HYDERABAD_PK,
+         "Pakistan", 1168579),
+        ("The university in London, Ontario, closed for a week.", "London", LONDON_ON, "Ontario", None),
+    ],
+)
+def test_a_qualifier_beats_population(ner: NerProcessor, text: str, name: str, geonameid: int,
+                                      qualifier: str, qualifier_id: int | None) -> None:
+    """Alexandria in Egypt is 30 times bigger, Hyderabad in India three times; the
+    qualifier is read as the region or country it qualifies (not Virginia in South Africa,
+    not Ontario in California)."""
+    article = run(ner, text)
+    assert geo_of(article, name)["geonameid"] == geonameid
+    geo = geo_of(article, qualifier)
+    assert geo["kind"] in ("region", "country") and geo["geonameid"] == qualifier_id, geo
+
+
+def test_a_state_s_bare_name_is_the_state_not_a_city_abroad(gazetteer: Gazetteer) -> None:
+    """"Virginia" was a South African town (122,000) because a city of that name left the
+    state only "Virginia state"; now only a city in the same country does ("Donetsk")."""
+    place = gazetteer.resolve("Virginia")
+    assert place is not None and place.geonameid == VIRGINIA
+    assert gazetteer.resolve("Donetsk") is not None and gazetteer.resolve("Donetsk").geonameid == DONETSK_CITY
+
+
+def test_the_article_s_other_places_decide_before_population(ner: NerProcessor) -> None:
+    """Kingston in Jamaica is seven times bigger than Kingston, Ontario; Sevilla and Granada
+    next to Andalucía are in Spain (Spanish: no model, the gazetteer alone)."""
+    article = run(ner, "Schools in London, Ontario, and in Kingston closed after the storm.")
+    assert geo_of(article, "Kingston")["geonameid"] == KINGSTON_ON
+    article = run(ner, "El calor golpea Sevilla, Córdoba, Málaga y Granada en Andalucía.", "es")
+    assert geo_of(article, "Sevilla")["geonameid"] == SEVILLA and geo_of(article, "Granada")["geonameid"] == GRANADA_ES
+    assert geo_of(article, "Andalucía")["kind"] == "region" and geo_of(article, "Andalucía")["country_code"] == "ES"
+
+
+def test_a_german_article_gets_its_places_from_the_gazetteer(ner: NerProcessor) -> None:
+    article = run(ner, "Die Donau hat Passau, Regensburg und Deggendorf in Bayern überflutet.", "de")
+    by_text = {m["text"]: m for m in article.entities}
+    assert set(by_text) == {"Donau", "Passau", "Regensburg", "Deggendorf", "Bayern"}, by_text
+    assert all(m["source"] == "gazetteer" and m["geo"]["country_code"] in ("DE", "") for m in by_text.values())
+    assert by_text["Donau"]["label"] == "LOC" and by_text["Donau"]["geo"]["name"] == "Danube"
+    assert by_text["Bayern"]["geo"]["name"] == "Bavaria"
+    assert article.skipped["ner"].endswith("places from the gazetteer only; set [plugins.ner] models to add one")
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Das Essen in der Kantine war kalt, und die Halle blieb leer.", "de"),
+        ("Auf dem Hof standen drei Traktoren.", "de"),
+        ("Real Madrid ganó con un gol de Santiago Ramos.", "es"),
+        ("Victoria Rodríguez dijo que el banco esperará.", "es"),
+    ],
+)
+def test_words_and_names_that_are_also_towns_are_not_places_without_a_model(
+        ner: NerProcessor, text: str, language: str) -> None:
+    article = run(ner, text, language)
+    assert article.entities == [], article.entities
+
+
+def test_a_places_file_adds_features_and_a_bad_one_names_the_file_and_line(tmp_path: Path) -> None:
+    extra = tmp_path / "places.toml"
+    extra.write_text('[[feature]]\nname = "Lake Cahul"\nkind = "lake"\nlat = 45.7\nlon = 28.3\n'
+                     'names = ["Lake Cahul"]\nlocal = { de = ["Cahulsee"] }\n')
+    gazetteer = load_gazetteer([extra])
+    lake = gazetteer.resolve("Lake Cahul")
+    assert lake is not None and lake.kind == "lake" and lake.geonameid is None
+    assert gazetteer.resolve("Cahulsee", language="de") is lake and gazetteer.resolve("Cahulsee") is None
+    extra = tmp_path / "bad.toml"
+    extra.write_text('[[feature]]\nname = "Lake Cahul"\nkind = "puddle"\nlat = 45.7\nlon = 28.3\nnames = []\n')
+    with pytest.raises(ConfigError) as error:
+        load_gazetteer([extra])
+    assert str(extra) in str(error.value) and ":2" in str(error.value) and "kind" in str(error.value)

@@ -325,9 +325,10 @@ class NerProcessor(Processor):
             if language in self.models:
                 by_language.setdefault(language, []).append(index)
             else:
+                gazetteer = "; places from the gazetteer only" if self.gazetteer is not None else ""
                 article.skip("ner", f"no NER model for language {language!r} (models: "
-                                    f"{', '.join(self.models)}); set [plugins.ner] models to add one")
-                self._enrich(article, [], None)
+                                    f"{', '.join(self.models)}){gazetteer}; set [plugins.ner] models to add one")
+                self._enrich(article, [], language, model=False)
         for language, indexes in by_language.items():
             for group, spans in self._spans(language, [articles[i].clean_text for i in indexes]):
                 # Each group of articles is finished (places, canonical names) as soon as
@@ -335,14 +336,18 @@ class NerProcessor(Processor):
                 for at, found in zip(group, spans, strict=True):
                     self._enrich(articles[indexes[at]], found, language)
 
-    def _enrich(self, article: Article, found: list[dict[str, Any]], language: str | None) -> None:
-        """Set the article's mentions (``found``, then the gazetteer's places: ``language``
-        None for an article the model did not read) and their summary."""
-        mentions = found
-        if language is not None:
-            mentions = self.listed.apply(article.clean_text, mentions)
+    def _enrich(self, article: Article, found: list[dict[str, Any]], language: str, model: bool = True) -> None:
+        """Set the article's mentions (``found``, the entity list's, then the gazetteer's
+        places) and their summary.  An article the model did not read (``model`` false: no
+        model for its language) gets the gazetteer's places and the listed entities."""
+        text = article.clean_text
+        if model:
+            mentions = self.listed.apply(text, found)
             if self.gazetteer is not None:
-                mentions = self.gazetteer.enrich(article.clean_text, mentions, language)
+                mentions = self.gazetteer.enrich(text, mentions, language)
+        else:
+            places = self.gazetteer.places_only(text, language) if self.gazetteer is not None else []
+            mentions = self.listed.apply(text, places)
         for m in mentions:
             m.pop(LISTED, None)
         summary = canonicalize(mentions, self.aliases)

