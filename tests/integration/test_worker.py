@@ -188,7 +188,8 @@ def test_a_watch_list_entity_the_model_misses_is_found_and_a_rule_on_entity_ids_
     broker: LocalBroker, topics: Topics, tmp_path: Path
 ) -> None:
     """Issue 27: an entity list (``entities_file``) and an alert rule on its ``kb_id``,
-    through a real worker."""
+    through a real worker, in English and in German (no model: the gazetteer's places and
+    the listed entities)."""
     watch = tmp_path / "watch.toml"
     watch.write_text('[[entity]]\nname = "Gazprom"\nlabel = "ORG"\nkb_id = "Q102673"\n')
     rules = tmp_path / "rules.toml"
@@ -196,18 +197,25 @@ def test_a_watch_list_entity_the_model_misses_is_found_and_a_rule_on_entity_ids_
     env = {**topics.env(broker, tmp_path / "data"), "STREAM_PLUGIN_NER_ENTITIES_FILE": str(watch),
            "STREAM_RULES": str(rules), "STREAM_PLUGIN_NER_PROCESSES": "1"}
     articles = [{"id": "gas-1", "text": "Gazprom cut gas supplies to Europe on Monday, the company said."},
-                {"id": "gas-2", "text": "Gas prices rose in Europe on Monday, traders said."}]
+                {"id": "gas-2", "text": "Gas prices rose in Europe on Monday, traders said."},
+                {"id": "gas-de", "language": "de",
+                 "text": "Gazprom liefert seit Montag kein Gas mehr nach Passau und Regensburg in Bayern."}]
     with open(tmp_path / "worker.log", "wb") as log:
         proc = subprocess.Popen([*STREAM, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             lines = "\n".join(orjson.dumps(a).decode() for a in articles)
             subprocess.run([*STREAM, "produce", "-"], input=lines, env=env, capture_output=True, text=True,
                            check=True)
-            records = {r["id"]: r for r in (orjson.loads(x.value) for x in read_all(broker, topics.enriched, 2))}
-            alerts = [orjson.loads(x.value) for x in read_all(broker, topics.alerts, 1, timeout=30)]
+            records = {r["id"]: r for r in (orjson.loads(x.value) for x in read_all(broker, topics.enriched, 3))}
+            alerts = [orjson.loads(x.value) for x in read_all(broker, topics.alerts, 2, timeout=30)]
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0, (tmp_path / "worker.log").read_text()[-3000:]
     [gazprom] = [e for e in records["gas-1"]["entity_summary"] if e["canonical"] == "Gazprom"]
     assert gazprom["label"] == "ORG" and gazprom["kb_id"] == "Q102673"
-    assert [(a["rule_id"], a["article_id"]) for a in alerts] == [("gas-watch", "gas-1")]
+    assert sorted((a["rule_id"], a["article_id"]) for a in alerts) == [("gas-watch", "gas-1"), ("gas-watch", "gas-de")]
+    german = {e["text"]: e for e in records["gas-de"]["entities"]}
+    assert german["Gazprom"]["kb_id"] == "Q102673" and german["Gazprom"]["source"] == "list"
+    for place, name in (("Passau", "Passau"), ("Regensburg", "Regensburg"), ("Bayern", "Bavaria")):
+        assert german[place]["source"] == "gazetteer" and german[place]["geo"]["name"] == name, german[place]
+        assert german[place]["geo"]["country_code"] == "DE"
