@@ -45,6 +45,8 @@ PLAN: dict[str, tuple[str, str, float]] = {
             "pipeline", "<=", 0.02),
     "R13": ("seconds to restore 200,000 dedup signatures from the changelog, rebuild of the in-memory "
             "indexes included", "<=", 10.0),
+    "R14": ("ms per article of the entity list's phrase matcher (50 entities) and the gazetteer pass of a "
+            "language without a model, together", "<=", 0.5),
 }
 
 FULL = "clean,ner,dedup,alerts"
@@ -247,6 +249,8 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         step("R4: CPU per article of each processor")
         r4_ratio, cpu = _cpu_split(samples, corpus[: min(len(corpus), 120)], rounds)
         r4 = _entry("R4", r4_ratio, ms_per_article=cpu)
+        r14_ms, r14_split = _entity_cost(corpus[: min(len(corpus), 400)], rounds)
+        r14 = _entry("R14", r14_ms, ms_per_article=r14_split, articles=min(len(corpus), 400))
         done()
 
         # R6, R7: in-process, alternating the sizes.
@@ -307,7 +311,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         results["memory"] = memory
         done()
 
-    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13]
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14]
     results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
     results["seconds"] = round(time.time() - started, 1)
     return results
@@ -381,6 +385,38 @@ async def _latency(flow: FlowBench, hits: list[dict[str, Any]], rate: float, rou
         return idle, loaded
     finally:
         await sink.stop()
+
+
+#: The watch list of R14: 50 well-known people and organisations (the evaluation's list).
+WATCH_LIST = Path(__file__).resolve().parents[2] / "tests" / "data" / "entities_50.toml"
+
+
+def _entity_cost(corpus: list[dict[str, Any]], rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """R14: CPU ms per article of what issue 27 added outside the model: the entity list's
+    phrase matcher (the built-in list and 50 entities) over each text, and the gazetteer's
+    pass for a language without a model (the same texts read as German), in process."""
+    from stream.processor import Context
+    from stream_ner import NerProcessor
+
+    ner = NerProcessor()
+    ner.setup(Context(settings=Settings(), config={"processes": 1, "entities_file": str(WATCH_LIST)}))
+    assert ner.gazetteer is not None
+    texts = [a["text"] for a in corpus]
+    ner.gazetteer.places_only(texts[0], "de")  # the automaton is built once per process
+    listed, places, total = [], [], []
+    for _ in range(rounds):
+        start = time.process_time()
+        for text in texts:
+            ner.listed.apply(text, [])
+        middle = time.process_time()
+        for text in texts:
+            ner.gazetteer.places_only(text, "de")
+        end = time.process_time()
+        listed.append((middle - start) / len(texts) * 1000)
+        places.append((end - middle) / len(texts) * 1000)
+        total.append((end - start) / len(texts) * 1000)
+    return median_min_max(total), {"phrase_matcher": round(statistics.median(listed), 3),
+                                   "gazetteer_only_pass": round(statistics.median(places), 3)}
 
 
 def _cpu_split(samples: list[Path], corpus: list[dict[str, Any]], rounds: int) -> tuple[dict[str, float],

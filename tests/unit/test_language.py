@@ -84,7 +84,7 @@ GERMAN = ("Bundeskanzler Olaf Scholz wies die VorwÃ¼rfe am Montag in Berlin zurÃ
           "Deutschland stehe fest an der Seite der Ukraine.")
 
 
-def test_french_gets_the_french_model_and_a_language_without_a_model_gets_no_guesses(stream_process: Any) -> None:
+def test_french_gets_the_french_model_and_a_language_without_a_model_gets_places_only(stream_process: Any) -> None:
     [fr, de] = stream_process([article(FRENCH), article(GERMAN)], plugins=["clean", "ner"])
     assert fr.language == "fr"
     people = {e["canonical"] for e in fr.entity_summary if e["label"] == "PERSON"}
@@ -92,7 +92,12 @@ def test_french_gets_the_french_model_and_a_language_without_a_model_gets_no_gue
     assert any(e["label"] == "LOC" and e["text"] == "Paris" for e in fr.entities)
     assert all(fr.clean_text[e["start"]:e["end"]] == e["text"] for e in fr.entities)
     assert de.language == "de"
-    assert de.entities == [] and de.entity_summary == []  # no "Der" PERSON from the English model
+    # no "Der" PERSON from the English model: the gazetteer's places only
+    # ("Ukraine" is on the built-in entity list: found by the list, located by the gazetteer)
+    assert [(e["text"], e["label"], e.get("source")) for e in de.entities] == [
+        ("Berlin", "GPE", "gazetteer"), ("Deutschland", "GPE", "gazetteer"), ("Ukraine", "GPE", "list")]
+    assert [e["geo"]["country_code"] for e in de.entities] == ["DE", "DE", "UA"]
+    assert {e["canonical"] for e in de.entity_summary} == {"Berlin", "Deutschland", "Ukraine"}
     [ner] = [p for p in de.plugins_run if p["name"] == "ner"]
     assert ner["skipped"] is True and "no NER model for language 'de'" in ner["reason"]
     assert "skipped" not in next(p for p in fr.plugins_run if p["name"] == "ner")

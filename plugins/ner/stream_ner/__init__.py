@@ -346,8 +346,8 @@ class NerProcessor(Processor):
             if self.gazetteer is not None:
                 mentions = self.gazetteer.enrich(text, mentions, language)
         else:
-            places = self.gazetteer.places_only(text, language) if self.gazetteer is not None else []
-            mentions = self.listed.apply(text, places)
+            listed = self.listed.apply(text, [])
+            mentions = self.gazetteer.places_only(text, language, listed) if self.gazetteer is not None else listed
         for m in mentions:
             m.pop(LISTED, None)
         summary = canonicalize(mentions, self.aliases)

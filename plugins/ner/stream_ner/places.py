@@ -24,12 +24,13 @@ get positions for the model's mentions, no added ones.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from stream import line_containing, read_toml
 from stream.errors import ConfigError
@@ -175,7 +176,6 @@ _LIST_GAP = {
     "de": re.compile(r",[ ]*|,?[ ]+(?:und|oder|sowie)[ ]+"),
     "es": re.compile(r",[ ]*|,?[ ]+(?:y|e|o)[ ]+"),
 }
-_PREVIOUS_WORD = re.compile(r"([^\W\d_]+)([^\w\s]*)[ ]+$")
 _NEXT_WORD = re.compile(r"[ ]([^\W\d_][\w'’-]*)")
 _REGION_SUFFIX = re.compile(r" (?:region|Region|Oblast|oblast|province|Province|state|State)\b")
 #: A place in a country the article mentions wins over a place of the same name elsewhere
@@ -284,6 +284,10 @@ class Gazetteer:
         self.stop = {language: _stop_words(language) for language in (*_CUES, *_LOCAL_CUES)}
         self._automata: dict[str, Any] = {}
         self._automata_lock = threading.Lock()
+        self._candidates = functools.lru_cache(maxsize=100_000)(self._find)
+        self._kinds_cached = functools.lru_cache(maxsize=100_000)(self._find_kinds)
+        #: id(place) -> its geo (the places live as long as the gazetteer)
+        self._geos: dict[int, dict[str, Any]] = {}
 
     def add(self, name: str, place: Place, main: bool, language: str = "") -> None:
         name = " ".join(name.split())
@@ -300,7 +304,10 @@ class Gazetteer:
 
     def candidates(self, text: str, language: str = "") -> list[tuple[Place, bool]]:
         """The places ``text`` may name: its English (and GeoNames) names, and its names in
-        ``language``."""
+        ``language`` (memoised: an article asks for the same names several times)."""
+        return self._candidates(text, language)
+
+    def _find(self, text: str, language: str) -> list[tuple[Place, bool]]:
         found = self._lookup(" ".join(text.split()).lower(), language)
         if found:
             return found
@@ -404,10 +411,18 @@ class Gazetteer:
                     codes |= {place.country_code, f"{place.country_code}.{place.admin1}"}
         context = frozenset(codes) | self.context(
             (m["text"] for i, m in enumerate(places) if i not in done), language)
+        resolved: dict[str, Place | None] = {}
         for i, m in enumerate(places):
-            place: Place | None = done.get(i) or self.resolve(m["text"], context, language)
+            place = done.get(i)
+            if place is None:
+                if m["text"] not in resolved:
+                    resolved[m["text"]] = self.resolve(m["text"], context, language)
+                place = resolved[m["text"]]
             if place is not None:
-                m["geo"] = place.geo()
+                geo = self._geos.get(id(place))
+                if geo is None:
+                    geo = self._geos[id(place)] = place.geo()
+                m["geo"] = dict(geo)
                 if place.feature and m["label"] == "GPE":
                     m["label"] = "LOC"
 
@@ -587,7 +602,8 @@ class Gazetteer:
 
     # -- languages without a model -------------------------------------------------------
 
-    def places_only(self, text: str, language: str) -> list[dict[str, Any]]:
+    def places_only(self, text: str, language: str,
+                    listed: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
         """The places of an article in a language without an NER model: the gazetteer's
         names (in English, GeoNames' other names, and ``language``'s own) found in the text,
         each with ``geo`` and ``"source": "gazetteer"``.  A country, a region or a feature
@@ -595,25 +611,25 @@ class Gazetteer:
         "das Essen", "die Halle", "auf dem Hof") only after a place word ("in Halle", "im
         Landkreis Hof"), in a list that follows one ("in Köln, Düsseldorf und Essen"),
         before a qualifier, or, for a big city, not after an article; and never inside a
-        longer name ("Real Madrid", "Santiago Bernabéu")."""
+        longer name ("Real Madrid", "Santiago Bernabéu").  ``listed`` (the entity list's
+        mentions) win where they overlap, and are returned with the places, their places
+        located too."""
         items: list[tuple[int, int, bool, bool | None]] = []  # start, end, features only, reads as a place
         for start, end in self._spans(text, language):
-            name = text[start:end]
-            candidates = self.candidates(name, language)
-            if not candidates and language == "de" and name.endswith("s"):
-                candidates = [c for c in self.candidates(name[:-1], language) if c[0].kind != "city"]
-            if not candidates:
+            kinds = self._kinds(text[start:end], language)
+            if kinds is None:
                 continue
-            if all(p.feature for p, _ in candidates):
+            features, cities, big = kinds
+            before = _word_before(text, start)
+            if features:
                 verdict: bool | None = True
-            elif (language != "de" or all(p.kind == "city" for p, _ in candidates)) and self._inside_name(
-                    text, start, end, language):
+            elif (language != "de" or cities) and self._inside_name(text, before, end, language):
                 verdict = False  # "Real Madrid", "Victoria Rodríguez" (German: "Teile Bayerns" is not)
-            elif not all(p.kind == "city" for p, _ in candidates):
+            elif not cities:
                 verdict = True  # a country or a region (or a city of the same name)
             else:
-                verdict = self._city_reads_as_place(text, start, end, language, candidates)
-            items.append((start, end, all(p.feature for p, _ in candidates), verdict))
+                verdict = self._city_reads_as_place(text, before, end, language, big)
+            items.append((start, end, features, verdict))
         # A city in a list with a place is a place too: "Passau, Regensburg und Deggendorf in
         # Bayern" (Deggendorf by its qualifier, the others by the list).
         gap = _LIST_GAP.get(language, _LIST_GAP["en"])
@@ -627,34 +643,31 @@ class Gazetteer:
                 if (k > 0 and verdicts[k - 1] and gap.fullmatch(text[items[k - 1][1] : start])) or (
                         k + 1 < len(items) and verdicts[k + 1] and gap.fullmatch(text[end : items[k + 1][0]])):
                     verdicts[k] = changed = True
+        taken = _Taken(listed)  # (a listed place keeps its label and gets its geo below)
         found = [{"text": text[start:end], "label": "LOC" if features else "GPE", "start": start, "end": end,
                   "source": "gazetteer"}
-                 for (start, end, features, _), verdict in zip(items, verdicts, strict=True) if verdict]
-        self.locate(text, found, language)
-        return found
+                 for (start, end, features, _), verdict in zip(items, verdicts, strict=True)
+                 if verdict and not taken.overlaps(start, end)]
+        everything = sorted([*found, *listed], key=lambda m: (m["start"], m["end"]))
+        self.locate(text, [m for m in everything if m["label"] in PLACE_LABELS], language)
+        return everything
 
     def _spans(self, text: str, language: str) -> list[tuple[int, int]]:
         """The longest names of the gazetteer in ``text``, on word boundaries, not
         overlapping (a German genitive "s" is taken into a name: "Bayerns")."""
         automaton = self._automaton(language)
         spans: list[tuple[int, int]] = []
-        for last, length in automaton.iter(text):
+        for last, length in automaton.iter_long(text):  # leftmost longest, not overlapping
             start, end = last + 1 - length, last + 1
-            if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "-"):
+            if start > 0 and (text[start - 1].isalnum() or text[start - 1] == "-"):
                 continue
-            if end < len(text) and (text[end].isalnum() or text[end] in "-"):
+            if end < len(text) and (text[end].isalnum() or text[end] == "-"):
                 genitive = language == "de" and text[end] == "s" and not text[end + 1 : end + 2].isalnum()
                 if not genitive:
                     continue
                 end += 1
             spans.append((start, end))
-        spans.sort(key=lambda s: (s[0], -(s[1] - s[0])))
-        out: list[tuple[int, int]] = []
-        for start, end in spans:
-            if out and start < out[-1][1]:
-                continue
-            out.append((start, end))
-        return out
+        return spans
 
     def _automaton(self, language: str) -> Any:
         with self._automata_lock:
@@ -670,34 +683,57 @@ class Gazetteer:
                 self._automata[language] = automaton
             return automaton
 
-    def _inside_name(self, text: str, start: int, end: int, language: str) -> bool:
-        """Whether ``start:end`` is part of a longer name: a capitalised word right before
-        it that is not a stop word or a place word ("Real Madrid"), or, but in German, which
-        capitalises the noun after a name too, right after it ("Santiago Bernabéu")."""
+    def _kinds(self, name: str, language: str) -> tuple[bool, bool, bool] | None:
+        """``(features only, cities only, a big one)`` of the places ``name`` may be; None
+        for none (a German genitive "s" is tried off a country's or a region's name)."""
+        return self._kinds_cached(name, language)
+
+    def _find_kinds(self, name: str, language: str) -> tuple[bool, bool, bool] | None:
+        candidates = self.candidates(name, language)
+        if not candidates and language == "de" and name.endswith("s"):
+            candidates = [c for c in self.candidates(name[:-1], language) if c[0].kind != "city"]
+        if not candidates:
+            return None
+        return (all(p.feature for p, _ in candidates), all(p.kind == "city" for p, _ in candidates),
+                any(p.population >= BIG_CITY for p, _ in candidates))
+
+    def _inside_name(self, text: str, before: str, end: int, language: str) -> bool:
+        """Whether the name ending at ``end`` is part of a longer name: a capitalised word
+        right ``before`` it that is not a stop word or a place word ("Real Madrid"), or, but
+        in German, which capitalises the noun after a name too, right after it ("Santiago
+        Bernabéu")."""
         stop = self.stop.get(language, frozenset())
-        before = _PREVIOUS_WORD.search(text, max(0, start - 40), start)
-        word = before.group(1) if before and not before.group(2) else ""  # right before, no punctuation
-        if word[:1].isupper() and word.lower() not in stop and word.lower() not in _LOCAL_CUES.get(language, ()):
+        if before[:1].isupper() and before.lower() not in stop and before.lower() not in _LOCAL_CUES.get(language, ()):
             return True
         if language != "de":
             after = _NEXT_WORD.match(text, end)
             return bool(after and after.group(1)[:1].isupper() and after.group(1).lower() not in stop)
         return False
 
-    def _city_reads_as_place(self, text: str, start: int, end: int, language: str,
-                             candidates: list[tuple[Place, bool]]) -> bool | None:
-        """Whether the name of a city (and nothing else) at ``start:end`` is one here: True,
+    def _city_reads_as_place(self, text: str, before: str, end: int, language: str, big: bool) -> bool | None:
+        """Whether the name of a city (and nothing else) ending at ``end`` is one here: True,
         False (after an article: "das Essen"), or None (nothing says so; a list may)."""
-        cues = _LOCAL_CUES.get(language, frozenset())
-        before = _PREVIOUS_WORD.search(text, max(0, start - 40), start)
-        low = before.group(1).lower() if before and not before.group(2) else ""
-        if low in cues:
+        low = before.lower()
+        if low in _LOCAL_CUES.get(language, frozenset()):
             return True
         if self._qualifier_after(text, end, language) is not None:
             return True
         if low in _DETERMINERS.get(language, frozenset()):
             return False  # "das Essen", "die Halle"
-        return True if any(p.population >= BIG_CITY for p, _ in candidates) else None
+        return True if big else None
+
+
+def _word_before(text: str, start: int) -> str:
+    """The word right before ``start``, with only spaces between ("" after punctuation)."""
+    i = start
+    while i > 0 and text[i - 1] == " ":
+        i -= 1
+    if i == start:
+        return ""
+    j = i
+    while j > 0 and text[j - 1].isalpha():
+        j -= 1
+    return text[j:i]
 
 
 def _position(cities: list[tuple[float, float, int]]) -> tuple[float, float]:
