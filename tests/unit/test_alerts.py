@@ -220,7 +220,7 @@ def test_a_changed_rules_file_is_picked_up_and_a_bad_one_is_rejected(tmp_path: P
 @pytest.mark.parametrize(("text", "message"), [
     ('[[rules]]\nid = "a"\nany = ["x"]\nseverity = "urgent"\n', ":4: rule 'a': severity must be one of"),
     ('[[rules]]\nid = "a"\nany = ["x"]\nmatch = "stem"\n', ":4: rule 'a': match must be"),
-    ('[[rules]]\nid = "a"\n', ":2: rule 'a': a rule needs at least one term"),
+    ('[[rules]]\nid = "a"\n', ":2: rule 'a': a rule needs at least one term (any, all or proximity) or an entity"),
     ('[[rules]]\nid = "a"\nany = ["x"]\n[[rules]]\nid = "a"\nany = ["y"]\n', ":5: rule 'a' is defined twice"),
     ('[[rules]]\nid = "a"\nany = "x"\n', ":3: rule 'a': any must be a list"),
     ('[[rules]]\nid = "a"\nany = ["x"]\ncolour = 1\n', ":2: rule 'a': unknown key(s) colour"),
@@ -291,3 +291,26 @@ def test_a_rule_on_entity_ids_fires_on_an_article_that_names_a_listed_entity(tmp
 def test_entity_ids_must_be_a_list_of_ids() -> None:
     with pytest.raises(ValueError, match="entity_ids must be a list of entity ids"):
         parse_rules(rule("gas", extra='entity_ids = "Q102673"\n'))
+
+
+def test_a_rule_on_entities_alone_fires_on_every_article_that_names_them(tmp_path: Path) -> None:
+    """A watch list without a term: "tell me whenever Gazprom is named".  The alert's
+    matched entries are the entity's mentions, its snippet is around the first."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nid = "watch"\nentity_ids = ["Q102673"]\nnone = ["football"]\n\n'
+                    '[[rules]]\nid = "people"\nentities = [{ canonical = "Olaf Scholz" }]\n')
+    proc = AlertsProcessor()
+    proc.setup(Context(settings=Settings(rules=str(path))))
+    text = "Prices rose on Monday. Gazprom said it would cut supplies, and Gazprom shares fell."
+    gazprom = {"canonical": "Gazprom", "label": "ORG", "entity_id": "gazprom", "kb_id": "Q102673"}
+    mentions = [dict(gazprom, text="Gazprom", start=23, end=30), dict(gazprom, text="Gazprom", start=64, end=71)]
+    named = Article(id="n", text=text, clean_text=text, entity_summary=[dict(gazprom, mentions=2)], entities=mentions)
+    other = Article(id="o", text="Prices rose on Monday.", clean_text="Prices rose on Monday.")
+    sport = Article(id="s", text=text + " football", clean_text=text + " football",
+                    entity_summary=[dict(gazprom, mentions=2)], entities=mentions)
+    proc.process([named, other, sport])
+    assert [len(a.alerts) for a in (named, other, sport)] == [1, 0, 0]
+    [alert] = named.alerts
+    assert alert["rule_id"] == "watch" and [(m["term"], m["start"]) for m in alert["matched"]] == [
+        ("Q102673", 23), ("Q102673", 64)]
+    assert "Gazprom said it would cut supplies" in alert["snippet"]

@@ -54,6 +54,23 @@ def _entities_ok(rule: Rule, article: Article) -> bool:
     return True
 
 
+def _entity_match(rule: Rule, article: Article, match: RuleMatch) -> RuleMatch | None:
+    """A rule on entities alone: its hits are the mentions of the entities it names, its
+    snippet is around the first (None: no mention in the text, e.g. only in the summary)."""
+    from .matcher import Hit, _boundaries, snippet
+
+    names = {c.canonical.casefold() for c in rule.entities if c.canonical}
+    labels = {c.label for c in rule.entities if c.label and not c.canonical}
+    text = article.clean_text or article.text
+    hits = [Hit(m.get("kb_id") or m.get("entity_id") or m["canonical"], m["start"], m["end"], 0, "text")
+            for m in article.entities
+            if (rule.entity_ids and (m.get("entity_id") in rule.entity_ids or m.get("kb_id") in rule.entity_ids))
+            or str(m.get("canonical", "")).casefold() in names or m["label"] in labels]
+    if not hits:
+        return None
+    return RuleMatch(match.rule, hits, snippet(text, hits[0].start, hits[0].end, bounds=_boundaries(text)))
+
+
 class AlertsProcessor(Processor):
     """Fills ``alerts``."""
 
@@ -133,6 +150,10 @@ class AlertsProcessor(Processor):
                     continue
                 if not _entities_ok(rule, article):
                     continue
+                if not match.hits:  # a rule on entities alone: its hits are the entity's mentions
+                    match = _entity_match(rule, article, match)
+                    if match is None:
+                        continue
                 # A burst counts every matching unique article, suppressed or not.
                 burst = self._burst(rule, article, now) if rule.burst else None
                 if self._cooling(rule, article, now):

@@ -120,6 +120,8 @@ class Matcher:
         #: per rule: its sources and excluded sources, case-folded once
         self._sources = [(frozenset(x.casefold() for x in rule.sources),
                           frozenset(x.casefold() for x in rule.exclude_sources)) for rule in rules]
+        #: the rules without a term (on entities alone): checked on every article
+        self.entity_only = frozenset(r for r, rule in enumerate(rules) if not (rule.any or rule.all or rule.proximity))
         #: whether any rule looks at titles (else they are not scanned)
         self.title_rules = any("title" in rule.fields for rule in rules)
         for pattern, payload in table.items():
@@ -163,17 +165,17 @@ class Matcher:
         ``exclude_sources``."""
         language = (language or "en").split("-")[0].split("_")[0].lower()
         inflected = language in LEMMA_LANGUAGES
-        if not self.patterns:
+        if not self.patterns and not self.entity_only:
             return []
-        tokens, found = self._scan(text, inflected)
+        tokens, found = self._scan(text, inflected) if self.patterns else ([], {})
         title_tokens, title_found = self._scan(title, inflected) if title and self.title_rules else ([], {})
-        if not found and not title_found:
+        if not found and not title_found and not self.entity_only:
             return []
         lead = lead_end(text)
         folded_source = source.casefold() if source else None
         results = []
         bounds: list[re.Match[str]] | None = None
-        for r in sorted(set(found) | set(title_found)):
+        for r in sorted(set(found) | set(title_found) | self.entity_only):
             rule = self.rules[r]
             if rule.languages and language not in rule.languages:
                 continue
@@ -193,6 +195,10 @@ class Matcher:
                     kept = [("text", a, b) for a, b in spans if whole or tokens[b][2] <= lead]
                     if kept:
                         slots.setdefault(key, []).extend(kept)
+            if r in self.entity_only:
+                if not any((_NONE, t) in slots for t in range(len(rule.none))):
+                    results.append(RuleMatch(rule, [], ""))  # the caller checks the entities
+                continue
             if rule.any and not any((_ANY, t) in slots for t in range(len(rule.any))):
                 continue
             if not all((_ALL, t) in slots for t in range(len(rule.all))):

@@ -166,8 +166,9 @@ def _parse_rule(entry: Any) -> Rule:
             raise ValueError("proximity must be a list of {terms = [\"a\", \"b\"], within = N} tables, N > 0")
         a, b = _terms(terms, "proximity terms")
         proximity.append(Proximity((a, b), within))
-    if not (any_ or all_ or proximity):
-        raise ValueError("a rule needs at least one term: any, all or proximity")
+    if not (any_ or all_ or proximity or entry.get("entity_ids") or entities):
+        raise ValueError("a rule needs at least one term (any, all or proximity) or an entity condition "
+                         "(entity_ids or entities)")
     burst = None
     if "burst" in entry:
         b_ = entry["burst"]
