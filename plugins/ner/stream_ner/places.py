@@ -463,7 +463,8 @@ class Gazetteer:
                 and " " not in m["text"]
                 and m["text"] not in people
                 and any(
-                    p.kind == "country" or p.population >= BIG_CITY for p, main in self.candidates(m["text"]) if main
+                    p.kind == "country" or p.feature or p.population >= BIG_CITY
+                    for p, main in self.candidates(m["text"]) if main
                 )
             ) or (
                 kind in _CONTEXT_RELABEL and m["text"] not in people
