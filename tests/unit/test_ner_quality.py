@@ -97,7 +97,8 @@ def test_places_resolve_to_the_right_namesake(ner: NerProcessor) -> None:
 
 def test_german_and_spanish_places_without_a_model_meet_the_floor(ner: NerProcessor) -> None:
     """tests/data/places_labelled.toml: 12 German and 12 Spanish articles, places by the
-    gazetteer alone; recall and precision at least 0.9 in both parts."""
+    gazetteer alone; recall and precision at least 0.9 in both parts (the issue's aim), at
+    least 0.95 as measured (docs/enrichment.md)."""
     articles = load_labelled(DATA / "places_labelled.toml")
     for held in (False, True):
         measured = score([a for a in articles if a.held_out == held], ner)
@@ -105,7 +106,7 @@ def test_german_and_spanish_places_without_a_model_meet_the_floor(ner: NerProces
         assert set(measured) == {"de", "es"}
         for language in ("de", "es"):
             recall, precision = rates(measured[language]["PLACE"])
-            assert recall >= 0.9 and precision >= 0.9, (language, held, recall, precision)
+            assert recall >= 0.95 and precision >= 0.95, (language, held, recall, precision)
 
 
 def test_a_language_without_a_model_gets_places_and_no_guesses(
