@@ -95,7 +95,7 @@ def test_sample_articles_come_out_enriched_once_each_and_bad_input_goes_to_the_d
 
 
 
-def test_a_french_article_gets_french_entities_and_a_german_one_the_reason_it_has_none(
+def test_a_french_article_gets_french_entities_and_a_german_one_places_only_and_the_reason(
     broker: LocalBroker, topics: Topics, tmp_path: Path, worker: subprocess.Popen[bytes]
 ) -> None:
     from ..unit.test_language import FRENCH, GERMAN
@@ -109,7 +109,10 @@ def test_a_french_article_gets_french_entities_and_a_german_one_the_reason_it_ha
     assert fr["language_confidence"] > 0.9
     assert {"Emmanuel Macron", "Olaf Scholz"} <= {e["canonical"] for e in fr["entity_summary"]
                                                    if e["label"] == "PERSON"}
-    assert de["entities"] == []
+    # no German model: the gazetteer's places and the entity list's names, no guesses
+    assert [(e["text"], e["label"]) for e in de["entities"]] == [
+        ("Berlin", "GPE"), ("Deutschland", "GPE"), ("Ukraine", "GPE")]
+    assert all(e["source"] in ("gazetteer", "list") and "geo" in e for e in de["entities"])
     [ner] = [p for p in de["processing"]["plugins"] if p["name"] == "ner"]
     assert ner["skipped"] is True and "no NER model for language 'de'" in ner["reason"]
 
