@@ -79,10 +79,18 @@ def test_subscriptions_are_validated_with_file_line_and_fix_and_no_secret_shown(
 
 @pytest.mark.parametrize("url", ["http://10.0.0.8/x", "http://192.168.1.1/x", "http://169.254.169.254/latest",
                                  "http://100.64.0.1/x", "http://[fd00::1]/x", "http://[::ffff:10.0.0.1]/x",
-                                 "http://127.0.0.1:8080/x", "http://localhost/x"])
+                                 "http://127.0.0.1:8080/x", "http://localhost/x",
+                                 # 6to4 addresses embed an IPv4 address: 127.0.0.1, 10.0.0.1
+                                 "http://[2002:7f00:1::1]/x", "http://[2002:a00:1::1]/x"])
 async def test_private_and_local_targets_are_refused(url: str) -> None:
     with pytest.raises(WebhookError, match="refused"):
         await resolve_target(url, allow_loopback=False)
+
+
+async def test_a_6to4_address_of_a_public_ipv4_address_is_allowed() -> None:
+    """2002:5db8:d822::1 embeds 93.184.216.34: judged by it, as public."""
+    target = await resolve_target("http://[2002:5db8:d822::1]/x", allow_loopback=False)
+    assert target.address == "2002:5db8:d822::1"
 
 
 async def test_loopback_is_allowed_only_when_asked_and_the_checked_address_is_used() -> None:

@@ -67,6 +67,10 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_loopb
              allow_networks: tuple[Network, ...] = ()) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
+    elif isinstance(address, ipaddress.IPv6Address) and address.sixtofour:
+        # 6to4 (2002::/16) is judged by the IPv4 address it embeds: 2002:7f00:1::1 is
+        # 127.0.0.1 behind a relay, not the "global" address Python calls it.
+        address = address.sixtofour
     if any(address.version == net.version and address in net for net in allow_networks):
         return None  # a network the operator trusts explicitly (a private deployment's own)
     if address.is_loopback:
