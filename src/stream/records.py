@@ -33,8 +33,8 @@ __all__ = [
 #: Version of the enriched-record schema; bumped on an incompatible change.
 SCHEMA_VERSION = 1
 
-INPUT_FIELDS = ("id", "url", "title", "text", "source", "published_at", "language")
-_OPTIONAL_STR = ("url", "title", "source", "published_at", "language")
+INPUT_FIELDS = ("id", "url", "title", "text", "source", "published_at", "language", "html")
+_OPTIONAL_STR = ("url", "title", "source", "published_at", "language", "html")
 #: Names that processors fill; an input record may not carry them.
 ENRICHMENT_FIELDS = (
     "clean_text",
@@ -85,6 +85,9 @@ class Article:
     source: str | None = None
     published_at: str | None = None
     language: str | None = None
+    #: The article's web page, in place of ``text``: the clean plugin extracts the text (and
+    #: the title, author and date the input lacks) and then drops it.
+    html: str | None = None
     #: Input fields outside the contract, passed through untouched.
     passthrough: dict[str, Any] = field(default_factory=dict)
     clean_text: str = ""
@@ -113,11 +116,14 @@ class Article:
         if not isinstance(data, dict):
             raise RecordError(f"an article must be a JSON object, not {type(data).__name__}")
         text = data.get("text")
-        if text is None:
-            raise RecordError("missing required field 'text'")
-        if not isinstance(text, str):
+        html = data.get("html")
+        if text is None and isinstance(html, str) and html.strip():
+            text = ""  # the clean plugin extracts it from the page
+        elif text is None:
+            raise RecordError("missing required field 'text' (or 'html', the article's page)")
+        elif not isinstance(text, str):
             raise RecordError(f"field 'text' must be a string, not {type(text).__name__}")
-        if not text.strip():
+        elif not text.strip():
             raise RecordError("field 'text' is empty")
         kwargs: dict[str, Any] = {}
         for name in _OPTIONAL_STR:
@@ -134,7 +140,7 @@ class Article:
                 ) from None
         ident = data.get("id")
         if ident is None:
-            ident = make_id(kwargs["url"], text)
+            ident = make_id(kwargs["url"], text or kwargs["html"] or "")
         elif not isinstance(ident, str) or not ident.strip():
             raise RecordError("field 'id' must be a non-empty string")
         reserved = [k for k in data if k in ENRICHMENT_FIELDS]

@@ -1,7 +1,10 @@
 """stream's cleaning processor: normalisation and boilerplate removal.
 
 Fills ``clean_text`` from ``text`` (see ``cleaner.py`` for the steps) and moves leading
-metadata such as `` date 2022-01-22`` into ``published_at`` when that is empty.
+metadata such as `` date 2022-01-22`` into ``published_at`` when that is empty.  An article
+sent as its page (``html`` in place of ``text``) first gets its text, title, author and date
+from the page by trafilatura (``extract.py``); a page without article text sends the
+article to the dead letters with that reason.
 
 Settings (``[plugins.clean]`` or ``STREAM_PLUGIN_CLEAN_<KEY>``):
 
@@ -18,15 +21,17 @@ Settings (``[plugins.clean]`` or ``STREAM_PLUGIN_CLEAN_<KEY>``):
 from __future__ import annotations
 
 from stream import Article, ConfigError, Context, Processor, Settings, hookimpl
+from stream.errors import RecordError
 
 from .cleaner import clean
+from .extract import extract
 from .language import NEWS_LANGUAGES, LanguageDetector
 from .rules import DEFAULT_RULES, Rules, load_rules
 
 __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
 STREAM_PLUGIN_API = "1.0"
-__all__ = ["CleanProcessor", "__version__"]
+__all__ = ["CleanProcessor", "__version__", "extract"]
 
 
 class CleanProcessor(Processor):
@@ -64,6 +69,8 @@ class CleanProcessor(Processor):
 
     def process(self, articles: list[Article]) -> None:
         for article in articles:
+            if article.html is not None:
+                _from_page(article)
             result = clean(article.text, self.rules)
             article.clean_text = result.text
             published = result.metadata.get("published_at")
@@ -73,6 +80,26 @@ class CleanProcessor(Processor):
                 found = self.detector.detect(article.title, article.clean_text)
                 if found is not None:
                     article.language, article.language_confidence = found
+
+
+def _from_page(article: Article) -> None:
+    """An article sent as its page (``html``): its text, and the title, author and date it
+    lacks, from the page (``extract.py``); then the page is dropped.  :raises RecordError:
+    the page holds no article text (the article goes to the dead letters with that reason)."""
+    html = article.html
+    if article.text.strip() or not html:
+        article.html = None
+        return  # the input's text wins over its page
+    found = extract(html, article.url)
+    if found is None:  # (the page stays: tried alone again, the article fails again)
+        raise RecordError("field 'html' holds no article text that trafilatura could find")
+    article.text, article.html = found.text, None
+    if found.title and not article.title:
+        article.title = found.title
+    if found.date and not article.published_at:
+        article.published_at = found.date
+    if found.author and "author" not in article.passthrough:
+        article.passthrough["author"] = found.author
 
 
 @hookimpl
