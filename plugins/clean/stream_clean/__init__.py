@@ -69,7 +69,8 @@ class CleanProcessor(Processor):
 
     def process(self, articles: list[Article]) -> None:
         for article in articles:
-            if article.html is not None:
+            # (getattr: a core older than the html field has none; see the upgrade test)
+            if getattr(article, "html", None) is not None:
                 _from_page(article)
             result = clean(article.text, self.rules)
             article.clean_text = result.text
