@@ -314,3 +314,18 @@ def test_a_rule_on_entities_alone_fires_on_every_article_that_names_them(tmp_pat
     assert alert["rule_id"] == "watch" and [(m["term"], m["start"]) for m in alert["matched"]] == [
         ("Q102673", 23), ("Q102673", 64)]
     assert "Gazprom said it would cut supplies" in alert["snippet"]
+
+
+def test_a_rules_file_of_entity_rules_only_matches_titles_too(tmp_path: Path) -> None:
+    """No rule has a term, so the matcher has no patterns: scanning a title must not fail."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[rules]]\nid = "watch"\nentity_ids = ["Q102673"]\nfields = ["title", "text"]\n')
+    proc = AlertsProcessor()
+    proc.setup(Context(settings=Settings(rules=str(path))))
+    text = "Gazprom cut supplies on Monday."
+    gazprom = {"canonical": "Gazprom", "label": "ORG", "entity_id": "gazprom", "kb_id": "Q102673"}
+    article = Article(id="g", text=text, clean_text=text, title="Gas supplies cut",
+                      entity_summary=[dict(gazprom, mentions=1)],
+                      entities=[dict(gazprom, text="Gazprom", start=0, end=7)])
+    proc.process([article])
+    assert [a["rule_id"] for a in article.alerts] == ["watch"]

@@ -135,7 +135,7 @@ class Matcher:
         """The tokens of ``text`` and, per rule, ``{(slot, term): [(first, last) token]}``."""
         found: dict[int, dict[tuple[int, int], list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
         tokens = tokenize(text)
-        if not tokens:
+        if not tokens or not self.patterns:  # (rules on entities alone have no patterns)
             return tokens, found
         parts = [" "]
         starts = []  # position of each token in the normalised string
@@ -167,7 +167,7 @@ class Matcher:
         inflected = language in LEMMA_LANGUAGES
         if not self.patterns and not self.entity_only:
             return []
-        tokens, found = self._scan(text, inflected) if self.patterns else ([], {})
+        tokens, found = self._scan(text, inflected)
         title_tokens, title_found = self._scan(title, inflected) if title and self.title_rules else ([], {})
         if not found and not title_found and not self.entity_only:
             return []
