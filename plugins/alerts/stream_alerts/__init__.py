@@ -24,7 +24,7 @@ import click
 from stream import Alert, Article, Context, Processor, Settings, hookimpl
 from stream.errors import ConfigError
 
-from .matcher import Matcher, RuleMatch
+from .matcher import Hit, Matcher, RuleMatch, _boundaries, snippet
 from .rules import DEFAULT_RULES, Rule, load_rules, never_matches
 
 __version__ = "0.1.0"
@@ -57,8 +57,6 @@ def _entities_ok(rule: Rule, article: Article) -> bool:
 def _entity_match(rule: Rule, article: Article, match: RuleMatch) -> RuleMatch | None:
     """A rule on entities alone: its hits are the mentions of the entities it names, its
     snippet is around the first (None: no mention in the text, e.g. only in the summary)."""
-    from .matcher import Hit, _boundaries, snippet
-
     names = {c.canonical.casefold() for c in rule.entities if c.canonical}
     labels = {c.label for c in rule.entities if c.label and not c.canonical}
     text = article.clean_text or article.text

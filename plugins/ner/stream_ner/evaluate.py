@@ -24,6 +24,8 @@ from typing import Any, Iterable
 
 from stream import Article, read_toml
 
+from .places import _QUALIFIER_GAP
+
 __all__ = ["Labelled", "load_labelled", "score", "table"]
 
 _MARK = re.compile(r"\[([^\]]+)\]\((PERSON|ORG|GPE|LOC|IGNORE|GEO:[^)]+)\)")
@@ -145,7 +147,7 @@ def score_geo(articles: Iterable[Labelled], processor: Any) -> Counter[str]:
                 counts["wrong"] += 1
             places = {p for p, _ in gazetteer.candidates(labelled.text[start:end], labelled.language)}
             following = labelled.geo[n + 1] if n + 1 < len(labelled.geo) else None
-            qualified = following is not None and re.fullmatch(r",[ ]+|[ ]+in[ ]+", labelled.text[end:following[0]])
+            qualified = following is not None and _QUALIFIER_GAP.fullmatch(labelled.text[end:following[0]])
             if len(places) > 1 or qualified:
                 counts["namesakes"] += 1
     return counts
