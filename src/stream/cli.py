@@ -296,6 +296,60 @@ def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None, rul
 
 
 @main.command()
+@click.argument("sources_file", metavar="FEEDS.toml", type=click.Path(dir_okay=False))
+@click.option("--once", is_flag=True, help="Poll every entry once, send what is new, and exit (cron jobs, tests); "
+                                           "exit status 1 when an entry failed.")
+@click.option("--web", default=None, help="The web server's host:port (POST /articles, metrics, health, its page); "
+                                          "default: the ingest_web setting; '' turns it off.")
+@click.option("-l", "--loglevel", type=click.Choice(["debug", "info", "warn", "error"]),
+              default=None, help="Log level (default: the log_level setting).")
+@click.pass_context
+def ingest(ctx: click.Context, sources_file: str, once: bool, web: str | None, loglevel: str | None) -> None:
+    """Poll the feeds (and every installed source) of FEEDS.toml and send new articles to
+    articles.raw; serve POST /articles.  Runs apart from the workers: scale each on its own."""
+    from .ops.logs import configure_logging
+    from .plugins import get_plugin_manager
+    from .sources.config import load_sources
+    from .sources.ingest import Ingester, describe
+
+    settings = _settings(ctx, log_level=loglevel)
+    kinds = get_plugin_manager(settings).sources()
+    sources = load_sources(sources_file, kinds)
+    token = settings.push_token
+    configure_logging(settings)
+    if once:
+        async def run_once() -> list[Any]:
+            return await Ingester(settings, sources, kinds).run_once()
+
+        outcomes = _run_kafka(settings, run_once)
+        click.echo(describe(outcomes))
+        sys.exit(1 if any(o.result == "error" for o in outcomes) else 0)
+
+    address = settings.ingest_web if web is None else web
+
+    async def run() -> None:
+        import signal as _signal
+
+        from .sources.web import serve_ingester
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (_signal.SIGTERM, _signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        ingester = Ingester(settings, sources, kinds)
+        server = asyncio.create_task(serve_ingester(address, ingester, token, settings.web_token)) if address else None
+        try:
+            await ingester.run(stop)
+        finally:
+            if server is not None:
+                server.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await server
+
+    _run_kafka(settings, run)
+
+
+@main.command()
 @click.pass_context
 def plugins(ctx: click.Context) -> None:
     """List the loaded plugins and the processors in the order they run."""
@@ -309,6 +363,10 @@ def plugins(ctx: click.Context) -> None:
         owner = by_name.get(host.owner.get(proc.name, ""))
         source = f"{owner.name} ({owner.package} {owner.version})" if owner else "?"
         click.echo(f"{position:>2}  {proc.name:<12} {proc.version:<9} {proc.order:>5}  {source}")
+    for kind, cls in sorted(host.sources().items()):
+        owner = by_name.get(host.owner.get("source:" + kind, ""))
+        source = f"{owner.name} ({owner.package} {owner.version})" if owner else "?"
+        click.echo(f" -  {'[[' + kind + ']]':<12} {cls.version:<9} {'':>5}  {source}  (a source of stream ingest)")
     idle = [p for p in host.loaded if p.name not in host.owner.values()]
     for p in idle:
         click.echo(f" -  {'(no processor)':<12} {'':<9} {'':>5}  {p.name} ({p.package} {p.version})")
@@ -332,14 +390,16 @@ def demo(ctx: click.Context, files: tuple[str, ...], timeout: float) -> None:
 @click.argument("name")
 @click.option("--directory", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Where to create the NAME/ directory.")
-def new_plugin_command(name: str, directory: str) -> None:
+@click.option("--source", is_flag=True, help="A source for `stream ingest` ([[NAME]] tables of the sources file) "
+                                             "instead of a processor.")
+def new_plugin_command(name: str, directory: str, source: bool) -> None:
     """Create NAME/, a working plugin package: pyproject.toml with the entry point, a
-    processor, a README and a passing test that uses stream.testing."""
+    processor (or, with --source, a source), a README and passing tests."""
     from pathlib import Path
 
     from .tools.scaffold import new_plugin
 
-    root = new_plugin(name, Path(directory))
+    root = new_plugin(name, Path(directory), source=source)
     click.echo(f"created {root}/\nnext: cd {root} && pip install -e '.[test]' && stream plugins && pytest")
 
 

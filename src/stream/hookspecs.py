@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .processor import Processor, TopicSpec
     from .records import DeadLetter
     from .settings import Settings
+    from .sources import Source
 
 hookspec = pluggy.HookspecMarker("stream")
 
@@ -55,6 +56,23 @@ def stream_register_topics(settings: Settings) -> list[TopicSpec]:  # type: igno
     :raises: anything, to refuse to start: the worker stops, naming the plugin.
 
     .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def stream_register_sources(settings: Settings) -> list[type[Source]]:  # type: ignore[empty-body]
+    """Return the sources this plugin adds to ``stream ingest``.
+
+    Called once when ``stream ingest`` (or ``stream sources``) starts, before the sources file
+    is read: each class reads the file's ``[[KIND]]`` tables of its
+    :attr:`~stream.sources.Source.kind`.
+
+    :param settings: the validated settings.
+    :return: a list of :class:`~stream.sources.Source` subclasses (possibly empty).  Two
+        sources of one kind stop the program, naming both plugins.
+    :raises: anything, to refuse to start: the ingester stops, naming the plugin.
+
+    .. versionadded:: 0.2 (plugin API 1.1)
     """
 
 

@@ -98,6 +98,29 @@ class PluginHost:
                 specs.append(spec)
         return specs
 
+    def sources(self) -> dict[str, type[Any]]:
+        """Every registered source class, by kind.
+
+        :raises PluginError: a hook raised, returned something that is not a Source
+            subclass, or two plugins register the same kind.
+        """
+        from .sources import Source
+
+        found: dict[str, type[Source]] = {}
+        for plugin_name, result in self._each("stream_register_sources", settings=self.settings):
+            for cls in result or []:
+                if not (isinstance(cls, type) and issubclass(cls, Source)):
+                    raise PluginError(plugin_name, f"stream_register_sources returned {cls!r}, not a stream.sources."
+                                                   "Source subclass")
+                if not cls.kind:
+                    raise PluginError(plugin_name, f"{cls.__name__} has no 'kind'")
+                if cls.kind in found:
+                    raise PluginError(plugin_name, f"source kind {cls.kind!r} is already registered by plugin "
+                                                   f"{self.owner.get('source:' + cls.kind, '?')!r}")
+                found[cls.kind] = cls
+                self.owner["source:" + cls.kind] = plugin_name
+        return found
+
     def register_commands(self, cli: Any) -> list[str]:
         """Let every plugin add its commands to ``cli``; a plugin that fails is skipped.
 

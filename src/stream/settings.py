@@ -156,6 +156,19 @@ class Settings:
     topic_webhooks_retry: str = "webhooks.retry"
     topic_webhooks_failed: str = "webhooks.failed"
     topic_webhooks_events: str = "webhooks.events"
+    #: ``stream ingest``: the compacted topic of the sources file's entries (the ingesters
+    #: share its partitions as one consumer group, ``APP_ID-ingest``).
+    topic_sources: str = "sources"
+    #: ``stream ingest``: the compacted topic of what each entry already sent.
+    topic_sources_seen: str = "sources.seen"
+    #: The ingester's web server (``POST /articles``, metrics, health, its page): ``host:port``;
+    #: the port 0 picks a free one; empty turns it off.
+    ingest_web: str = "127.0.0.1:6067"
+    #: The bearer token ``POST /articles`` asks for; empty (and no ``ingest_token_file``):
+    #: pushing is off.  Never logged.
+    ingest_token: str = field(default="", repr=False)
+    #: A file holding the push token (its first line), read at start.
+    ingest_token_file: str = ""
     #: Plugin names to load; empty loads every installed plugin (autoload).
     plugins: tuple[str, ...] = ()
     #: Plugin names never to load, even when installed.
@@ -192,6 +205,19 @@ class Settings:
             sasl_username=self.sasl_username, sasl_password=password, ssl_cafile=self.ssl_cafile,
             ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
             ssl_check_hostname=self.ssl_check_hostname)
+
+    @property
+    def push_token(self) -> str:
+        """The token of ``POST /articles`` (``ingest_token``, or the first line of
+        ``ingest_token_file``); empty: pushing is off.
+
+        :raises ConfigError: both are set, or the file cannot be read."""
+        if self.ingest_token and self.ingest_token_file:
+            raise ConfigError("both ingest_token and ingest_token_file are set; keep one",
+                              path=self.source)
+        if self.ingest_token_file:
+            return _read_password(self.ingest_token_file, "ingest_token_file")
+        return self.ingest_token
 
     @cached_property
     def kafka(self) -> KafkaTarget:
@@ -412,12 +438,12 @@ def load_settings(
     return settings
 
 
-def _read_password(path: str) -> str:
-    """The first line of ``path`` (the SASL password), without its line end."""
+def _read_password(path: str, setting: str = "sasl_password_file") -> str:
+    """The first line of ``path`` (a password or token), without its line end."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read sasl_password_file: {exc.strerror}", path=path) from None
+        raise ConfigError(f"cannot read {setting}: {exc.strerror}", path=path) from None
     return text.split("\n", 1)[0].rstrip("\r")
 
 

@@ -44,3 +44,25 @@ def test_a_bad_name_or_an_existing_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     taken = runner.invoke(main, ["new-plugin", "taken", "--directory", str(tmp_path)])
     assert taken.exit_code == 2 and "already exists" in taken.output
+
+
+def test_a_new_source_installs_is_found_and_passes_its_own_tests(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["new-plugin", "jsonpoll", "--source", "--directory", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "jsonpoll"
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "-e", str(root)], check=True)
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "STREAM_PLUGINS"}
+        feeds = tmp_path / "feeds.toml"
+        feeds.write_text('[[jsonpoll]]\nurl = "ftp://nowhere"\n')
+        checked = subprocess.run([sys.executable, "-m", "stream", "ingest", str(feeds), "--once"], env=env,
+                                 capture_output=True, text=True)
+        # The source's own check stops the program at the line, before any Kafka client.
+        assert checked.returncode == 2 and f"{feeds}:2: [[jsonpoll]] url: give the http(s)" in checked.stderr
+        tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
+                               env=env, capture_output=True, text=True, cwd=root)
+        assert tests.returncode == 0, tests.stdout + tests.stderr
+        assert "3 passed" in tests.stdout
+    finally:
+        subprocess.run([*pip, "uninstall", "-q", "-y", "stream-jsonpoll"], check=True)

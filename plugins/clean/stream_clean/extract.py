@@ -27,7 +27,7 @@ class Extracted:
     date: str | None = None
 
 
-def extract(html: str, url: str | None = None) -> Extracted | None:
+def extract(html: str | bytes, url: str | None = None) -> Extracted | None:
     """The article of ``html``, or None when the page holds no article text (fewer than
     :data:`MIN_WORDS` words of it)."""
     import trafilatura

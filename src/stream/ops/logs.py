@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "about", "logging_config"]
+__all__ = ["JsonFormatter", "about", "configure_logging", "logging_config"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -51,3 +51,19 @@ def logging_config(level: str) -> dict[str, Any]:
         "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json", "stream": sys.stdout}},
         "root": {"level": {"warn": "WARNING"}.get(level, level.upper()), "handlers": ["default"]},
     }
+
+
+def configure_logging(settings: Any) -> None:
+    """Log at the ``log_level`` setting, as JSON lines with ``log_format = "json"`` (the
+    commands that run without faust: ``stream ingest``)."""
+    import logging.config
+
+    for noisy in ("httpx", "aiokafka"):  # a line per request, per subscription change
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if settings.log_format == "json":
+        logging.config.dictConfig(logging_config(settings.log_level))
+        return
+    root = logging.getLogger()
+    for handler in root.handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.setLevel({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
