@@ -33,7 +33,7 @@ def table(results: dict[str, Any], source: str) -> str:
             "|---|---|---|---|---|---|---|"]
     for r in results["ratios"]:
         rows.append(f"| {r['id']} | {r['what']} | {r['target']} | {r['median']:.3f} | {r['min']:.3f} | "
-                    f"{r['max']:.3f} | {'yes' if r['met'] else '**no**'} |")
+                    f"{r['max']:.3f} | {'-' if r['met'] is None else 'yes' if r['met'] else '**no**'} |")
     s = results.get("sanity", {})
     c = results.get("corpus", {})
     rows += ["", f"Sanity figures: standalone `nlp.pipe` {s.get('standalone_nlp_pipe_words_per_s', 0):,} words/s; "

@@ -104,7 +104,9 @@ def test_prometheus_scrapes_every_worker_replica_on_the_web_port(tmp_path: Path)
     assert prometheus["image"].startswith("prom/prometheus:")
     mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
     config = yaml.safe_load((ROOT / mounted["/etc/prometheus/prometheus.yml"]).read_text())
-    [job] = config["scrape_configs"]
+    job, ingesters = config["scrape_configs"]
+    assert ingesters["dns_sd_configs"][0]["names"] == ["ingester"]
+    assert ingesters["dns_sd_configs"][0]["port"] == 6067 and "6067" in services["ingester"]["expose"]
     assert job["metrics_path"] == "/metrics"
     [sd] = job["dns_sd_configs"]
     assert sd["names"] == ["worker"] and sd["port"] == port
@@ -131,6 +133,25 @@ def test_the_webhook_sink_is_subscribed_and_its_network_trusted(tmp_path: Path) 
 
 def test_the_image_installs_every_built_in_plugin_with_the_pinned_versions() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for plugin in ("clean", "ner", "dedup", "alerts"):
+    for plugin in ("clean", "ner", "dedup", "alerts", "feeds"):
         assert f"./plugins/{plugin}" in dockerfile
     assert "-c constraints.txt" in dockerfile and "constraints.txt" in dockerfile.split("COPY", 2)[1]
+
+
+def test_the_ingesters_read_a_valid_feeds_file_with_the_workers_settings(tmp_path: Path) -> None:
+    from stream.plugins import get_plugin_manager
+    from stream.sources.config import load_sources
+
+    services = compose()["services"]
+    ingester = services["ingester"]
+    assert ingester["command"][0] == "ingest" and ingester["deploy"]["replicas"] >= 2
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in ingester["volumes"]}
+    feeds = load_sources(str(ROOT / mounted[ingester["command"][1]].removeprefix("./")),
+                         get_plugin_manager(Settings(plugins=("feeds", "clean"))).sources())
+    assert feeds.entries and not feeds.options["allow_loopback"]
+    env = ingester["environment"]
+    assert env["STREAM_INGEST_TOKEN_FILE"] == "/run/secrets/ingest_token" and "ingest_token" in ingester["secrets"]
+    assert compose()["secrets"]["ingest_token"]["file"].startswith("./deploy/secrets/")
+    known = {f"STREAM_{name.upper()}" for name in Settings.__dataclass_fields__}
+    assert set(env) <= known, set(env) - known
+    assert env["STREAM_APP_ID"] == services["worker"]["environment"]["STREAM_APP_ID"]
