@@ -4,6 +4,7 @@ validation: no Kafka (the push's 400/401/413 answers are decided before anything
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,3 +190,34 @@ def test_push_is_off_without_a_token() -> None:
             assert response.status == 403 and "set ingest_token" in await response.text()
 
     asyncio.run(run())
+
+
+def test_the_sources_hook_gives_the_kinds_and_refuses_a_duplicate_or_a_non_source() -> None:
+    from stream import PluginError, hookimpl
+    from stream.plugins import get_plugin_manager
+    from stream.sources import Source
+
+    host = get_plugin_manager(Settings(plugins=("feeds", "clean")))
+    assert host.sources() == {"feeds": FeedSource} and host.owner["source:feeds"] == "feeds"
+
+    class Twin(Source):
+        kind = "feeds"
+
+    class Again:
+        @hookimpl
+        def stream_register_sources(self, settings: Settings) -> list[type[Source]]:
+            return [Twin]
+
+    class Wrong:
+        @hookimpl
+        def stream_register_sources(self) -> list[object]:
+            return [object]
+
+    host.pm.register(Again(), name="again")
+    with pytest.raises(PluginError, match="source kind 'feeds' is already registered by plugin") as info:
+        host.sources()
+    assert {"'again'", "'feeds'"} <= set(re.findall(r"'\w+'", str(info.value))), str(info.value)  # both named
+    host.pm.unregister(name="again")
+    host.pm.register(Wrong(), name="wrong")
+    with pytest.raises(PluginError, match="plugin 'wrong': stream_register_sources returned <class 'object'>"):
+        host.sources()
