@@ -35,6 +35,36 @@ def _answer(metrics: IngestMetrics, status: int, body: dict[str, Any]) -> web.Re
     return web.Response(status=status, body=dumps(body), content_type="application/json")
 
 
+def _validate(body: bytes, max_bytes: int) -> tuple[int, list[str], list[tuple[str, bytes]]]:
+    """``(status, reasons, [(id, encoded article)])`` of a request body: 202 when every
+    article is valid, else 400 or 413 (413 when one is over ``max_bytes``) with every reason."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return 400, [f"not valid JSON: {exc}"], []
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        return 400, ["an empty array: send an article or an array of articles"], []
+    errors: list[str] = []
+    too_big: list[str] = []
+    records: list[tuple[str, bytes]] = []
+    for index, item in enumerate(items):
+        where = f"[{index}]" if isinstance(data, list) else "the article"
+        try:
+            article = Article.from_dict(item)
+        except RecordError as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        value = dumps(item if "id" in item else {"id": article.id, **item})
+        if len(value) > max_bytes:
+            too_big.append(f"{where} ({article.id}): {len(value)} bytes, over max_article_bytes = {max_bytes}")
+            continue
+        records.append((article.id, value))
+    if too_big:
+        return 413, too_big + errors, []
+    return (400, errors, []) if errors else (202, [], records)
+
+
 def push_handler(settings: Settings, token: str, producer: AIOKafkaProducer, metrics: IngestMetrics,
                  ack_timeout: float = ACK_TIMEOUT) -> Any:
     """The aiohttp handler of ``POST /articles``."""
@@ -50,34 +80,10 @@ def push_handler(settings: Settings, token: str, producer: AIOKafkaProducer, met
             return web.Response(status=401, body=dumps({"error": "a bearer token is needed (Authorization: Bearer "
                                                                  "TOKEN, the ingest_token setting)"}),
                                 content_type="application/json", headers={"WWW-Authenticate": 'Bearer realm="stream"'})
-        body = await request.read()
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _answer(metrics, 400, {"errors": [f"not valid JSON: {exc}"]})
-        items = data if isinstance(data, list) else [data]
-        if not items:
-            return _answer(metrics, 400, {"errors": ["an empty array: send an article or an array of articles"]})
-        errors: list[str] = []
-        too_big: list[str] = []
-        records: list[tuple[str, bytes]] = []
-        for index, item in enumerate(items):
-            where = f"[{index}]" if isinstance(data, list) else "the article"
-            try:
-                article = Article.from_dict(item)
-            except RecordError as exc:
-                errors.append(f"{where}: {exc}")
-                continue
-            value = dumps(item if "id" in item else {"id": article.id, **item})
-            if len(value) > settings.max_article_bytes:
-                too_big.append(f"{where} ({article.id}): {len(value)} bytes, over max_article_bytes = "
-                               f"{settings.max_article_bytes}")
-                continue
-            records.append((article.id, value))
-        if too_big:
-            return _answer(metrics, 413, {"errors": too_big + errors})
-        if errors:
-            return _answer(metrics, 400, {"errors": errors})
+        # Decoding and validating a request of up to many MB is CPU work: off the event loop.
+        status, errors, records = await asyncio.to_thread(_validate, await request.read(), settings.max_article_bytes)
+        if status != 202:
+            return _answer(metrics, status, {"errors": errors})
         futures = []
         written: list[str] = []
         try:

@@ -9,12 +9,11 @@ import asyncio
 import logging
 import time
 from importlib.resources import files
-from typing import Any, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..ops.web import _authorised
+from ..ops.web import start_site, token_guard
 from ..records import dumps
 from .ingest import Ingester
 from .push import push_handler
@@ -34,14 +33,6 @@ def _app(ingester: Ingester, token: str, web_token: str) -> web.Application:
 
     def health() -> dict[str, bool]:
         return {"ready": ingester.ready, "live": time.monotonic() - ingester.heartbeat < STALL}
-
-    @web.middleware
-    async def guard(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
-        if request.path in ("/", "/api/ingest") and not _authorised(request, web_token):
-            return web.Response(status=401, text="a token is needed: open /?token=TOKEN (the web_token setting)\n",
-                                headers={"WWW-Authenticate": 'Bearer realm="stream"'})
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def metrics_view(request: web.Request) -> web.Response:
         metrics.ready_gauge.set(1 if ingester.ready else 0)
@@ -66,7 +57,8 @@ def _app(ingester: Ingester, token: str, web_token: str) -> web.Application:
         return web.Response(body=dumps(snap), content_type="application/json")
 
     # A whole request is read before it is validated: room for a batch of large articles.
-    app = web.Application(middlewares=[guard], client_max_size=settings.max_article_bytes * 16 + 65536)
+    app = web.Application(middlewares=[token_guard(("/", "/api/ingest"), web_token)],
+                          client_max_size=settings.max_article_bytes * 16 + 65536)
     app.add_routes([web.get("/metrics", metrics_view), web.get("/health/live", live),
                     web.get("/health/ready", ready), web.get("/", dashboard), web.get("/api/ingest", data),
                     web.post("/articles", push_handler(settings, token, ingester.producer, metrics))])
@@ -75,14 +67,7 @@ def _app(ingester: Ingester, token: str, web_token: str) -> web.Application:
 
 async def serve_ingester(address: str, ingester: Ingester, token: str, web_token: str = "") -> None:
     """Serve until cancelled.  ``address`` is ``host:port`` (port 0: a free one)."""
-    host, _, port = address.rpartition(":")
-    runner = web.AppRunner(_app(ingester, token, web_token), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host or "127.0.0.1", int(port))
-    await site.start()
-    sockets = getattr(site._server, "sockets", None) or []
-    bound = sockets[0].getsockname() if sockets else (host, port)
-    url = f"http://{bound[0]}:{bound[1]}"
+    runner, url = await start_site(_app(ingester, token, web_token), address)
     log.info("stream web: %s (dashboard), %s/articles (POST), %s/metrics, %s/health/live, %s/health/ready",
              url, url, url, url, url)
     try:
