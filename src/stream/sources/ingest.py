@@ -90,6 +90,9 @@ class Ingester:
         self.owned: dict[str, _Owned] = {}
         self._slots = asyncio.Semaphore(int(opts["concurrency"]))
         self.ready = False
+        # Entries are taken on only once the memories of an assignment are read: aiokafka
+        # fetches the new partitions while on_partitions_assigned is still running.
+        self._memories_read = False
         self.heartbeat = time.monotonic()
 
     # ---- topics, the entry list, the memories -------------------------------------------------
@@ -280,7 +283,8 @@ class Ingester:
                     batches = await consumer.getmany(timeout_ms=1000)
                     for tp, records in batches.items():
                         for rec in records:
-                            await self._on_entry(tp.partition, (rec.key or b"").decode(), rec.value)
+                            if self._memories_read:  # else delivered again by the seek in _Listener
+                                await self._on_entry(tp.partition, (rec.key or b"").decode(), rec.value)
             finally:
                 self.ready = False
                 await self._give_up(set(self.owned))
@@ -357,16 +361,22 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         parts = {tp.partition for tp in revoked}
         self.ingester.ready = False
+        self.ingester._memories_read = False
         await self.ingester._give_up({i for i, o in self.ingester.owned.items() if o.partition in parts})
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        # The previous owners wrote their memories before giving the entries up: read them.
+        # The previous owners wrote their memories before giving the entries up: read them
+        # before any entry is polled (records fetched meanwhile were skipped), then read the
+        # entries again from the beginning.  The protocol is eager: every entry was given up
+        # in on_partitions_revoked, so no poll holds a memory replaced here.
         await self.ingester.load_memories()
+        log.info("ingester: partitions %s of %s (the memories of %d entries read)",
+                 sorted(tp.partition for tp in assigned), self.ingester.settings.topic_sources,
+                 len(self.ingester.memories))
+        self.ingester._memories_read = True
         for tp in assigned:
             await self.consumer.seek_to_beginning(tp)
         self.ingester.ready = True
-        log.info("ingester: partitions %s of %s", sorted(tp.partition for tp in assigned),
-                 self.ingester.settings.topic_sources)
 
 
 def describe(outcomes: list[PollOutcome]) -> str:
