@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts plugins/feeds
+PLUGINS := plugins/clean plugins/ner plugins/dedup plugins/alerts plugins/feeds plugins/stories
 # The example third-party plugin: installed the way an author installs theirs.
 EXAMPLE_PLUGINS := examples/stream-quotes
 # A plugin of the fault tests (loaded only when STREAM_PLUGINS names it).

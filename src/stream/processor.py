@@ -25,8 +25,9 @@ __all__ = ["PLUGIN_API", "Context", "Processor", "TopicSpec", "api_problem"]
 #: minor when something is added.  A plugin declares the version it was written for as
 #: ``STREAM_PLUGIN_API`` in its module (``"1.0"``; the number ``1`` means ``"1.0"``); it
 #: loads when the major is the same and its minor is not newer than this one.
-#: 1.1 added the ``stream_register_sources`` hook and :mod:`stream.sources`.
-PLUGIN_API = "1.1"
+#: 1.1 added the ``stream_register_sources`` hook and :mod:`stream.sources`; 1.2 added
+#: :meth:`Article.emit <stream.records.Article.emit>` and the ``story`` field.
+PLUGIN_API = "1.2"
 
 
 def _parse_api(value: object) -> tuple[int, int]:

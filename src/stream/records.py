@@ -46,6 +46,7 @@ ENRICHMENT_FIELDS = (
     "schema_version",
     "extra",
     "language_confidence",
+    "story",
 )
 
 
@@ -103,6 +104,22 @@ class Article:
     #: ``{processor name: reason}``: processors that left this article alone on purpose
     #: (see :meth:`skip`); the reason goes into its ``processing`` entry.
     skipped: dict[str, str] = field(default_factory=dict)
+    #: The story the article belongs to, as of this article (the stories plugin):
+    #: ``{"id", "articles", "sources", "languages", "first_seen", "last_seen"}``.
+    story: dict[str, Any] = field(default_factory=dict)
+    #: Records a processor publishes because of this article, besides the enriched record
+    #: and its alerts: ``(topic, key, value)``, added with :meth:`emit`.
+    outputs: list[tuple[str, str, Any]] = field(default_factory=list)
+
+    def emit(self, topic: str, key: str, value: Any) -> None:
+        """Publish ``value`` (JSON-able; ``None`` deletes ``key`` from a compacted topic) to
+        ``topic``, keyed by ``key``, with this article's enriched record: in the worker in the
+        same batch (and transaction), after the state changes are written; ``stream process``
+        publishes nothing.  The topic must exist: declare it in ``stream_register_topics``.
+
+        .. versionadded:: 0.3 (plugin API 1.2)
+        """
+        self.outputs.append((topic, key, value))
 
     def skip(self, processor: str, reason: str) -> None:
         """Record that ``processor`` did not enrich this article, and why (an NER without a
@@ -173,6 +190,8 @@ class Article:
         out["entity_summary"] = self.entity_summary
         out["dedup"] = self.dedup
         out["alerts"] = self.alerts
+        if self.story:
+            out["story"] = self.story
         if self.extra:
             out["extra"] = self.extra
         out["processing"] = {

@@ -156,6 +156,9 @@ class Settings:
     topic_webhooks_retry: str = "webhooks.retry"
     topic_webhooks_failed: str = "webhooks.failed"
     topic_webhooks_events: str = "webhooks.events"
+    #: The compacted topic of the stories (``stream-stories``): each story's summary after
+    #: every change, keyed by story id.
+    topic_stories: str = "stories"
     #: ``stream ingest``: the compacted topic of the sources file's entries (the ingesters
     #: share its partitions as one consumer group, ``APP_ID-ingest``).
     topic_sources: str = "sources"

@@ -30,7 +30,7 @@ def test_the_wheels_install_in_a_fresh_venv_and_a_new_plugin_passes_its_tests(tm
     listed = run(["make", "--no-print-directory", "dist", f"DIST={dist}"], ROOT, env)
     wheels = {p.name.split("-")[0]: p for p in dist.glob("*.whl")}
     assert set(wheels) == {"stream_news", "stream_clean", "stream_ner", "stream_dedup", "stream_alerts",
-                           "stream_feeds"}, listed
+                           "stream_feeds", "stream_stories"}, listed
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)

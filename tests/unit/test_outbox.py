@@ -211,3 +211,17 @@ def test_the_dispatcher_commits_only_assigned_partitions_and_forgets_revoked_one
     offsets.forget([a])
     offsets.done(a, 5)  # a job of a forgotten partition finishing later changes nothing
     assert offsets.committable() == {b: 4}
+
+
+def test_records_a_processor_emits_go_out_with_their_article_and_a_bad_one_takes_its_article_down() -> None:
+    good = Article(id="good", text="Troops moved.", clean_text="Troops moved.")
+    good.emit("stories", "s1", {"id": "s1", "articles": 2})
+    good.emit("stories", "s0", None)  # a tombstone
+    bad = Article(id="bad", text="x", clean_text="x")
+    bad.emit("stories", "s2", {"ids": {"a", "set"}})
+    out = collect_outputs(BatchResult(articles=[good, bad]), worker="w", max_record_bytes=10**6, original={})
+    assert [(t, k, v) for t, k, v, _a in out.records] == [("stories", b"s1", b'{"id":"s1","articles":2}'),
+                                                          ("stories", b"s0", None)]
+    assert [key for key, _v, _a in out.enriched] == [b"good"]
+    assert [(a.id, letter.error_type) for a, letter in out.dead] == [("bad", "EncodeError")]
+    assert "outputs" not in orjson.loads(out.enriched[0][1])  # not part of the enriched record

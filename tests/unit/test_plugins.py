@@ -89,10 +89,10 @@ def test_a_cycle_stops_with_the_processors_in_it() -> None:
 
 
 @pytest.mark.parametrize(("declared", "problem"), [
-    (1, None), ("1", None), ("1.0", None), ("1.1", None),  # the old number form, older and the same version
-    ("2.0", "written for stream plugin API 2.0, and this stream implements API 1.1 (incompatible)"),
-    ("0.9", "written for stream plugin API 0.9, and this stream implements API 1.1 (incompatible)"),
-    ("1.2", "written for stream plugin API 1.2, newer than this stream's 1.1; upgrade stream"),
+    (1, None), ("1", None), ("1.0", None), ("1.2", None),  # the old number form, older and the same version
+    ("2.0", "written for stream plugin API 2.0, and this stream implements API 1.2 (incompatible)"),
+    ("0.9", "written for stream plugin API 0.9, and this stream implements API 1.2 (incompatible)"),
+    ("1.3", "written for stream plugin API 1.3, newer than this stream's 1.2; upgrade stream"),
     ("one", "is not a version such as \"1.0\""),
 ])
 def test_the_plugin_api_check_accepts_compatible_versions_only(declared: object, problem: str | None) -> None:

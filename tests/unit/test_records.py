@@ -78,3 +78,12 @@ def test_a_large_float_is_not_mistaken_for_a_huge_integer() -> None:
     # Found by Hypothesis: 9.223372036854776e+18 is a float literal, not an integer.
     a = decode(b'{"text": "a", "n": 9.223372036854776e+18, "m": 18446744073709551615}')
     assert a.passthrough == {"n": 9.223372036854776e18, "m": 2**64 - 1}
+
+
+def test_the_story_field_is_in_the_enriched_record_only_when_a_processor_filled_it() -> None:
+    article = Article(id="a", text="t")
+    assert "story" not in article.to_dict()
+    article.story = {"id": "s", "articles": 3}
+    assert article.to_dict()["story"] == {"id": "s", "articles": 3}
+    with pytest.raises(RecordError, match="story"):
+        Article.from_dict({"text": "t", "story": {"id": "forged"}})

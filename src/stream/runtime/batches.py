@@ -181,6 +181,9 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
 
             await box.send(settings.topic_alerts, key, value, partition=partitions[id(article)],
                            what=f"alert {alert.get('alert_id')} of article {article.id}", then=raised)
+        for topic, key, record, article in out.records:
+            await box.send(topic, key, record, partition=partitions[id(article)],
+                           what=f"a {topic} record of article {article.id}")
         await fetch_missing([sources[id(article)] for article, _letter in out.dead])
         for article, letter in out.dead:
             await dead_letter(box, letter, sources[id(article)], partitions[id(article)])
