@@ -170,8 +170,14 @@ class Article:
         return cls(id=ident, text=text, passthrough=passthrough, **kwargs)
 
     def to_state(self) -> dict[str, Any]:
-        """Every field, for handing an article from one stage of the worker to the next."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        """Every field, for handing an article from one stage of the worker to the next.
+        ``story`` and ``outputs`` only when filled (never in stage 1): a worker of the
+        previous version reads the hand-off during a rolling upgrade."""
+        state = {name: getattr(self, name) for name in self.__slots__}
+        for name in ("story", "outputs"):
+            if not state[name]:
+                del state[name]
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Article:

@@ -87,3 +87,11 @@ def test_the_story_field_is_in_the_enriched_record_only_when_a_processor_filled_
     assert article.to_dict()["story"] == {"id": "s", "articles": 3}
     with pytest.raises(RecordError, match="story"):
         Article.from_dict({"text": "t", "story": {"id": "forged"}})
+
+
+def test_a_handoff_without_a_story_is_what_the_previous_version_wrote() -> None:
+    article = Article(id="a", text="t")
+    assert "story" not in article.to_state() and "outputs" not in article.to_state()
+    assert Article.from_state(article.to_state()) == article
+    article.story = {"id": "s"}
+    assert Article.from_state(article.to_state()).story == {"id": "s"}

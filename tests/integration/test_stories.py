@@ -1,0 +1,71 @@
+"""Stories on the real broker: the ``story`` field and the compacted ``stories`` topic, with
+the state restored by another worker after the first was killed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.runtime.kafka import read_records
+from stream.testing import StreamWorker as Worker
+from stream.testing import produce, wait_for
+from stream.tools.broker import LocalBroker
+from stream_stories.evaluate import load
+
+from ..conftest import Topics
+
+pytestmark = pytest.mark.integration
+
+PLUGINS = "clean,ner,dedup,stories,alerts"
+
+
+def _summaries(broker: LocalBroker, topic: str) -> dict[str, dict[str, Any]]:
+    """The latest summary of each story (what compaction keeps)."""
+    async def run() -> dict[str, dict[str, Any]]:
+        latest: dict[str, dict[str, Any]] = {}
+        async for rec in read_records(broker.target(), topic, timeout=3):
+            latest[(rec.key or b"").decode()] = orjson.loads(rec.value or b"null")
+        return latest
+
+    return asyncio.run(run())
+
+
+def test_a_story_grows_across_a_killed_worker_and_its_summary_is_on_the_stories_topic(
+        broker: LocalBroker, topics: Topics, tmp_path: Path) -> None:
+    labelled = {a["id"]: {k: v for k, v in a.items() if k not in ("story", "copy_of")} for a in load()}
+    quake = [f"s02{c}" for c in "abcdefgh"]
+    strike = [f"s01{c}" for c in "abcdefg"]
+    stories_topic = f"{topics.raw}.stories"
+    env = {"STREAM_PLUGINS": PLUGINS, "STREAM_TOPIC_STORIES": stories_topic}
+
+    first = Worker(broker, topics, tmp_path, "w1", **env)
+    try:
+        produce(broker, topics.raw, [labelled[i] for i in quake[:4] + strike[:3] + ["x04"]])
+        wait_for(broker, topics.enriched, set(quake[:4] + strike[:3] + ["x04"]), workers=(first,))
+    finally:
+        assert first.stop(signal.SIGKILL) != 0
+    second = Worker(broker, topics, tmp_path, "w2", **env)  # the state comes back from its changelog
+    try:
+        produce(broker, topics.raw, [labelled[i] for i in quake[4:] + strike[3:]])
+        records = wait_for(broker, topics.enriched, set(quake + strike + ["x04"]), workers=(second,))
+    finally:
+        assert second.stop() == 0, second.log()
+
+    quake_story = {records[i]["story"]["id"] for i in quake}
+    strike_story = {records[i]["story"]["id"] for i in strike}
+    assert len(quake_story) == 1 and len(strike_story) == 1 and quake_story != strike_story, records
+    assert records["x04"]["story"]["id"] not in quake_story | strike_story  # Izmir's tourism is not the quake
+    assert max(records[i]["story"]["articles"] for i in quake) == 8
+    assert set(records["s01g"]["story"]["languages"]) == {"en", "fr"}
+
+    summaries = _summaries(broker, stories_topic)
+    quake_summary = summaries[quake_story.pop()]
+    assert quake_summary["articles"] == 8 and sorted(quake_summary["article_ids"]) == sorted(quake)
+    assert len(quake_summary["sources"]) == 8 and set(quake_summary["languages"]) == {"en", "fr"}
+    assert any(p["geo"] and p["geo"]["country_code"] == "TR" for p in quake_summary["places"]), quake_summary
+    assert quake_summary["title"] in {labelled[i]["title"] for i in quake}
