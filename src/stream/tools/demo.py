@@ -123,6 +123,10 @@ def _show(enriched: list[Any], alerts: list[Any], dead: list[Any]) -> None:
             echo(f"   {plugin}: " + textwrap.shorten(str(value), 150, placeholder=" ..."))
         if rec.get("dedup"):
             echo(f"   dedup: {rec['dedup']}")
+        story = rec.get("story")
+        if story:
+            echo(f"   story: {story['id']} ({story['articles']} article(s) from {', '.join(story['sources']) or '?'}; "
+                 f"{story['first_seen']} to {story['last_seen']})")
         for alert in rec.get("alerts") or []:
             echo(click.style(f"   ALERT {alert['rule_id']} [{alert['severity']}]: {alert['snippet'][:120]}",
                              fg="red"))
@@ -142,7 +146,7 @@ def run_demo(settings: Settings, paths: Iterable[str], *, timeout: float) -> int
     tag = time.strftime("%Y%m%d-%H%M%S")
     settings = settings.replace(
         app_id=f"stream-demo-{tag}", topic_raw=f"demo-{tag}.raw", topic_enriched=f"demo-{tag}.enriched",
-        topic_alerts=f"demo-{tag}.alerts", topic_dlq=f"demo-{tag}.dlq",
+        topic_alerts=f"demo-{tag}.alerts", topic_dlq=f"demo-{tag}.dlq", topic_stories=f"demo-{tag}.stories",
     )
     files = _expand(paths)
     if not files:
