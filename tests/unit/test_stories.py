@@ -229,3 +229,27 @@ def test_the_labelled_stream_scores_at_least_the_target() -> None:
     for a in articles:
         if a.get("copy_of"):
             assert predicted[a["id"]] == predicted[a["copy_of"]]
+
+
+def test_story_rules_on_the_labelled_stream_fire_at_most_once_and_only_for_qualifying_stories() -> None:
+    """With the stories and alerts processors: one alert id per story, never for a story
+    whose outlets fall outside the window, never before the article that made it qualify."""
+    from stream_stories import evaluate
+
+    articles = evaluate.load()
+    enriched = evaluate.enrich(articles)
+    truth = {a["id"]: a["story"] for a in articles}
+    order = {a["id"]: n for n, a in enumerate(articles)}
+    right = qualifying = 0
+    for min_sources, within in ((2, 60), (3, 180), (3, 360), (4, 720)):
+        expected = evaluate.expected_firings(articles, min_sources, within)
+        raised = evaluate.fire(enriched, min_sources, within)
+        fired = [truth[article] for article, _alert, _story in raised]
+        assert len(fired) == len(set(fired)) == len({alert for _a, alert, _s in raised})  # once per story
+        for article, _alert, _story in raised:
+            story = truth[article]
+            assert story in expected, (min_sources, within, article)  # only qualifying stories
+            assert order[article] >= order[expected[story]]  # never before it qualified
+        qualifying += len(expected)
+        right += sum(1 for article, _a, _s in raised if article == expected[truth[article]])
+    assert right >= 0.85 * qualifying, (right, qualifying)  # misses: articles split from their story

@@ -11,11 +11,13 @@ SIGHUP); a bad new file is rejected with an error in the log and the old rules s
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import signal
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, MutableMapping
 
@@ -32,12 +34,40 @@ __version__ = "0.1.0"
 STREAM_PLUGIN_API = "1.0"
 __all__ = ["AlertsProcessor", "__version__", "alert_id"]
 
+#: A story rule remembers a story's matching articles (at most this many) ...
+STORY_ARTICLES = 100
+#: ... for this long after the story's last matching article (longer than a story stays open).
+STORY_MEMORY = 72 * 3600.0
+
 log = logging.getLogger("stream.plugins.alerts")
 
 
 def alert_id(rule_id: str, article_id: str, kind: str = "keyword") -> str:
     """Stable for one rule and one article: a redelivered article gives the same id."""
     return hashlib.blake2b(f"{kind}\0{rule_id}\0{article_id}".encode(), digest_size=12).hexdigest()
+
+
+def _place_ok(rule: Rule, geo: dict[str, Any] | None) -> bool:
+    return bool(geo) and (geo.get("geonameid") in rule.place_ids  # type: ignore[union-attr]
+                          or geo.get("country_code") in rule.countries)  # type: ignore[union-attr]
+
+
+def _places_ok(rule: Rule, article: Article) -> bool:
+    """The article names a place of the rule's ``places`` (a GeoNames id or a country)."""
+    return not (rule.place_ids or rule.countries) or any(_place_ok(rule, e.get("geo")) for e in article.entity_summary)
+
+
+def event_time(article: Article, arrived: float) -> float:
+    """When the article happened, for a story rule's ``within_minutes``: ``published_at``,
+    else its arrival (also when it is dated more than an hour after it arrived)."""
+    if article.published_at:
+        try:
+            t = datetime.fromisoformat(article.published_at.replace("Z", "+00:00"))
+        except ValueError:
+            return arrived
+        at = (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+        return arrived if at > arrived + 3600 else at
+    return arrived
 
 
 def _entities_ok(rule: Rule, article: Article) -> bool:
@@ -63,7 +93,7 @@ def _entity_match(rule: Rule, article: Article, match: RuleMatch) -> RuleMatch |
     hits = [Hit(m.get("kb_id") or m.get("entity_id") or m["canonical"], m["start"], m["end"], 0, "text")
             for m in article.entities
             if (rule.entity_ids and (m.get("entity_id") in rule.entity_ids or m.get("kb_id") in rule.entity_ids))
-            or str(m.get("canonical", "")).casefold() in names or m["label"] in labels]
+            or str(m.get("canonical", "")).casefold() in names or m["label"] in labels or _place_ok(rule, m.get("geo"))]
     if not hits:
         return None
     return RuleMatch(match.rule, hits, snippet(text, hits[0].start, hits[0].end, bounds=_boundaries(text)))
@@ -87,8 +117,12 @@ class AlertsProcessor(Processor):
         self._reload_requested = threading.Event()
         #: The state table: "c:RULE\0ENTITY" -> [fired at, article id] (cooldowns),
         #: "w:RULE" -> [[time, article id], ...] (burst window), "b:RULE" -> the last burst
-        #: {"t": fired at, "by": article id, "ids": [...]}.
+        #: {"t": fired at, "by": article id, "ids": [...]}, "st:RULE\0STORY" -> a story rule's
+        #: {"m": [[time, source, article id], ...] matching articles, "u": updated at,
+        #: "f": null or the alert's {"by": article id, ...}}.
         self.state: MutableMapping[str, Any] = {}
+        self._story_keys: list[tuple[float, str]] | None = None  # (updated at, key), for expiry
+        self._warned_no_story = False
         #: counters: suppressed matches by rule, duplicates skipped by rule.
         self.suppressed: Counter[str] = Counter()
         self.duplicates_skipped: Counter[str] = Counter()
@@ -146,7 +180,12 @@ class AlertsProcessor(Processor):
                 if duplicate and not rule.duplicates:
                     self.duplicates_skipped[rule.id] += 1
                     continue
-                if not _entities_ok(rule, article):
+                if not _entities_ok(rule, article) or not _places_ok(rule, article):
+                    continue
+                if rule.kind == "story":
+                    alert = self._story(rule, article, match, now)
+                    if alert is not None:
+                        article.alerts.append(alert)
                     continue
                 if not match.hits:  # a rule on entities alone: its hits are the entity's mentions
                     match = _entity_match(rule, article, match)
@@ -160,6 +199,88 @@ class AlertsProcessor(Processor):
                     article.alerts.append(self._alert(rule, article, match))
                 if burst:
                     article.alerts.append(burst)
+        self._forget_stories(now)
+
+    # ---- story rules -------------------------------------------------------------------------
+    def _story(self, rule: Rule, article: Article, match: RuleMatch, now: float) -> dict[str, Any] | None:
+        """Count ``article`` for its story; the alert when the story first meets the rule
+        (this article made it), or the same alert again when this is that article sent again."""
+        story = getattr(article, "story", None) or {}  # an older stream has no story field
+        story_id = story.get("id")
+        if not story_id:
+            if not self._warned_no_story:
+                self._warned_no_story = True
+                log.warning("alerts: rule %r is a story rule, and article %s has no story: load the stories "
+                            "plugin (stream-stories) after dedup, or story rules never fire", rule.id, article.id)
+            return None
+        key = f"st:{rule.id}\0{story_id}"
+        state = self.state.get(key) or {"m": [], "f": None}
+        fired = state["f"]
+        if fired is not None:
+            return self._story_alert(rule, article, match, fired) if fired["by"] == article.id else None
+        if any(entry[2] == article.id for entry in state["m"]):
+            return None  # sent again, and it did not make the story meet the rule the first time
+        at = event_time(article, now)
+        matched = sorted([*state["m"], [at, article.source or "", article.id]])[-STORY_ARTICLES:]
+        window = self._met(rule, matched, at)
+        if window is None:
+            self.state[key] = {"m": matched, "f": None, "u": now}
+        else:
+            summary = next((value for topic, k, value in reversed(article.outputs) if k == story_id and value),
+                           None) or dict(story)
+            fired = {"by": article.id, "t": now, "ids": [e[2] for e in window],
+                     "sources": sorted({e[1] for e in window if e[1]}), "story": summary}
+            self.state[key] = {"m": [], "f": fired, "u": now}
+        self._note_story_key(now, key)
+        return None if window is None else self._story_alert(rule, article, match, fired)
+
+    @staticmethod
+    def _met(rule: Rule, matched: list[list[Any]], at: float) -> list[list[Any]] | None:
+        """The matching articles of a span of ``within_minutes`` that holds the article at
+        ``at`` and meets ``min_sources`` and ``min_articles``, or ``None``."""
+        span = rule.within_minutes * 60 if rule.within_minutes is not None else float("inf")
+        for start in (e[0] for e in matched if at - span <= e[0] <= at):
+            inside = [e for e in matched if start <= e[0] <= start + span]
+            if len({e[1] for e in inside if e[1]}) >= rule.min_sources and len(inside) >= rule.min_articles:
+                return inside
+        return None
+
+    def _story_alert(self, rule: Rule, article: Article, match: RuleMatch, fired: dict[str, Any]) -> dict[str, Any]:
+        story = fired["story"]
+        text = article.clean_text or article.text
+        minutes = f" within {rule.within_minutes:g} minutes" if rule.within_minutes is not None else ""
+        alert = Alert(
+            alert_id=alert_id(rule.id, str(story.get("id")), kind="story"),
+            rule_id=rule.id, article_id=article.id, title=story.get("title") or article.title, url=article.url,
+            matched=[{"term": h.term, "text": ((article.title or "") if h.field == "title" else text)[h.start:h.end],
+                      "start": h.start, "end": h.end, "field": h.field} for h in match.hits],
+            snippet=(f"{len(fired['sources'])} sources, {len(fired['ids'])} articles{minutes}: "
+                     f"{story.get('title') or article.title or ''}").strip(),
+            severity=rule.severity,
+        ).to_dict()
+        alert.update(kind="story", story=story, articles=fired["ids"], sources=fired["sources"])
+        return alert
+
+    def _note_story_key(self, now: float, key: str) -> None:
+        if self._story_keys is not None:
+            heapq.heappush(self._story_keys, (now, key))
+
+    def _forget_stories(self, now: float) -> None:
+        """Drop what story rules remember of stories without a matching article for
+        :data:`STORY_MEMORY` (a story closes well before)."""
+        if self._story_keys is None:  # first batch (or after a move): from the table
+            self._story_keys = [(float(v.get("u", now)), k) for k, v in self.state.items()
+                                if k.startswith("st:") and v]
+            heapq.heapify(self._story_keys)
+        horizon = now - STORY_MEMORY
+        while self._story_keys and self._story_keys[0][0] < horizon:
+            updated, key = heapq.heappop(self._story_keys)
+            value = self.state.get(key)
+            if value is not None and float(value.get("u", 0)) <= updated:
+                del self.state[key]
+
+    def on_assigned(self) -> None:
+        self._story_keys = None
 
     def _alert(self, rule: Rule, article: Article, match: RuleMatch) -> dict[str, Any]:
         text = article.clean_text or article.text

@@ -39,7 +39,9 @@ def check(file: str) -> None:
                    f"fix them or remove them", err=True)
         sys.exit(1)
     matcher = Matcher(loaded)
-    click.echo(f"{file}: {len(loaded)} rule(s) OK ({matcher.patterns} patterns)")
+    stories = sum(1 for rule in loaded if rule.kind == "story")
+    note = f"; {stories} story rule(s): they need the stories plugin (stream-stories)" if stories else ""
+    click.echo(f"{file}: {len(loaded)} rule(s) OK ({matcher.patterns} patterns){note}")
 
 
 @rules.command("test")

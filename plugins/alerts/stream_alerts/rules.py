@@ -17,7 +17,12 @@ DEFAULT_RULES = Path(__file__).with_name("default_rules.toml")
 SEVERITIES = ("low", "medium", "high", "critical")
 _KEYS = {"id", "description", "any", "all", "none", "match", "severity", "entities", "proximity",
          "burst", "cooldown", "duplicates", "languages", "fields", "title_severity", "sources",
-         "exclude_sources", "min_mentions", "entity_ids"}
+         "exclude_sources", "min_mentions", "entity_ids", "places", "kind", "min_sources", "within_minutes",
+         "min_articles"}
+#: The kinds of rules: on each article, or on the story an article belongs to.
+KINDS = ("keyword", "story")
+_STORY_ONLY = ("min_sources", "within_minutes", "min_articles")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 #: Where a rule's terms may be found: the title, the lead (the first paragraph of the clean
 #: text) and the whole clean text.
 FIELDS = ("title", "lead", "text")
@@ -87,6 +92,16 @@ class Rule:
     exclude_sources: tuple[str, ...] = ()
     #: the terms of ``any`` must occur this many times in all
     min_mentions: int = 1
+    #: the article names a place with one of these GeoNames ids ...
+    place_ids: tuple[int, ...] = ()
+    #: ... or in one of these countries (ISO 3166-1 alpha-2)
+    countries: tuple[str, ...] = ()
+    #: "keyword": on each article; "story": once per story, when its articles that meet the
+    #: conditions come from ``min_sources`` sources within ``within_minutes``
+    kind: str = "keyword"
+    min_sources: int = 0
+    within_minutes: float | None = None
+    min_articles: int = 0
 
 
 class _Where:
@@ -166,9 +181,14 @@ def _parse_rule(entry: Any) -> Rule:
             raise ValueError("proximity must be a list of {terms = [\"a\", \"b\"], within = N} tables, N > 0")
         a, b = _terms(terms, "proximity terms")
         proximity.append(Proximity((a, b), within))
-    if not (any_ or all_ or proximity or entry.get("entity_ids") or entities):
+    kind = entry.get("kind", "keyword")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be \"keyword\" (each article) or \"story\" (once per story), not {kind!r}")
+    place_ids, countries = _places(entry.get("places", []))
+    if kind == "keyword" and not (any_ or all_ or proximity or entry.get("entity_ids") or entities or place_ids
+                                  or countries):
         raise ValueError("a rule needs at least one term (any, all or proximity) or an entity condition "
-                         "(entity_ids or entities)")
+                         "(entity_ids, entities or places)")
     burst = None
     if "burst" in entry:
         b_ = entry["burst"]
@@ -219,10 +239,46 @@ def _parse_rule(entry: Any) -> Rule:
         raise ValueError("entity_ids must be a list of entity ids or knowledge-base ids from the NER plugin's "
                          "entity list, such as [\"Q102673\", \"gazprom\"]")
     entity_ids = tuple(n.strip() for n in entity_ids)
+    min_sources, within, min_articles = _story_conditions(entry, kind)
     return Rule(rule_id, description, any_, all_, none, match, severity, tuple(entities), entity_ids,
                 tuple(proximity), burst, cooldown, duplicates, languages=tuple(languages),
                 fields=tuple(dict.fromkeys(fields)), title_severity=title_severity, sources=sources,
-                exclude_sources=exclude_sources, min_mentions=min_mentions)
+                exclude_sources=exclude_sources, min_mentions=min_mentions, place_ids=place_ids,
+                countries=countries, kind=kind, min_sources=min_sources, within_minutes=within,
+                min_articles=min_articles)
+
+
+def _places(value: Any) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    if not isinstance(value, list) or not all(
+            (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (isinstance(v, str) and _COUNTRY.match(v))
+            for v in value):
+        raise ValueError("places must be a list of GeoNames ids and country codes, such as [703448, \"UA\"] "
+                         "(Kyiv, and anywhere in Ukraine)")
+    return tuple(v for v in value if isinstance(v, int)), tuple(v for v in value if isinstance(v, str))
+
+
+def _story_conditions(entry: dict[str, Any], kind: str) -> tuple[int, float | None, int]:
+    if kind == "keyword":
+        extra = [k for k in _STORY_ONLY if k in entry]
+        if extra:
+            raise ValueError(f"{extra[0]} is a condition of story rules: add kind = \"story\"")
+        return 0, None, 0
+    for key in ("burst", "cooldown"):
+        if key in entry:
+            raise ValueError(f"{key} does not apply to a story rule, which fires once per story")
+    if "min_sources" not in entry:
+        raise ValueError("min_sources is missing: a story rule fires when its story's articles come from this "
+                         "many sources, such as min_sources = 3")
+    min_sources = entry["min_sources"]
+    if not (isinstance(min_sources, int) and not isinstance(min_sources, bool) and min_sources >= 1):
+        raise ValueError("min_sources must be a whole number, 1 or more")
+    within = entry.get("within_minutes")
+    if within is not None and not (isinstance(within, (int, float)) and not isinstance(within, bool) and within > 0):
+        raise ValueError("within_minutes must be a number of minutes above 0, such as within_minutes = 60")
+    min_articles = entry.get("min_articles", 1)
+    if not (isinstance(min_articles, int) and not isinstance(min_articles, bool) and min_articles >= 1):
+        raise ValueError("min_articles must be a whole number, 1 or more")
+    return min_sources, None if within is None else float(within), min_articles
 
 
 def never_matches(rule: Rule) -> list[str]:

@@ -90,6 +90,79 @@ def assign(enriched: list[Article], config: dict[str, Any] | None = None) -> dic
     return out
 
 
+def expected_firings(articles: list[dict[str, Any]], min_sources: int, within_minutes: float) -> dict[str, str]:
+    """For each true story, the article whose arrival (in stream order) first gives
+    ``min_sources`` distinct sources within ``within_minutes`` (copies do not count)."""
+    from datetime import datetime
+
+    span = within_minutes * 60
+    seen: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    out: dict[str, str] = {}
+    for a in articles:
+        story = a["story"]
+        if story in out or a.get("copy_of"):
+            continue
+        at = datetime.fromisoformat(a["published_at"].replace("Z", "+00:00")).timestamp()
+        seen[story].append((at, a["source"]))
+        for start, _src in seen[story]:
+            if at - span <= start <= at and len({src for t, src in seen[story]
+                                                  if start <= t <= start + span}) >= min_sources:
+                out[story] = a["id"]
+                break
+    return out
+
+
+def fire(enriched: list[Article], min_sources: int, within_minutes: float,
+         config: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
+    """Run the stories and alerts processors with one story rule over enriched articles:
+    ``[(article id, alert id, story id)]`` of the story alerts raised."""
+    import tempfile
+
+    from stream import Context, Settings
+    from stream_alerts import AlertsProcessor
+
+    from . import StoriesProcessor
+
+    stories = StoriesProcessor()
+    stories.setup(Context(Settings(), config=config or {}, tables={"stories": {}}))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rules.toml"
+        path.write_text(f'[[rules]]\nid = "picked-up"\nkind = "story"\nmin_sources = {min_sources}\n'
+                        f"within_minutes = {within_minutes}\n")
+        alerts = AlertsProcessor(path)
+        alerts.setup(Context(Settings(), tables={"alerts": {}}))
+        raised = []
+        for article in enriched:
+            copy = Article.from_state(article.to_state())
+            copy.story, copy.outputs, copy.alerts = {}, [], []
+            stories.process([copy])
+            alerts.process([copy])
+            raised += [(copy.id, a["alert_id"], copy.story["id"]) for a in copy.alerts if a.get("kind") == "story"]
+    return raised
+
+
+def rule_report(articles: list[dict[str, Any]], enriched: list[Article], min_sources: int = 3,
+                within_minutes: float = 60) -> str:
+    truth = {a["id"]: a["story"] for a in articles}
+    expected = expected_firings(articles, min_sources, within_minutes)
+    raised = fire(enriched, min_sources, within_minutes)
+    by_story: dict[str, list[str]] = defaultdict(list)
+    for article_id, _alert, _story in raised:
+        by_story[truth[article_id]].append(article_id)
+    right = [s for s, a in expected.items() if by_story.get(s) == [a]]
+    wrong = {s: (expected.get(s), got) for s, got in by_story.items()
+             if expected.get(s) is None or got != [expected[s]]}
+    missed = [s for s in expected if s not in by_story]
+    stories = {s for s in truth.values() if not s.startswith("single")}
+    lines = [f"story rule: min_sources = {min_sources}, within_minutes = {within_minutes:g}: "
+             f"{len(expected)} of {len(stories)} stories qualify; {len(raised)} alerts, "
+             f"{len({a for _i, a, _s in raised})} ids",
+             f"  fired once, on the right article: {len(right)} of {len(expected)}"]
+    lines += [f"  not as expected: {s}: expected {e}, fired on {g}" for s, (e, g) in sorted(wrong.items())]
+    lines += [f"  missed: {s} (expected on {expected[s]})" for s in sorted(missed)]
+    return "\n".join(lines)
+
+
 def report(articles: list[dict[str, Any]], predicted: dict[str, str], *, per_story: bool = True) -> str:
     truth = {a["id"]: a["story"] for a in articles}
     lines = []
@@ -133,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{threshold:9.2f} {ew:6.2f} {pw:6.2f} {f_t:9.3f} {f_h:11.3f}")
         return 0
     print(report(articles, assign(enriched)))
+    for min_sources, within in ((2, 60), (3, 60), (3, 180), (3, 360), (4, 720), (5, 1440)):
+        print(rule_report(articles, enriched, min_sources, within))
     return 0
 
 
