@@ -47,6 +47,7 @@ ENRICHMENT_FIELDS = (
     "extra",
     "language_confidence",
     "story",
+    "revision",
 )
 
 
@@ -107,6 +108,9 @@ class Article:
     #: The story the article belongs to, as of this article (the stories plugin):
     #: ``{"id", "articles", "sources", "languages", "first_seen", "last_seen"}``.
     story: dict[str, Any] = field(default_factory=dict)
+    #: Present when the article is a changed version of one seen before, same ``id`` or
+    #: ``url`` (the dedup plugin): ``{"number": 1, "of": id, "added": [...], "removed": [...]}``.
+    revision: dict[str, Any] = field(default_factory=dict)
     #: Records a processor publishes because of this article, besides the enriched record
     #: and its alerts: ``(topic, key, value)``, added with :meth:`emit`.
     outputs: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -171,10 +175,10 @@ class Article:
 
     def to_state(self) -> dict[str, Any]:
         """Every field, for handing an article from one stage of the worker to the next.
-        ``story`` and ``outputs`` only when filled (never in stage 1): a worker of the
+        ``story``, ``revision`` and ``outputs`` only when filled (never in stage 1): a worker of the
         previous version reads the hand-off during a rolling upgrade."""
         state = {name: getattr(self, name) for name in self.__slots__}
-        for name in ("story", "outputs"):
+        for name in ("story", "outputs", "revision"):
             if not state[name]:
                 del state[name]
         return state
@@ -198,6 +202,8 @@ class Article:
         out["alerts"] = self.alerts
         if self.story:
             out["story"] = self.story
+        if self.revision:
+            out["revision"] = self.revision
         if self.extra:
             out["extra"] = self.extra
         out["processing"] = {

@@ -10,6 +10,7 @@ SIGHUP); a bad new file is rejected with an error in the log and the old rules s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import logging
@@ -121,15 +122,24 @@ class AlertsProcessor(Processor):
         #: {"m": [[time, source, article id], ...] matching articles, "u": updated at,
         #: "f": null or the alert's {"by": article id, ...}}.
         self.state: MutableMapping[str, Any] = {}
-        self._story_keys: list[tuple[float, str]] | None = None  # (updated at, key), for expiry
+        #: "m:ARTICLE" -> {"r": {version number: {rule id: [terms matched]}}, "u": updated at}
+        #: (what revisions need, kept as long as dedup's signatures)
+        self._expiring: dict[str, list[tuple[float, str]]] | None = None  # prefix -> heap of (updated, key)
         self._warned_no_story = False
-        #: counters: suppressed matches by rule, duplicates skipped by rule.
+        #: counters: suppressed matches by rule, duplicates skipped by rule, revisions that
+        #: matched only terms an earlier version matched.
         self.suppressed: Counter[str] = Counter()
         self.duplicates_skipped: Counter[str] = Counter()
+        self.revision_repeats: Counter[str] = Counter()
+        #: how long the terms an article's versions matched are kept: dedup's retention
+        self.terms_memory = 72 * 3600.0
         self.clock = time.time
 
     def setup(self, context: Context) -> None:
         self.state = context.tables.get("alerts", self.state)
+        dedup = context.settings.plugin_config("dedup")
+        with contextlib.suppress(TypeError, ValueError):  # dedup's own setup names a bad value
+            self.terms_memory = float(dedup.get("retention_hours", 72)) * 3600
         configured = context.settings.rules or context.config.get("rules")
         if configured:
             self.path = Path(str(configured))
@@ -175,6 +185,11 @@ class AlertsProcessor(Processor):
         for article in articles:
             text = article.clean_text or article.text
             duplicate = article.dedup.get("status") not in (None, "unique")
+            revision = getattr(article, "revision", None) or {}  # an older stream has no revisions
+            number = int(revision.get("number") or 0)
+            original = str(revision.get("of") or article.id)
+            earlier = self._earlier_terms(original, number)
+            terms: dict[str, list[str]] = {}
             for match in self.matcher.match(text, article.language, title=article.title, source=article.source):
                 rule = match.rule
                 if duplicate and not rule.duplicates:
@@ -183,7 +198,7 @@ class AlertsProcessor(Processor):
                 if not _entities_ok(rule, article) or not _places_ok(rule, article):
                     continue
                 if rule.kind == "story":
-                    alert = self._story(rule, article, match, now)
+                    alert = self._story(rule, article, match, now) if not number else None  # not a new article
                     if alert is not None:
                         article.alerts.append(alert)
                     continue
@@ -191,15 +206,24 @@ class AlertsProcessor(Processor):
                     match = _entity_match(rule, article, match)
                     if match is None:
                         continue
-                # A burst counts every matching unique article, suppressed or not.
-                burst = self._burst(rule, article, now) if rule.burst else None
+                terms[rule.id] = sorted({h.term for h in match.hits})
+                if number:  # a revision alerts only on terms no earlier version matched
+                    new = set(terms[rule.id]) - earlier.get(rule.id, set())
+                    if not new:
+                        self.revision_repeats[rule.id] += 1
+                        continue
+                    match = RuleMatch(rule, [h for h in match.hits if h.term in new], match.snippet)
+                # A burst counts every matching unique article (not revisions), suppressed or not.
+                burst = self._burst(rule, article, now) if rule.burst and not number else None
                 if self._cooling(rule, article, now):
                     self.suppressed[rule.id] += 1
                 else:
-                    article.alerts.append(self._alert(rule, article, match))
+                    article.alerts.append(self._alert(rule, article, match, number))
                 if burst:
                     article.alerts.append(burst)
-        self._forget_stories(now)
+            if terms:
+                self._remember_terms(original, number, terms, now)
+        self._forget(now)
 
     # ---- story rules -------------------------------------------------------------------------
     def _story(self, rule: Rule, article: Article, match: RuleMatch, now: float) -> dict[str, Any] | None:
@@ -261,32 +285,64 @@ class AlertsProcessor(Processor):
         alert.update(kind="story", story=story, articles=fired["ids"], sources=fired["sources"])
         return alert
 
-    def _note_story_key(self, now: float, key: str) -> None:
-        if self._story_keys is not None:
-            heapq.heappush(self._story_keys, (now, key))
+    # ---- revisions ---------------------------------------------------------------------------
+    def _earlier_terms(self, original: str, number: int) -> dict[str, set[str]]:
+        """The terms each rule matched in the versions of ``original`` before ``number``."""
+        if not number:
+            return {}
+        seen = (self.state.get(f"m:{original}") or {}).get("r", {})
+        earlier: dict[str, set[str]] = {}
+        for version, by_rule in seen.items():
+            if int(version) < number:
+                for rule_id, terms in by_rule.items():
+                    earlier.setdefault(rule_id, set()).update(terms)
+        return earlier
 
-    def _forget_stories(self, now: float) -> None:
-        """Drop what story rules remember of stories without a matching article for
-        :data:`STORY_MEMORY` (a story closes well before)."""
-        if self._story_keys is None:  # first batch (or after a move): from the table
-            self._story_keys = [(float(v.get("u", now)), k) for k, v in self.state.items()
-                                if k.startswith("st:") and v]
-            heapq.heapify(self._story_keys)
-        horizon = now - STORY_MEMORY
-        while self._story_keys and self._story_keys[0][0] < horizon:
-            updated, key = heapq.heappop(self._story_keys)
-            value = self.state.get(key)
-            if value is not None and float(value.get("u", 0)) <= updated:
-                del self.state[key]
+    def _remember_terms(self, original: str, number: int, terms: dict[str, list[str]], now: float) -> None:
+        key = f"m:{original}"
+        seen = self.state.get(key) or {"r": {}}
+        if seen["r"].get(str(number)) == terms:
+            return  # sent again: nothing new to remember
+        self.state[key] = {"r": {**seen["r"], str(number): terms}, "u": now}
+        self._note_key(now, key)
+
+    # ---- what is kept, and for how long -------------------------------------------------------
+    def _note_story_key(self, now: float, key: str) -> None:
+        self._note_key(now, key)
+
+    def _note_key(self, now: float, key: str) -> None:
+        if self._expiring is not None:
+            heapq.heappush(self._expiring[key[:key.index(":") + 1]], (now, key))
+
+    def _forget(self, now: float) -> None:
+        """Drop what story rules remember of a story after :data:`STORY_MEMORY` without a
+        matching article (it closed well before), and the terms of an article's versions
+        after dedup's ``retention_hours`` (dedup no longer knows the article then)."""
+        if self._expiring is None:  # first batch (or after a move): from the table
+            self._expiring = {"st:": [], "m:": []}
+            for k, v in self.state.items():
+                prefix = k[:k.find(":") + 1]
+                if prefix in self._expiring and isinstance(v, dict):
+                    self._expiring[prefix].append((float(v.get("u", now)), k))
+            for heap in self._expiring.values():
+                heapq.heapify(heap)
+        for prefix, keep in (("st:", STORY_MEMORY), ("m:", self.terms_memory)):
+            heap, horizon = self._expiring[prefix], now - keep
+            while heap and heap[0][0] < horizon:
+                updated, key = heapq.heappop(heap)
+                value = self.state.get(key)
+                if value is not None and float(value.get("u", 0)) <= updated:
+                    del self.state[key]
 
     def on_assigned(self) -> None:
-        self._story_keys = None
+        self._expiring = None
 
-    def _alert(self, rule: Rule, article: Article, match: RuleMatch) -> dict[str, Any]:
+    def _alert(self, rule: Rule, article: Article, match: RuleMatch, revision: int = 0) -> dict[str, Any]:
         text = article.clean_text or article.text
         in_title = any(h.field == "title" for h in match.hits)
         alert = Alert(
-            alert_id=alert_id(rule.id, article.id),
+            # A revision's alert has an id of its own: receivers drop an id they have seen.
+            alert_id=alert_id(rule.id, f"{article.id}\0revision {revision}" if revision else article.id),
             rule_id=rule.id,
             article_id=article.id,
             title=article.title,
@@ -297,6 +353,8 @@ class AlertsProcessor(Processor):
             severity=rule.title_severity if in_title and rule.title_severity else rule.severity,
         ).to_dict()
         alert["kind"] = "keyword"
+        if revision:
+            alert["revision"] = revision
         return alert
 
     def _cooldown_keys(self, rule: Rule, article: Article) -> list[str]:

@@ -7,8 +7,15 @@ Reads ``clean_text`` and fills ``dedup``::
 
 The first article of a story is ``unique`` and its id is the cluster id; later copies
 point at it (``duplicate_of`` = ``cluster_id`` = the first article's id) with the
-similarity to the closest earlier copy.  Reprocessing an article (same id) returns the
-decision taken the first time.
+similarity to the closest earlier copy.  Reprocessing an article (same id, same text)
+returns the decision taken the first time.
+
+**Revisions.** An article sent again with the same ``id`` (or the ``url`` of an article
+seen before) and a changed text is a revision: it gets its original's decision and
+``revision`` = ``{"number": 1, "of": ORIGINAL ID, "added": [new paragraphs],
+"removed": [indices of the previous version's paragraphs that are gone]}``.  Its signature
+does not enter the index (it is not a new article).  A version sent again gets the same
+``revision`` as the first time.
 
 State: the table ``dedup`` (in the worker a state-store table with a compacted Kafka changelog,
 in the stateful stage, so every article meets every earlier signature whichever worker
@@ -26,6 +33,8 @@ copies built from the sample articles (see ``docs/dedup.md``):
 from __future__ import annotations
 
 import gc
+import hashlib
+import re
 import time
 from typing import Any, MutableMapping
 
@@ -37,6 +46,20 @@ __version__ = "0.1.0"
 #: The stream plugin API this plugin is written for.
 STREAM_PLUGIN_API = "1.0"
 __all__ = ["DedupProcessor", "__version__"]
+
+#: Versions of an article remembered (each with its ``revision``).
+MAX_VERSIONS = 20
+_PARAGRAPH = re.compile(r"\n\s*\n")
+_SPACE = re.compile(r"\s+")
+
+
+def paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in _PARAGRAPH.split(text) if p.strip()]
+
+
+def paragraph_hash(paragraph: str) -> str:
+    return hashlib.blake2b(_SPACE.sub(" ", paragraph).encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
 
 _DEFAULTS: dict[str, float] = {"jaccard": 0.5, "overlap": 0.8, "lsh_threshold": 0.5,
                                "retention_hours": 72.0, "max_signatures": 200_000}
@@ -105,10 +128,16 @@ class DedupProcessor(Processor):
         for article in articles:
             key = f"a:{article.id}"
             stored = self.table.get(key)
+            of = article.id
+            if not stored and article.url:
+                first = self.table.get(f"u:{article.url}")
+                if first and first != article.id and self.table.get(f"a:{first}"):
+                    of, stored = first, self.table.get(f"a:{first}")
+            text = article.clean_text or article.text
+            sig = sign(text)
             if stored:
-                article.dedup = dict(stored["d"])
+                self._again(article, of, stored, sig, text)
                 continue
-            sig = sign(article.clean_text or article.text)
             match = index.find(article.id, sig)
             if match is None:
                 decision: dict[str, Any] = {"status": "unique", "duplicate_of": None, "similarity": None,
@@ -118,10 +147,35 @@ class DedupProcessor(Processor):
                 cluster = earlier["d"]["cluster_id"] if earlier else match.article_id
                 decision = {"status": match.kind, "duplicate_of": cluster, "similarity": match.similarity,
                             "cluster_id": cluster}
-            self.table[key] = {"d": decision, "t": now, "s": sig.to_state()}
+            entry: dict[str, Any] = {"d": decision, "t": now, "s": sig.to_state(),
+                                     "p": [paragraph_hash(p) for p in paragraphs(text)]}
+            if article.url:
+                entry["u"] = article.url
+                self.table[f"u:{article.url}"] = article.id
+            self.table[key] = entry
             index.add(article.id, sig, now)
             article.dedup = decision
         self._expire(index, now)
+
+    def _again(self, article: Article, of: str, stored: dict[str, Any], sig: Signature, text: str) -> None:
+        """An article seen before (its id, or its url under ``of``): a replay of a version,
+        or a new version (a revision)."""
+        article.dedup = dict(stored["d"])
+        versions = stored.get("v") or [[stored["s"]["x"], None]]
+        for exact, revision in versions:
+            if exact == sig.exact:  # a version seen before: the same decision
+                if revision:
+                    article.revision = dict(revision)
+                return
+        previous = stored.get("p") or []
+        hashes = [paragraph_hash(p) for p in paragraphs(text)]
+        before, now_ = set(previous), set(hashes)
+        revision = {"number": len(versions), "of": of,
+                    "added": [p for p, h in zip(paragraphs(text), hashes, strict=True) if h not in before],
+                    "removed": [i for i, h in enumerate(previous) if h not in now_]}
+        article.revision = revision
+        # (A revision under a new id, found by its url, is found the same way when sent again.)
+        self.table[f"a:{of}"] = {**stored, "v": [*versions, [sig.exact, revision]][-MAX_VERSIONS:], "p": hashes}
 
     def _expire(self, index: DedupIndex, now: float) -> None:
         horizon = now - self.options["retention_hours"] * 3600
@@ -132,8 +186,12 @@ class DedupProcessor(Processor):
                 return
             index.remove(oldest[0])
             key = f"a:{oldest[0]}"
-            if key in self.table:
+            entry = self.table.get(key)
+            if entry is not None:
                 del self.table[key]
+                url = entry.get("u")
+                if url and self.table.get(f"u:{url}") == oldest[0]:
+                    del self.table[f"u:{url}"]
 
 
 @hookimpl

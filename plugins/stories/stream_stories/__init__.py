@@ -8,7 +8,8 @@ one (``docs/stories.md``: the method, how its thresholds were chosen, the figure
   (GeoNames ids, the same in every language), within ``window_hours`` of the story's
   articles (``published_at``, else the arrival time);
 * a copy that dedup marked joins its original's story;
-* an article sent again (same id) gets the decision of the first time.
+* an article sent again (same id), or a revision of one (dedup's ``revision``), gets the
+  decision of the first time and changes nothing.
 
 Fills ``story`` (``{"id", "articles", "sources", "languages", "first_seen", "last_seen"}``, as
 of the article) and publishes the story's summary to the compacted topic ``topic_stories``
@@ -158,7 +159,10 @@ class StoriesProcessor(Processor):
         now = self.clock()
         for article in articles:
             stored = self.table.get(f"a:{article.id}")
-            if stored:
+            revision = getattr(article, "revision", None) or {}  # dedup's: a new version of an article
+            if not stored and revision.get("of"):
+                stored = self.table.get(f"a:{revision['of']}")  # the same url under a new id
+            if stored:  # sent again, or a revision: its (original's) story, and no change to it
                 article.story = dict(stored["v"])
                 continue
             at = event_time(article, now)

@@ -163,6 +163,82 @@ def rule_report(articles: list[dict[str, Any]], enriched: list[Article], min_sou
     return "\n".join(lines)
 
 
+REVISION_RULES = """
+[[rules]]
+id = "disaster"
+any = ["earthquake", "flood", "floods", "wildfire", "typhoon", "eruption", "landslide*", "séisme", "inondation*"]
+[[rules]]
+id = "unrest"
+any = ["strike", "walkout", "protest*", "tear gas", "grève", "manifest*"]
+[[rules]]
+id = "attack"
+any = ["drone*", "cyberattack", "ransomware", "attaque"]
+[[rules]]
+id = "casualties"
+any = ["killed", "dead", "injured", "died", "blessé*", "mort*"]
+"""
+
+
+def revision_report(articles: list[dict[str, Any]]) -> str:
+    return "revisions: " + ", ".join(f"{k} {v}" for k, v in revision_counts(articles).items())
+
+
+def revision_counts(articles: list[dict[str, Any]]) -> dict[str, int]:
+    """Send every article, then two revisions of each (a paragraph of the next article added;
+    then the first paragraph removed), through clean, dedup, stories and alerts with
+    :data:`REVISION_RULES`: count the revisions' alerts, and those whose terms the article's
+    earlier versions already matched (there must be none)."""
+    import asyncio
+    import tempfile
+
+    from stream import Settings
+    from stream.runtime.chain import build_chain
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.toml"
+        rules.write_text(REVISION_RULES)
+        settings = Settings().replace(plugins=("clean", "dedup", "stories", "alerts"), rules=str(rules))
+        _host, pipeline = build_chain(settings, "embedded")
+        try:
+            inputs = [{k: v for k, v in a.items() if k not in ("story", "copy_of")} for a in articles]
+
+            def run(batch: list[dict[str, Any]]) -> list[Article]:
+                return asyncio.run(pipeline.run([Article.from_dict(a) for a in batch])).articles
+
+            seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # (article, rule) -> terms so far
+            originals = run(inputs)
+            for art in originals:
+                for alert in art.alerts:
+                    seen[(art.id, alert["rule_id"])].update(m["term"] for m in alert["matched"])
+            added = [dict(a, text=a["text"] + "\n\n" + inputs[(n + 1) % len(inputs)]["text"].split("\n\n")[0])
+                     for n, a in enumerate(inputs)]
+            removed = [dict(a, text="\n\n".join(a["text"].split("\n\n")[1:]) or a["text"] + " Updated.")
+                       for a in added]
+            counts = {"revisions": 0, "their alerts": 0, "on a term an earlier version matched": 0,
+                      "with an id of an earlier version": 0, "replays": 0, "replay alerts not the original's": 0}
+            original_ids = {alert["alert_id"] for art in originals for alert in art.alerts}
+            for batch in (added, removed):
+                for art in run(batch):
+                    if not art.revision:  # the same clean text (the cleaner drops a repeated paragraph)
+                        counts["replays"] += 1
+                        counts["replay alerts not the original's"] += sum(
+                            1 for alert in art.alerts if alert["alert_id"] not in original_ids)
+                        continue
+                    counts["revisions"] += 1
+                    for alert in art.alerts:
+                        counts["their alerts"] += 1
+                        terms = {m["term"] for m in alert["matched"]}
+                        if terms & seen[(art.id, alert["rule_id"])]:
+                            counts["on a term an earlier version matched"] += 1
+                        if alert["alert_id"] in original_ids:
+                            counts["with an id of an earlier version"] += 1
+                        original_ids.add(alert["alert_id"])
+                        seen[(art.id, alert["rule_id"])].update(terms)
+        finally:
+            pipeline.close()
+    return counts
+
+
 def report(articles: list[dict[str, Any]], predicted: dict[str, str], *, per_story: bool = True) -> str:
     truth = {a["id"]: a["story"] for a in articles}
     lines = []
@@ -208,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report(articles, assign(enriched)))
     for min_sources, within in ((2, 60), (3, 60), (3, 180), (3, 360), (4, 720), (5, 1440)):
         print(rule_report(articles, enriched, min_sources, within))
+    print(revision_report(articles))
     return 0
 
 
