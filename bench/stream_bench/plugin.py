@@ -40,7 +40,7 @@ def stream_register_commands(cli: click.Group) -> None:
     @click.pass_context
     def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_sizes: str, samples: str,
               out_dir: str, docs: str, soak: int, smoke: bool) -> None:
-        """Measure R1-R13 of the benchmark plan, each a ratio of two arms alternated in one run
+        """Measure R1-R16 of the benchmark plan, each a ratio of two arms alternated in one run
         on the real broker; write the figures, the table of docs/performance.md and a plot."""
         import datetime
         from pathlib import Path
@@ -53,16 +53,17 @@ def stream_register_commands(cli: click.Group) -> None:
         if smoke:
             count, ner_count, rounds, small, big = min(count, 60), min(ner_count, 12), 1, 1000, 5000
             soak = min(soak, 2000)
-            restore = 2000
+            restore, open_stories = 2000, 2000
         else:
-            restore = 200_000
+            restore, open_stories = 200_000, 100_000
         files = sorted(Path(samples).glob("*.txt"))
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         logdir = out / "logs"
         logdir.mkdir(exist_ok=True)
         results = run_benchmark(settings, files, count=count, ner_count=ner_count, rounds=rounds,
-                                dedup_sizes=(small, big), logdir=logdir, soak=soak, restore=restore)
+                                dedup_sizes=(small, big), logdir=logdir, soak=soak, restore=restore,
+                                open_stories=open_stories)
         stamp = datetime.datetime.now().strftime("%Y-%m-%d") + ("-smoke" if smoke else "")
         json_path, png_path = out / f"{stamp}.json", out / f"{stamp}.png"
         write_results(results, json_path)

@@ -50,6 +50,8 @@ PLAN: dict[str, tuple[str, str, float]] = {
     # A figure to read, not a target: the ingest rate next to `stream produce`'s (issue 29).
     "R15": ("stream ingest --once of 1,000 feed entries, each page fetched from a local server and extracted / "
             "stream produce of the same articles (articles per second)", "", 0.0),
+    "R16": ("CPU ms per article of the stories processor (features, candidates, scoring, state) with 100,000 "
+            "open stories", "<=", 2.0),
 }
 
 FULL = "clean,ner,dedup,alerts"
@@ -104,7 +106,8 @@ BENCH_PREFIX = "bench-"
 
 def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
                   dedup_sizes: tuple[int, int], logdir: Path, soak: int = 50_000,
-                  echo: Callable[[str], None] = print, restore: int = 200_000) -> dict[str, Any]:
+                  echo: Callable[[str], None] = print, restore: int = 200_000,
+                  open_stories: int = 100_000) -> dict[str, Any]:
     """Run every arm; :return: the results (``ratios`` in the order of :data:`PLAN`).
 
     The arms' topics (``bench-*``, a few hundred a run) are deleted at the end, and those a
@@ -116,14 +119,14 @@ def run_benchmark(settings: Settings, samples: list[Path], *, count: int, ner_co
         echo(f"deleted {left} {BENCH_PREFIX}* topics left by an earlier run")
     try:
         return _run(settings, samples, count=count, ner_count=ner_count, rounds=rounds, dedup_sizes=dedup_sizes,
-                    logdir=logdir, soak=soak, echo=echo, restore=restore)
+                    logdir=logdir, soak=soak, echo=echo, restore=restore, open_stories=open_stories)
     finally:
         asyncio.run(delete_topics(settings.kafka, [BENCH_PREFIX]))
 
 
 def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int, rounds: int,
          dedup_sizes: tuple[int, int], logdir: Path, soak: int, echo: Callable[[str], None],
-         restore: int) -> dict[str, Any]:
+         restore: int, open_stories: int = 100_000) -> dict[str, Any]:
     started = time.time()
     corpus = plant(build_corpus(samples, count))
     ner_articles = corpus[:ner_count]
@@ -131,7 +134,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
     results: dict[str, Any] = {"ratios": [], "sanity": {}, "arms": {}}
     noop = {"STREAM_PLUGINS": "noop", "STREAM_PLUGIN_NOOP_ENABLED": "1"}
     values = [dumps(a) for a in corpus]
-    steps = 6 * rounds + 8
+    steps = 6 * rounds + 9
     with progress() as bar:
         task = bar.add_task("benchmark", total=steps)
 
@@ -276,6 +279,14 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         r15 = _entry("R15", _ratio(rates["ingest_articles_per_s"], rates["produce_articles_per_s"]), **rates)
         done()
 
+        # R16: the stories processor at 100,000 open stories (issue 28), in process.
+        step(f"R16: stories at {open_stories:,} open stories")
+        from .stories import story_cost
+
+        r16_ms, r16_detail = story_cost(open_stories, max(rounds, 3))
+        r16 = _entry("R16", r16_ms, **r16_detail)
+        done()
+
         # R8: p99 latency at half the whole pipeline's rate / the median at idle.
         step("R8: end-to-end latency")
         hits = [a for a in ner_articles if "Troops were reported" in a["text"]]
@@ -323,7 +334,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         results["memory"] = memory
         done()
 
-    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15]
+    results["ratios"] = [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15, r16]
     results["corpus"] = {"articles": len(corpus), "ner_articles": len(ner_articles), "rounds": rounds}
     results["seconds"] = round(time.time() - started, 1)
     return results

@@ -31,7 +31,7 @@ def test_the_benchmark_harness_runs_every_arm(broker: LocalBroker, tmp_path: Pat
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     [figures] = tmp_path.glob("*-smoke.json")
     results = json.loads(figures.read_text())
-    assert [r["id"] for r in results["ratios"]] == list(PLAN) == [f"R{n}" for n in range(1, 16)]
+    assert [r["id"] for r in results["ratios"]] == list(PLAN) == [f"R{n}" for n in range(1, 17)]
     for r in results["ratios"]:
         assert r["median"] > 0 and r["min"] <= r["median"] <= r["max"], r
     assert results["sanity"]["standalone_nlp_pipe_words_per_s"] > 0

@@ -23,7 +23,7 @@ def test_the_table_between_the_markers_is_replaced_and_the_rest_kept(tmp_path: P
     write_table(results(), page, "bench/results/x.json")
     text = page.read_text()
     assert "old table" not in text and "intro" in text and "kept" in text
-    assert text.count("| R") == len(PLAN) == 15 and "| R7 | dedup insert+query" in text
+    assert text.count("| R") == len(PLAN) == 16 and "| R7 | dedup insert+query" in text
     write_table(results(), page, "bench/results/y.json")  # idempotent: one table
     assert page.read_text().count(BEGIN) == 1 and "y.json" in page.read_text()
 
