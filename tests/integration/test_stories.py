@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ def test_a_story_grows_across_a_killed_worker_and_its_summary_is_on_the_stories_
     try:
         produce(broker, topics.raw, [labelled[i] for i in quake[4:] + strike[3:]])
         records = wait_for(broker, topics.enriched, set(quake + strike + ["x04"]), workers=(second,))
+        with urllib.request.urlopen(second.web_url() + "/api/dashboard", timeout=10) as r:
+            panel = orjson.loads(r.read())["stories"]
     finally:
         assert second.stop() == 0, second.log()
 
@@ -69,3 +72,7 @@ def test_a_story_grows_across_a_killed_worker_and_its_summary_is_on_the_stories_
     assert len(quake_summary["sources"]) == 8 and set(quake_summary["languages"]) == {"en", "fr"}
     assert any(p["geo"] and p["geo"]["country_code"] == "TR" for p in quake_summary["places"]), quake_summary
     assert quake_summary["title"] in {labelled[i]["title"] for i in quake}
+    # The dashboard of the worker that published the summaries lists the story (its articles
+    # of this run: the first four were published by the killed worker).
+    shown = {s["id"]: s for s in panel}
+    assert quake_summary["id"] in shown and shown[quake_summary["id"]]["articles"] == 8, panel

@@ -220,8 +220,8 @@ def test_records_a_processor_emits_go_out_with_their_article_and_a_bad_one_takes
     bad = Article(id="bad", text="x", clean_text="x")
     bad.emit("stories", "s2", {"ids": {"a", "set"}})
     out = collect_outputs(BatchResult(articles=[good, bad]), worker="w", max_record_bytes=10**6, original={})
-    assert [(t, k, v) for t, k, v, _a in out.records] == [("stories", b"s1", b'{"id":"s1","articles":2}'),
-                                                          ("stories", b"s0", None)]
+    assert [(t, k, v) for t, k, v, _a, _value in out.records] == [("stories", b"s1", b'{"id":"s1","articles":2}'),
+                                                                  ("stories", b"s0", None)]
     assert [key for key, _v, _a in out.enriched] == [b"good"]
     assert [(a.id, letter.error_type) for a, letter in out.dead] == [("bad", "EncodeError")]
     assert "outputs" not in orjson.loads(out.enriched[0][1])  # not part of the enriched record

@@ -20,6 +20,10 @@ __all__ = ["WorkerMetrics"]
 HISTORY = 600
 
 
+#: Stories the dashboard remembers (the most recently updated), and the hours it shows.
+STORIES_KEPT = 2000
+STORY_HOURS = 6.0
+
 class WorkerMetrics:
     """The worker's counters, histograms and gauges, and the dashboard's recent history."""
 
@@ -57,6 +61,8 @@ class WorkerMetrics:
         self.recent_alerts: deque[dict[str, Any]] = deque(maxlen=50)
         self.recent_dead: deque[dict[str, Any]] = deque(maxlen=50)
         self.entities: Tally[tuple[str, str]] = Tally()
+        #: the latest summary of each story this worker published (the stories plugin)
+        self.stories: dict[str, dict[str, Any]] = {}
         self.totals = Tally[str]()
 
     # ---- events -------------------------------------------------------------------------
@@ -111,6 +117,25 @@ class WorkerMetrics:
             "created_at": alert.get("created_at"),
         })
 
+    def on_story(self, summary: dict[str, Any]) -> None:
+        """A story's summary was published (the stories topic): the dashboard's panel."""
+        story_id = str(summary.get("id", ""))
+        places = [str(p.get("name")) for p in (summary.get("places") or [])[:3]]
+        self.stories.pop(story_id, None)  # the latest update last: the dict is in update order
+        self.stories[story_id] = {
+            "id": story_id, "title": summary.get("title"), "articles": int(summary.get("articles") or 0),
+            "sources": len(summary.get("sources") or ()), "source_names": list(summary.get("sources") or ())[:5],
+            "languages": list(summary.get("languages") or ()), "places": places,
+            "last_seen": summary.get("last_seen"), "updated": time.time()}
+        while len(self.stories) > STORIES_KEPT:
+            del self.stories[next(iter(self.stories))]  # the least recently updated
+
+    def top_stories(self, hours: float = STORY_HOURS, limit: int = 15) -> list[dict[str, Any]]:
+        """The stories updated in the last ``hours``, by sources and articles."""
+        since = time.time() - hours * 3600
+        recent = [s for s in self.stories.values() if s["updated"] >= since]
+        return sorted(recent, key=lambda s: (-s["sources"], -s["articles"], -s["updated"]))[:limit]
+
     def on_dead_letter(self, topic: str, reason: str, stage: str, article_id: str | None, message: str) -> None:
         self.articles_out.labels(topic).inc()
         self.dead_letters.labels(reason, stage).inc()
@@ -146,6 +171,7 @@ class WorkerMetrics:
             "recent_alerts": list(self.recent_alerts)[:20],
             "recent_dead_letters": list(self.recent_dead)[:20],
             "top_entities": [{"name": n, "label": lbl, "count": c} for (n, lbl), c in self.entities.most_common(15)],
+            "stories": self.top_stories(),
             "plugin_ms_per_article": {
                 p: round(self.totals[f"plugin_s:{p}"] / 1000 / max(1, self.totals[f"plugin_n:{p}"]), 3)
                 for p in plugins},

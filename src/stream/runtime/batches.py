@@ -181,9 +181,14 @@ def make_handlers(settings: Settings, host: PluginHost, stage1: Pipeline, stage2
 
             await box.send(settings.topic_alerts, key, value, partition=partitions[id(article)],
                            what=f"alert {alert.get('alert_id')} of article {article.id}", then=raised)
-        for topic, key, record, article in out.records:
+        for topic, key, record, article, value in out.records:
+            shown = None
+            if topic == settings.topic_stories and isinstance(value, dict):
+                def shown(summary: dict[str, Any] = value) -> None:  # on the dashboard once acknowledged
+                    m.on_story(summary)
+
             await box.send(topic, key, record, partition=partitions[id(article)],
-                           what=f"a {topic} record of article {article.id}")
+                           what=f"a {topic} record of article {article.id}", then=shown)
         await fetch_missing([sources[id(article)] for article, _letter in out.dead])
         for article, letter in out.dead:
             await dead_letter(box, letter, sources[id(article)], partitions[id(article)])

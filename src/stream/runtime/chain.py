@@ -82,15 +82,17 @@ class Outputs:
     duplicates: list[tuple[bytes, bytes, Article]] = field(default_factory=list)
     #: ``(key, value, alert, article)`` of each alert.
     alerts: list[tuple[bytes, bytes, dict[str, Any], Article]] = field(default_factory=list)
-    #: ``(topic, key, value, article)`` of each record a processor emitted (:meth:`Article.emit`).
-    records: list[tuple[str, bytes, bytes | None, Article]] = field(default_factory=list)
+    #: ``(topic, key, encoded value, article, value)`` of each record a processor emitted
+    #: (:meth:`Article.emit`).
+    records: list[tuple[str, bytes, bytes | None, Article, Any]] = field(default_factory=list)
     dead: list[tuple[Article, DeadLetter]] = field(default_factory=list)
 
 
 def _encode(article: Article, worker: str, now: str) -> tuple[bytes, list[tuple[bytes, bytes, dict[str, Any]]],
-                                                            list[tuple[str, bytes, bytes | None]]]:
+                                                            list[tuple[str, bytes, bytes | None, Any]]]:
     alerts = [(str(alert.get("rule_id", "")).encode(), dumps(alert), alert) for alert in article.alerts]
-    records = [(topic, key.encode(), None if value is None else dumps(value)) for topic, key, value in article.outputs]
+    records = [(topic, key.encode(), None if value is None else dumps(value), value)
+               for topic, key, value in article.outputs]
     return dumps(article.to_dict(worker=worker, processed_at=now)), alerts, records
 
 
@@ -136,7 +138,8 @@ def collect_outputs(
         else:
             out.enriched.append((article.id.encode(), value, article))
         out.alerts.extend((key, encoded, alert, article) for key, encoded, alert in alerts)
-        out.records.extend((topic, key, encoded_value, article) for topic, key, encoded_value in records)
+        out.records.extend((topic, key, encoded_value, article, value)
+                           for topic, key, encoded_value, value in records)
     for failure in result.failures:
         out.dead.append((failure.article, DeadLetter(
             error_type=type(failure.error).__name__,
