@@ -72,7 +72,8 @@ def running(broker: LocalBroker, topics: StreamTopics, tmp_path: Path, sink: Rec
     worker = StreamWorker(broker, topics, tmp_path, "ops", STREAM_WEBHOOKS=str(hooks),
                           STREAM_WEBHOOKS_ALLOW_LOOPBACK="1", STREAM_TOPIC_WEBHOOKS_RETRY=f"{tag}.retry",
                           STREAM_TOPIC_WEBHOOKS_FAILED=f"{tag}.failed", STREAM_TOPIC_WEBHOOKS_EVENTS=f"{tag}.events",
-                          STREAM_STALL_TIMEOUT="20")
+                          STREAM_STALL_TIMEOUT="20", STREAM_PLUGINS="clean,ner,dedup,stories,alerts",
+                          STREAM_TOPIC_STORIES=f"{tag}.stories")
     yield worker
     assert worker.stop() == 0, worker.log()
 
@@ -167,6 +168,9 @@ def test_dashboard_in_headless_chromium_shows_the_alert_and_updates(
         entities = browser.find_element(By.ID, "entities").text
         assert "Russia" in entities
         assert "ner" in browser.find_element(By.ID, "plugins").text
+        # The stories panel: the samples' stories, with their article and source counts.
+        story = wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "li.story"))[0]
+        assert re.search(r"\d+ articles? · \d+ sources?", story.text), story.text
         ARTIFACTS.mkdir(exist_ok=True)
         assert browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     finally:
