@@ -6,11 +6,13 @@ every round's input mixes valid articles with an article over ``max_article_byte
 records that are not JSON, articles a plugin fails on and articles a plugin fills with a
 value JSON cannot hold.  Every optional feature
 is on at once: webhooks (with retries), NER in two model processes per worker (as a
-worker runs in production), dedup, alerts.  After each round the invariant is checked:
+worker runs in production), dedup, stories, alerts with the default rules and a story
+rule.  After each round the invariant is checked:
 
 * every acknowledged input id is in ``articles.enriched`` or ``articles.dlq``, never both;
 * every alert on the alerts topic was delivered to the webhook receiver (answered 200);
-* every worker that was not stopped on purpose is still running.
+* every worker that was not stopped on purpose is still running;
+* a story rule's alert has one id per story, raised on one article.
 
 ``make test`` runs a few rounds; ``make campaign`` (``STREAM_CAMPAIGN_ROUNDS``, default 30
 there) runs a long one.  ``STREAM_CAMPAIGN_SEED`` replays a campaign; the seed is printed.
@@ -43,7 +45,16 @@ pytestmark = pytest.mark.integration
 
 ROUNDS = int(os.environ.get("STREAM_CAMPAIGN_ROUNDS", "4"))
 FAULTS = ("sigkill", "sigterm", "scale_out", "scale_in", "broker_restart", "broker_freeze", "none")
-PLUGINS = "clean,ner,slow,dedup,alerts"
+PLUGINS = "clean,ner,slow,dedup,stories,alerts"
+#: The default rules and a story rule (the articles come from five outlets).
+STORY_RULE = """
+[[rules]]
+id = "troops-picked-up"
+kind = "story"
+any = ["troops"]
+min_sources = 3
+within_minutes = 1440
+"""
 
 
 def _records(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
@@ -62,7 +73,8 @@ def _round_input(rng: random.Random, n: int) -> tuple[list[tuple[str, bytes]], s
     records: list[tuple[str, bytes]] = []
     for k in range(rng.randint(60, 150)):
         ident = f"r{n}-{k}"
-        records.append((ident, orjson.dumps(article(rng.randrange(10**6)) | {"id": ident})))
+        records.append((ident, orjson.dumps(article(rng.randrange(10**6)) | {"id": ident,
+                                                                           "source": f"outlet {k % 5}"})))
     trouble = [(f"over-{n}", article_of(f"over-{n}", 1_020_000)),
                (f"bad-{n}", b'{"id": "bad", "text": "not closed'),
                (f"boom-{n}", orjson.dumps({"id": f"boom-{n}", "text": "Troops moved; a plugin fails here."})),
@@ -104,8 +116,13 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
     hooks = tmp_path / "webhooks.toml"
     hooks.write_text(f"[delivery]\nschedule = [0, 1, 2, 2, 2, 2, 2, 2]\n"
                      f'[[endpoints]]\nid = "sink"\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n')
+    from stream_alerts.rules import DEFAULT_RULES
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DEFAULT_RULES.read_text() + STORY_RULE)
     tag = topics.app_id
-    env = {"STREAM_PLUGINS": PLUGINS, "STREAM_PLUGIN_SLOW_ENABLED": "1", "STREAM_SESSION_TIMEOUT": "6",
+    env = {"STREAM_PLUGINS": PLUGINS, "STREAM_RULES": str(rules), "STREAM_TOPIC_STORIES": f"{tag}.stories",
+           "STREAM_PLUGIN_SLOW_ENABLED": "1", "STREAM_SESSION_TIMEOUT": "6",
            "STREAM_PLUGIN_NER_PROCESSES": "2",
            "STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
            "STREAM_TOPIC_WEBHOOKS_RETRY": f"{tag}.retry", "STREAM_TOPIC_WEBHOOKS_FAILED": f"{tag}.failed",
@@ -163,3 +180,9 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
         assert dead[f"over-{n}"]["error"]["type"] == "RecordError"
         assert dead[f"boom-{n}"]["error"]["plugin"] == "slow"
         assert dead[f"set-{n}"]["error"]["type"] == "EncodeError"
+    story_alerts = [a for a in _records(broker, topics.alerts) if a.get("kind") == "story"]
+    by_story: dict[str, set[str]] = {}
+    for alert in story_alerts:
+        by_story.setdefault(alert["story"]["id"], set()).add(alert["alert_id"])
+        by_story.setdefault("article:" + alert["alert_id"], set()).add(alert["article_id"])
+    assert story_alerts and all(len(v) == 1 for v in by_story.values()), by_story
