@@ -101,7 +101,7 @@ class Processor:
     * :attr:`name` - unique, short, lowercase (the plugin's entry-point name is a good one);
     * :attr:`version` - shown in ``stream plugins`` and in every record's ``processing``;
     * :attr:`order` - position in the chain, lowest first.  Built-ins: clean 100, ner 200,
-      dedup 300, alerts 400.  Ties are broken by name, so the order is always stable;
+      dedup 300, stories 350, alerts 400.  Ties are broken by name, so the order is always stable;
     * :attr:`before` / :attr:`after` - names of processors this one must run before / after,
       whatever their ``order`` (names that are not loaded are ignored).  A cycle stops the
       program at start, naming the processors in it;

@@ -27,4 +27,6 @@ def test_stream_process_output_carries_its_enrichment() -> None:
     record = orjson.loads(result.output.splitlines()[0])
     speakers = {q["speaker"] for q in record["extra"]["quotes"]}
     assert "Sergei Lavrov" in speakers
-    assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner", "quotes", "dedup", "alerts"]
+    assert [p["name"] for p in record["processing"]["plugins"]] == ["clean", "ner", "quotes", "dedup", "stories",
+                                                                    "alerts"]
+    assert record["story"]["articles"] == 1

@@ -161,6 +161,8 @@ class DedupProcessor(Processor):
         """An article seen before (its id, or its url under ``of``): a replay of a version,
         or a new version (a revision)."""
         article.dedup = dict(stored["d"])
+        if not hasattr(article, "revision"):  # a core before plugin API 1.2: replays only, as before
+            return
         versions = stored.get("v") or [[stored["s"]["x"], None]]
         for exact, revision in versions:
             if exact == sig.exact:  # a version seen before: the same decision
