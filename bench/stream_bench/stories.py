@@ -56,9 +56,7 @@ def _prefill(proc: Any, enriched: list[Any], count: int, seed: int = 5) -> float
 
 
 def proc_time(article: Any) -> float:
-    from stream_stories import event_time
-
-    return float(event_time(article, time.time()))
+    return float(article.event_time(time.time()))
 
 
 def story_cost(open_stories: int = 100_000, rounds: int = 5) -> tuple[dict[str, float], dict[str, Any]]:

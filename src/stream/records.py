@@ -115,6 +115,22 @@ class Article:
     #: and its alerts: ``(topic, key, value)``, added with :meth:`emit`.
     outputs: list[tuple[str, str, Any]] = field(default_factory=list)
 
+    def event_time(self, arrived: float, future: float = 3600.0) -> float:
+        """When the article happened, as a Unix time: ``published_at``, else ``arrived``
+        (also when ``published_at`` is more than ``future`` seconds after ``arrived``: a
+        wrong clock or time zone).  A ``published_at`` without a time zone is UTC.
+
+        .. versionadded:: 0.3 (plugin API 1.2)
+        """
+        if not self.published_at:
+            return arrived
+        try:
+            t = datetime.fromisoformat(self.published_at.replace("Z", "+00:00"))
+        except ValueError:
+            return arrived
+        at = (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+        return arrived if at > arrived + future else at
+
     def emit(self, topic: str, key: str, value: Any) -> None:
         """Publish ``value`` (JSON-able; ``None`` deletes ``key`` from a compacted topic) to
         ``topic``, keyed by ``key``, with this article's enriched record: in the worker in the

@@ -95,3 +95,12 @@ def test_a_handoff_without_a_story_is_what_the_previous_version_wrote() -> None:
     assert Article.from_state(article.to_state()) == article
     article.story = {"id": "s"}
     assert Article.from_state(article.to_state()).story == {"id": "s"}
+
+
+def test_an_articles_event_time_is_its_date_else_its_arrival() -> None:
+    arrived = 1_795_000_000.0  # 2026-11-18T11:06:40Z
+    assert Article(id="a", text="t", published_at="2026-11-18T10:00:00Z").event_time(arrived) == arrived - 4000
+    assert Article(id="a", text="t", published_at="2026-11-18T10:00:00").event_time(arrived) == arrived - 4000  # UTC
+    assert Article(id="a", text="t").event_time(arrived) == arrived
+    assert Article(id="a", text="t", published_at="2026-11-18T13:00:00Z").event_time(arrived) == arrived  # ahead
+    assert Article(id="a", text="t", published_at="2026-11-18T13:00:00Z").event_time(arrived, future=7200) > arrived

@@ -18,7 +18,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, MutableMapping
 
@@ -56,19 +55,6 @@ def _place_ok(rule: Rule, geo: dict[str, Any] | None) -> bool:
 def _places_ok(rule: Rule, article: Article) -> bool:
     """The article names a place of the rule's ``places`` (a GeoNames id or a country)."""
     return not (rule.place_ids or rule.countries) or any(_place_ok(rule, e.get("geo")) for e in article.entity_summary)
-
-
-def event_time(article: Article, arrived: float) -> float:
-    """When the article happened, for a story rule's ``within_minutes``: ``published_at``,
-    else its arrival (also when it is dated more than an hour after it arrived)."""
-    if article.published_at:
-        try:
-            t = datetime.fromisoformat(article.published_at.replace("Z", "+00:00"))
-        except ValueError:
-            return arrived
-        at = (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
-        return arrived if at > arrived + 3600 else at
-    return arrived
 
 
 def _entities_ok(rule: Rule, article: Article) -> bool:
@@ -244,7 +230,7 @@ class AlertsProcessor(Processor):
             return self._story_alert(rule, article, match, fired) if fired["by"] == article.id else None
         if any(entry[2] == article.id for entry in state["m"]):
             return None  # sent again, and it did not make the story meet the rule the first time
-        at = event_time(article, now)
+        at = article.event_time(now)  # a core with stories has it (plugin API 1.2)
         matched = sorted([*state["m"], [at, article.source or "", article.id]])[-STORY_ARTICLES:]
         window = self._met(rule, matched, at)
         if window is None:

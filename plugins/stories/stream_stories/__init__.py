@@ -60,18 +60,6 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def event_time(article: Article, arrived: float) -> float:
-    """When the article happened for the window: ``published_at``, else its arrival."""
-    if article.published_at:
-        try:
-            t = datetime.fromisoformat(article.published_at.replace("Z", "+00:00"))
-        except ValueError:
-            return arrived
-        at = (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
-        return arrived if at > arrived + FUTURE else at
-    return arrived
-
-
 def story_field(story: Story) -> dict[str, Any]:
     """The ``story`` of an enriched article."""
     return {"id": story.id, "articles": story.articles, "sources": list(story.sources),
@@ -165,7 +153,7 @@ class StoriesProcessor(Processor):
             if stored:  # sent again, or a revision: its (original's) story, and no change to it
                 article.story = dict(stored["v"])
                 continue
-            at = event_time(article, now)
+            at = article.event_time(now, FUTURE)
             f = features_of(article.title, article.clean_text or article.text, article.language,
                             article.entity_summary)
             story, centrality = self._place(index, article, f, at)
