@@ -11,6 +11,8 @@ import click
 from stream import Settings, hookimpl, load_settings
 
 __version__ = "0.1.0"
+#: The stream plugin API this plugin is written for.
+STREAM_PLUGIN_API = "1.0"
 
 
 def _settings(ctx: click.Context) -> Settings:

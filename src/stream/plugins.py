@@ -206,7 +206,12 @@ def get_plugin_manager(settings: Settings) -> PluginHost:
             module = ep.load()
         except Exception as exc:
             raise PluginError(ep.name, f"failed to import {ep.value!r}: {exc!r}") from exc
-        problem = api_problem(getattr(module, "STREAM_PLUGIN_API", PLUGIN_API))
+        declared = getattr(module, "STREAM_PLUGIN_API", None)
+        if declared is None:
+            log.warning("plugin %r (%s) declares no STREAM_PLUGIN_API: loaded as written for this stream's API "
+                        "%s; declare the version it was written for (STREAM_PLUGIN_API = \"%s\" in its module)",
+                        ep.name, ep.value, PLUGIN_API, PLUGIN_API)
+        problem = api_problem(PLUGIN_API if declared is None else declared)
         if problem:
             raise PluginError(ep.name, problem)
         try:

@@ -7,7 +7,9 @@ Settings come from, in increasing priority:
    when it exists.  Top-level keys are the setting names below; ``[plugins.NAME]`` tables
    hold each plugin's own settings;
 3. environment variables ``STREAM_<NAME>`` (for example ``STREAM_BROKER``), and
-   ``STREAM_PLUGIN_<PLUGIN>_<KEY>`` for a plugin's settings (``STREAM_PLUGIN_NER_MODEL``).
+   ``STREAM_PLUGIN_<PLUGIN>__<KEY>`` for a plugin's settings (``STREAM_PLUGIN_NER__MODEL``,
+   ``STREAM_PLUGIN_WORD_COUNT__MIN``); the older ``STREAM_PLUGIN_<PLUGIN>_<KEY>`` (the
+   plugin's name ends at the first ``_``) is read for a variable without ``__``.
 
 An invalid value stops the program with a :class:`~stream.errors.ConfigError` naming the
 file and line (or the variable) and the fix.
@@ -423,7 +425,10 @@ def load_settings(
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
     for var, value in env.items():
-        match = re.match(r"^STREAM_PLUGIN_([A-Z0-9]+)_([A-Z0-9_]+)$", var)
+        # STREAM_PLUGIN_<NAME>__<KEY> (a plugin name may hold "_": word_count), else the
+        # older STREAM_PLUGIN_<NAME>_<KEY>, whose name ends at its first "_".
+        match = (re.match(r"^STREAM_PLUGIN_([A-Z0-9][A-Z0-9_]*?)__([A-Z0-9][A-Z0-9_]*)$", var) if "__" in var
+                 else re.match(r"^STREAM_PLUGIN_([A-Z0-9]+)_([A-Z0-9_]+)$", var))
         if match:
             plugin, key = match.group(1).lower(), match.group(2).lower()
             plugin_settings.setdefault(plugin, {})[key] = value

@@ -154,3 +154,14 @@ def test_a_plugin_whose_commands_fail_is_named_and_the_others_keep_theirs() -> N
     assert "rules" in group.commands  # the alerts plugin's own commands are there
 
 
+
+
+def test_a_plugin_that_declares_no_api_version_loads_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import stream_clean
+
+    monkeypatch.delattr(stream_clean, "STREAM_PLUGIN_API")
+    host = get_plugin_manager(Settings(plugins=("clean",)))
+    assert [p.name for p in host.loaded] == ["clean"]
+    assert "plugin 'clean' (stream_clean) declares no STREAM_PLUGIN_API" in caplog.text
+    assert 'STREAM_PLUGIN_API = "1.2"' in caplog.text  # the fix, with this stream's version

@@ -27,6 +27,20 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
     assert s.source == str(cfg)
 
 
+def test_plugin_variables_with_a_double_underscore_allow_names_with_underscores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./stream.toml
+    s = load_settings(environ={
+        "STREAM_PLUGIN_WORD_COUNT__MIN": "3",  # plugin word_count, key min
+        "STREAM_PLUGIN_NER__BATCH_SIZE": "8",  # the new form of an old name
+        "STREAM_PLUGIN_DEDUP_JACCARD": "0.6",  # the old form still works
+    })
+    assert s.plugin_config("word_count") == {"min": "3"}
+    assert s.plugin_config("ner") == {"batch_size": "8"}
+    assert s.plugin_config("dedup") == {"jaccard": "0.6"}
+    assert s.plugin_config("word") == {}  # not read the old way (plugin "word", key "count__min")
+
+
 def test_an_unknown_key_names_the_file_the_line_and_the_known_keys(tmp_path: Path) -> None:
     cfg = tmp_path / "stream.toml"
     cfg.write_text('broker = "h:1"\n\nbatchsize = 5\n')
