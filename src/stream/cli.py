@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 import time
 from typing import Any, Callable, Coroutine, TypeVar
@@ -85,7 +86,8 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
-              help="Settings file (TOML). Default: $STREAM_CONFIG, else ./stream.toml if present.")
+              help="Settings file (TOML). Default: $STREAM_CONFIG, else the first of ./stream.toml, "
+                   "$XDG_CONFIG_HOME/stream/stream.toml (~/.config) and /etc/stream/stream.toml that exists.")
 @click.version_option(__version__, prog_name="stream")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
@@ -616,3 +618,40 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
     replayed, total = _run_kafka(settings, run)
     verb = "would replay" if dry_run else "replayed"
     click.echo(f"{verb} {replayed} of {total} dead letter(s) to {settings.topic_raw}")
+
+
+_SECRET_KEY = re.compile(r"(?i)secret|token|password|passwd|api[_-]?key")
+
+
+@main.group("config")
+def config_group() -> None:
+    """The settings in effect."""
+
+
+@config_group.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the settings in effect, each with where its value came from (the default, the
+    file and line, an environment variable, an option); secrets are masked."""
+    import json
+    from dataclasses import fields as dataclass_fields
+
+    from .settings import SECRETS
+
+    settings = _settings(ctx)
+
+    def shown(name: str, value: Any) -> str:
+        if value not in ("", None, (), []) and (name in SECRETS or _SECRET_KEY.search(name)):
+            return '"***"'
+        return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False, default=str)
+
+    click.echo(f"# settings file: {settings.source or '(none: the defaults and the environment)'}")
+    for f in dataclass_fields(Settings):
+        if f.name in ("plugin_settings", "source", "origins"):
+            continue
+        origin = settings.origins.get(f.name, "default")
+        click.echo(f"{f.name} = {shown(f.name, getattr(settings, f.name))}  # {origin}")
+    for plugin, table in sorted(settings.plugin_settings.items()):
+        click.echo(f"\n[plugins.{plugin}]")
+        for key, value in sorted(table.items()):
+            click.echo(f"{key} = {shown(key, value)}  # {settings.origins.get(f'plugins.{plugin}.{key}', '?')}")

@@ -3,9 +3,10 @@
 Settings come from, in increasing priority:
 
 1. the defaults below;
-2. a TOML settings file: ``--config FILE``, else ``$STREAM_CONFIG``, else ``./stream.toml``
-   when it exists.  Top-level keys are the setting names below; ``[plugins.NAME]`` tables
-   hold each plugin's own settings;
+2. a TOML settings file: ``--config FILE``, else ``$STREAM_CONFIG``, else the first that
+   exists of ``./stream.toml``, ``$XDG_CONFIG_HOME/stream/stream.toml`` (``~/.config/...``)
+   and ``/etc/stream/stream.toml`` (:func:`config_search_path`).  Top-level keys are the
+   setting names below; ``[plugins.NAME]`` tables hold each plugin's own settings;
 3. environment variables ``STREAM_<NAME>`` (for example ``STREAM_BROKER``), and
    ``STREAM_PLUGIN_<PLUGIN>__<KEY>`` for a plugin's settings (``STREAM_PLUGIN_NER__MODEL``,
    ``STREAM_PLUGIN_WORD_COUNT__MIN``); the older ``STREAM_PLUGIN_<PLUGIN>_<KEY>`` (the
@@ -182,6 +183,9 @@ class Settings:
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: The settings file these settings were read from, if any.
     source: str | None = None
+    #: Where each setting's value came from ("default", "FILE:LINE", "environment variable
+    #: STREAM_X", "option --x"); ``stream config show`` prints it.
+    origins: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def plugin_config(self, name: str) -> Mapping[str, Any]:
         """The settings of plugin ``name`` (an empty mapping when it has none)."""
@@ -251,7 +255,17 @@ _UPPER_CHOICES: dict[str, tuple[str, ...]] = {
 }
 #: Settings that name a file which must exist.
 _FILES = ("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
-_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source")}
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in ("plugin_settings", "source", "origins")}
+#: The settings that are secrets: never printed (``repr=False`` in :class:`Settings`).
+SECRETS = frozenset(f.name for f in fields(Settings) if not f.repr and f.name != "origins")
+
+
+def config_search_path(env: Mapping[str, str]) -> list[Path]:
+    """Where a settings file is looked for when neither ``--config`` nor ``STREAM_CONFIG``
+    names one, in order: ``./stream.toml``, ``$XDG_CONFIG_HOME/stream/stream.toml`` (default
+    ``~/.config``), ``/etc/stream/stream.toml``."""
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return [Path("stream.toml"), Path(xdg) / "stream" / "stream.toml", Path("/etc/stream/stream.toml")]
 
 
 def _kind(annotation: str) -> type:
@@ -376,12 +390,13 @@ def load_settings(
     origin: dict[str, tuple[Path | None, int | str | None]] = {}
 
     path: Path | None = None
+    file_text = ""
     if config is not None:
         path = Path(config)
     elif env.get("STREAM_CONFIG"):
         path = Path(env["STREAM_CONFIG"])
-    elif Path("stream.toml").is_file():
-        path = Path("stream.toml")
+    else:
+        path = next((p for p in config_search_path(env) if p.is_file()), None)
     if path is not None:
         if not path.is_file():
             raise ConfigError(
@@ -390,6 +405,7 @@ def load_settings(
                 path=path,
             )
         data, text = read_toml(path, "settings file")
+        file_text = text
         source = str(path)
         for key, value in data.items():
             if key == "plugins" and isinstance(value, dict):
@@ -441,7 +457,17 @@ def load_settings(
         values[name] = _convert(name, value, where=f"option --{name.replace('_', '-')}")
         origin[name] = (None, f"option --{name.replace('_', '-')}")
 
-    settings = Settings(**values, plugin_settings=plugin_settings, source=source)
+    origins = {name: "default" for name in _FIELDS}
+    for name, (file, where) in origin.items():
+        origins[name] = f"{file}:{where}" if file is not None else str(where)
+    for plugin, table in plugin_settings.items():
+        for key in table:
+            from_env = next((v for v in (f"STREAM_PLUGIN_{plugin.upper()}__{key.upper()}",
+                                         f"STREAM_PLUGIN_{plugin.upper()}_{key.upper()}") if v in env), None)
+            line = key_line(file_text, key, f"plugins.{plugin}") if file_text else None
+            origins[f"plugins.{plugin}.{key}"] = (f"environment variable {from_env}" if from_env else
+                                                  f"{source}:{line}" if line else str(source))
+    settings = Settings(**values, plugin_settings=plugin_settings, source=source, origins=origins)
     _check_security(settings, origin)
     return settings
 

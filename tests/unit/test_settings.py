@@ -91,3 +91,42 @@ def test_a_malformed_broker_setting_is_refused_with_the_accepted_forms(given: st
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"STREAM_BROKER": given})
     assert "STREAM_BROKER" in str(caught.value) and "kafka://host:port" in str(caught.value)
+
+
+def test_without_config_the_search_path_is_local_then_xdg_then_etc(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream.settings import config_search_path
+
+    monkeypatch.chdir(tmp_path)
+    xdg = tmp_path / "xdg"
+    (xdg / "stream").mkdir(parents=True)
+    (xdg / "stream" / "stream.toml").write_text("partitions = 7\n")
+    assert config_search_path({"XDG_CONFIG_HOME": str(xdg)}) == [
+        Path("stream.toml"), xdg / "stream" / "stream.toml", Path("/etc/stream/stream.toml")]
+    assert config_search_path({"HOME": "/home/ops"})[1] == Path("/home/ops/.config/stream/stream.toml")
+    s = load_settings(environ={"XDG_CONFIG_HOME": str(xdg)})
+    assert s.partitions == 7 and s.source == str(xdg / "stream" / "stream.toml")
+    assert s.origins["partitions"] == f"{xdg / 'stream' / 'stream.toml'}:1"
+    (tmp_path / "stream.toml").write_text("partitions = 5\n")  # the working directory's comes first
+    assert load_settings(environ={"XDG_CONFIG_HOME": str(xdg)}).partitions == 5
+
+
+def test_config_show_prints_each_origin_and_masks_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from stream.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "stream.toml"
+    cfg.write_text('partitions = 4\nweb_token = "s3cret-token"\n[plugins.ner]\nprocesses = 2\n')
+    result = CliRunner().invoke(main, ["--config", str(cfg), "config", "show"], env={
+        "STREAM_BROKER": "10.0.0.1:9092", "STREAM_PLUGIN_HOOKS__API_KEY": "k-123", "STREAM_PLUGINS": "",
+        "STREAM_PLUGIN_NER_PROCESSES": None})  # the test session sets it
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"# settings file: {cfg}" in out
+    assert 'broker = "10.0.0.1:9092"  # environment variable STREAM_BROKER' in out
+    assert f"partitions = 4  # {cfg}:1" in out and 'log_format = "text"  # default' in out
+    assert f'web_token = "***"  # {cfg}:2' in out and "s3cret-token" not in out
+    assert f"[plugins.ner]\nprocesses = 2  # {cfg}:4" in out
+    assert 'api_key = "***"  # environment variable STREAM_PLUGIN_HOOKS__API_KEY' in out and "k-123" not in out
