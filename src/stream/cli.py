@@ -42,6 +42,31 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     return settings
 
 
+def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--config FILE`` after the command (``stream worker --config FILE``): the settings
+    are read again from it, as ``stream --config FILE worker`` would."""
+    if value is None:
+        return
+    root = ctx.find_root()
+    root.obj["config"] = value
+    try:
+        root.obj["settings"] = load_settings(value)
+    except ConfigError as exc:
+        click.echo(f"stream: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _with_config_option(command: click.Command) -> None:
+    """Give ``command`` (and its subcommands) a ``--config`` option of its own."""
+    if not any(p.name == "late_config" for p in command.params):
+        command.params.append(click.Option(
+            ["--config", "late_config"], type=click.Path(dir_okay=False), expose_value=False, is_eager=True,
+            callback=_late_config, help="Settings file (TOML): the same as `stream --config FILE ...`."))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_config_option(sub)
+
+
 class _Group(click.Group):
     """Turns stream's own errors into one clear line and an exit status, and adds the
     commands of plugins (``stream_register_commands``) when they are asked for."""
@@ -67,6 +92,8 @@ class _Group(click.Group):
         if command is None:
             self._load_plugin_commands(ctx)
             command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _with_config_option(command)
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:

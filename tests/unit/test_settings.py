@@ -130,3 +130,21 @@ def test_config_show_prints_each_origin_and_masks_secrets(tmp_path: Path, monkey
     assert f'web_token = "***"  # {cfg}:2' in out and "s3cret-token" not in out
     assert f"[plugins.ner]\nprocesses = 2  # {cfg}:4" in out
     assert 'api_key = "***"  # environment variable STREAM_PLUGIN_HOOKS__API_KEY' in out and "k-123" not in out
+
+
+def test_config_is_accepted_after_any_command_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from stream.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text("partitions = 9\n")
+    after = CliRunner().invoke(main, ["config", "show", "--config", str(cfg)], env={"STREAM_PLUGINS": ""})
+    assert after.exit_code == 0 and f"partitions = 9  # {cfg}:1" in after.output, after.output
+    missing = CliRunner().invoke(main, ["rules", "check", "--config", str(tmp_path / "no.toml"), "x.toml"],
+                                 env={"STREAM_PLUGINS": "alerts"})  # a plugin's command
+    assert missing.exit_code == 2 and "the settings file does not exist" in missing.output
+    for command in (["worker"], ["process"], ["ingest"], ["broker", "start"]):
+        shown = CliRunner().invoke(main, [*command, "--help"], env={"STREAM_PLUGINS": ""})
+        assert "--config FILE" in shown.output, command
