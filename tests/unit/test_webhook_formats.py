@@ -159,3 +159,15 @@ def test_a_bad_digest_stops_the_load_with_the_line(value: str, message: str) -> 
     [ep] = parse_subscriptions(f'[[endpoints]]\nid = "x"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
                                "digest = { minutes = 5 }\n").endpoints
     assert (ep.digest_minutes, ep.digest_max) == (5.0, 50)
+
+
+def test_standard_bodies_carry_the_schema_version() -> None:
+    from stream.records import SCHEMA_VERSION
+    from stream.webhooks.formats import render
+
+    alert = {"alert_id": "a1", "rule_id": "r", "kind": "story", "created_at": "2026-12-04T10:00:00.000Z"}
+    body = orjson.loads(render("standard", alert))
+    assert body == {"type": "alert.created", "timestamp": "2026-12-04T10:00:00.000Z",
+                    "schema_version": SCHEMA_VERSION, "data": alert}
+    digest = orjson.loads(render("standard", {"type": "alert.digest", "alerts": [alert], "timestamp": "t"}))
+    assert digest["schema_version"] == SCHEMA_VERSION and digest["data"] == {"alerts": [alert]}

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ..records import dumps, utcnow
+from ..records import SCHEMA_VERSION, dumps, utcnow
 
 __all__ = ["FORMATS", "SLACK_LIMITS", "bold_terms", "render", "slack_message", "slack_problems", "teams_card"]
 
@@ -51,8 +51,10 @@ def render(fmt: str, event: dict[str, Any]) -> bytes:
         return dumps(teams_card(event))
     if event.get("type") == "alert.digest":
         return dumps({"type": "alert.digest", "timestamp": event.get("timestamp") or utcnow(),
+                      "schema_version": SCHEMA_VERSION,
                       "data": {k: v for k, v in event.items() if k not in ("type", "timestamp")}})
-    return dumps({"type": event_type(event), "timestamp": event.get("created_at") or utcnow(), "data": event})
+    return dumps({"type": event_type(event), "timestamp": event.get("created_at") or utcnow(),
+                  "schema_version": SCHEMA_VERSION, "data": event})
 
 
 def bold_terms(snippet: str, matched: list[dict[str, Any]], mark: Callable[[str], str],
