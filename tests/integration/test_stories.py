@@ -60,6 +60,8 @@ def test_a_story_grows_across_a_killed_worker_and_its_summary_is_on_the_stories_
             panel = orjson.loads(r.read())["stories"]
     finally:
         assert second.stop() == 0, second.log()
+    # The worker says where its settings come from (here: no file).
+    assert "settings from the defaults and the environment (no settings file)" in second.log_path.read_text()
 
     quake_story = {records[i]["story"]["id"] for i in quake}
     strike_story = {records[i]["story"]["id"] for i in strike}

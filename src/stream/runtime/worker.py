@@ -241,7 +241,8 @@ def run_worker(settings: Settings) -> int:
         async def deliver_webhooks() -> None:
             # Runs until the worker stops; cancellation commits what is done (delivery.py).
             await webhook_dispatcher.run(asyncio.Event())
-    log.info("stream worker %s: stage 1 %s; stage 2 %s", settings.worker_id(),
+    log.info("stream worker %s: settings from %s; stage 1 %s; stage 2 %s", settings.worker_id(),
+             settings.source or "the defaults and the environment (no settings file)",
              [p.name for p in stateless], [p.name for p in stateful])
     logging_config = logging_config_for(settings.log_level) if settings.log_format == "json" else None
     worker = Worker(app, loglevel=_FAUST_LEVELS[settings.log_level], quiet=True, redirect_stdouts=False,

@@ -268,6 +268,7 @@ class Ingester:
         await self.prepare()
         try:
             written, deleted = await self.publish_entries()
+            log.info("settings from %s", self.settings.source or "the defaults and the environment (no settings file)")
             log.info("%s: %d entries (%d written to %s, %d deleted)", self.file.path, len(self.file.entries),
                      written, self.settings.topic_sources, deleted)
             consumer = AIOKafkaConsumer(**client_options(self.settings.kafka),
