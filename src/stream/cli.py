@@ -42,18 +42,22 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     return settings
 
 
-def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    """``--config FILE`` after the command (``stream worker --config FILE``): the settings
-    are read again from it, as ``stream --config FILE worker`` would."""
-    if value is None:
-        return
-    root = ctx.find_root()
-    root.obj["config"] = value
+def _use_config(ctx: click.Context, config: str | None) -> None:
+    """Read the settings from ``config`` (``None``: the search path) into the root context,
+    or stop with the configuration error (exit 2)."""
+    ctx.obj["config"] = config
     try:
-        root.obj["settings"] = load_settings(value)
+        ctx.obj["settings"] = load_settings(config)
     except ConfigError as exc:
         click.echo(f"stream: configuration error: {exc}", err=True)
         sys.exit(2)
+
+
+def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--config FILE`` after the command (``stream worker --config FILE``): the settings
+    are read again from it, as ``stream --config FILE worker`` would."""
+    if value is not None:
+        _use_config(ctx.find_root(), value)
 
 
 def _with_config_option(command: click.Command) -> None:
@@ -120,12 +124,7 @@ class _Group(click.Group):
 def main(ctx: click.Context, config: str | None) -> None:
     """stream: news articles in, enriched records and alerts out, over Apache Kafka."""
     ctx.ensure_object(dict)
-    ctx.obj["config"] = config
-    try:
-        ctx.obj["settings"] = load_settings(config)
-    except ConfigError as exc:
-        click.echo(f"stream: configuration error: {exc}", err=True)
-        sys.exit(2)
+    _use_config(ctx, config)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

@@ -170,10 +170,11 @@ class DedupProcessor(Processor):
                     article.revision = dict(revision)
                 return
         previous = stored.get("p") or []
-        hashes = [paragraph_hash(p) for p in paragraphs(text)]
+        parts = paragraphs(text)
+        hashes = [paragraph_hash(p) for p in parts]
         before, now_ = set(previous), set(hashes)
         revision = {"number": len(versions), "of": of,
-                    "added": [p for p, h in zip(paragraphs(text), hashes, strict=True) if h not in before],
+                    "added": [p for p, h in zip(parts, hashes, strict=True) if h not in before],
                     "removed": [i for i, h in enumerate(previous) if h not in now_]}
         article.revision = revision
         # (A revision under a new id, found by its url, is found the same way when sent again.)

@@ -63,9 +63,10 @@ class Story:
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> Story:
-        story = cls(s["id"], s["f"], s["l"], s["n"], list(s["src"]), list(s["lang"]), dict(s["c"]),
-                    dict(s["e"]), dict(s["p"]), dict(s.get("al", {})), dict(s["nm"]), dict(s["geo"]),
-                    list(s["ids"]), s.get("title"), s.get("tid"), float(s.get("ts", -1.0)))
+        """The story of a table value, sharing its lists and dicts (as :meth:`to_state` does:
+        a copy would hold every restored story twice)."""
+        story = cls(s["id"], s["f"], s["l"], s["n"], s["src"], s["lang"], s["c"], s["e"], s["p"], s.get("al", {}),
+                    s["nm"], s["geo"], s["ids"], s.get("title"), s.get("tid"), float(s.get("ts", -1.0)))
         story.norm = math.sqrt(sum(w * w for w in story.centroid.values()))
         return story
 
