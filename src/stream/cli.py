@@ -13,7 +13,7 @@ from typing import Any, Callable, Coroutine, TypeVar
 import click
 
 from . import __version__
-from .errors import ConfigError, StreamError
+from .errors import EX_DATAERR, EX_NOPERM, EX_NOT_RUNNING, EX_UNAVAILABLE, ConfigError, StreamError
 from .ops.progress import bar
 from .settings import Settings, load_settings
 
@@ -44,13 +44,13 @@ def _settings(ctx: click.Context, **overrides: Any) -> Settings:
 
 def _use_config(ctx: click.Context, config: str | None) -> None:
     """Read the settings from ``config`` (``None``: the search path) into the root context,
-    or stop with the configuration error (exit 2)."""
+    or stop with the configuration error (exit 78)."""
     ctx.obj["config"] = config
     try:
         ctx.obj["settings"] = load_settings(config)
     except ConfigError as exc:
         click.echo(f"stream: configuration error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_status)
 
 
 def _late_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -109,10 +109,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ConfigError as exc:
             click.echo(f"stream: configuration error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(exc.exit_status)
         except StreamError as exc:
             click.echo(f"stream: error: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_status)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,13 +143,14 @@ def _port_option(f: F) -> F:
                              "broker setting); the controller uses PORT+1.")(f)
 
 
-def _local(ctx: click.Context, port: int | None, nodes: int | None = None, sasl_ssl: bool | None = None) -> Any:
+def _local(ctx: click.Context, port: int | None, nodes: int | None = None, sasl_ssl: bool | None = None,
+           acls: bool | None = None) -> Any:
     from .tools.broker import LocalBroker
 
     if port is None:
         first = ctx.obj["settings"].broker.split(",")[0]
         port = int(first.rsplit(":", 1)[1]) if ":" in first else 9092
-    return LocalBroker(port, nodes=nodes, sasl_ssl=sasl_ssl)
+    return LocalBroker(port, nodes=nodes, sasl_ssl=sasl_ssl, acls=acls)
 
 
 @broker.command("start")
@@ -160,13 +161,16 @@ def _local(ctx: click.Context, port: int | None, nodes: int | None = None, sasl_
 @click.option("--sasl-ssl", "sasl_ssl", is_flag=True, default=None,
               help="Add a SASL_SSL listener on PORT+2 (local CA, SCRAM-SHA-512/256 and PLAIN user "
                    "'stream'); its client settings are written to client/client.env.")
+@click.option("--acls", "acls", is_flag=True, default=None,
+              help="With --sasl-ssl: Kafka's StandardAuthorizer on; user 'stream' may do only what ACLs "
+                   "allow, user 'admin' may do anything (client/admin.properties, for kafka-acls.sh).")
 @click.option("--timeout", type=float, default=90.0, show_default=True,
               help="Seconds to wait for the broker to answer.")
 @click.pass_context
 def broker_start(ctx: click.Context, port: int | None, nodes: str | None, sasl_ssl: bool | None,
-                 timeout: float) -> None:
+                 acls: bool | None, timeout: float) -> None:
     """Start the broker in the background (fetching Kafka first if needed)."""
-    local = _local(ctx, port, int(nodes) if nodes else None, sasl_ssl)
+    local = _local(ctx, port, int(nodes) if nodes else None, sasl_ssl, acls)
     if not local.status().running:
         click.echo(f"starting Apache Kafka {local.version} on {local.bootstrap} ...", err=True)
     click.echo(local.start(timeout=timeout))
@@ -190,7 +194,7 @@ def broker_status(ctx: click.Context, port: int | None) -> None:
         click.echo(f"running on {status.bootstrap} (pid {status.pid}); log: {status.log}")
     else:
         click.echo(f"not running on {status.bootstrap}")
-        sys.exit(3)
+        sys.exit(EX_NOT_RUNNING)
 
 
 @broker.command("certs")
@@ -226,15 +230,19 @@ def broker_fetch(ctx: click.Context) -> None:
 def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Send articles from FILES (.txt, .json, .jsonl, or - for stdin) to Kafka."""
     from .runtime.inputs import read_inputs
-    from .runtime.kafka import ensure_topics, make_producer
+    from .runtime.kafka import make_producer
+    from .runtime.plan import Plan, PlannedTopic, apply_plan
 
     settings = _settings(ctx)
     target = topic or settings.topic_raw
     records = list(read_inputs(files))
+    size: dict[str, Any] = ({"record_bytes": settings.max_article_bytes, "setting": "max_article_bytes"}
+            if target == settings.topic_raw else {})
+    plan = Plan({target: PlannedTopic(target, settings.partitions, parts={"commands"}, writers=["stream produce"],
+                                      **size)}, {}, {}, settings.auto_create_topics)
 
     async def run() -> int:
-        await ensure_topics(settings.kafka, [(target, settings.partitions, False)],
-                            settings.replication_factor, None, settings.min_insync_replicas)
+        await apply_plan(settings, plan, ["commands"], "stream produce")
         producer = make_producer(settings.kafka)
         await producer.start()
         try:
@@ -297,7 +305,7 @@ def _rules_option(f: F) -> F:
 def process(ctx: click.Context, files: tuple[str, ...], rules: str | None) -> None:
     """Run the plugin chain in-process on FILES, no Kafka: one enriched JSON line per input.
 
-    Dead letters are printed to stderr as JSON lines; the exit status is 1 if there were any.
+    Dead letters are printed to stderr as JSON lines; the exit status is 65 if there were any.
     """
     from .runtime.embedded import run_embedded
 
@@ -306,7 +314,7 @@ def process(ctx: click.Context, files: tuple[str, ...], rules: str | None) -> No
     if dead:
         click.echo(f"stream: {dead} record(s) could not be processed (see the dead letters above)",
                    err=True)
-        sys.exit(1)
+        sys.exit(EX_DATAERR)
 
 
 @main.command()
@@ -326,7 +334,7 @@ def worker(ctx: click.Context, batch_size: int | None, loglevel: str | None, rul
 @main.command()
 @click.argument("sources_file", metavar="FEEDS.toml", type=click.Path(dir_okay=False))
 @click.option("--once", is_flag=True, help="Poll every entry once, send what is new, and exit (cron jobs, tests); "
-                                           "exit status 1 when an entry failed.")
+                                           "exit status 69 when an entry failed.")
 @click.option("--web", default=None, help="The web server's host:port (POST /articles, metrics, health, its page); "
                                           "default: the ingest_web setting; '' turns it off.")
 @click.option("-l", "--loglevel", type=click.Choice(["debug", "info", "warn", "error"]),
@@ -351,7 +359,7 @@ def ingest(ctx: click.Context, sources_file: str, once: bool, web: str | None, l
 
         outcomes = _run_kafka(settings, run_once)
         click.echo(describe(outcomes))
-        sys.exit(1 if any(o.result == "error" for o in outcomes) else 0)
+        sys.exit(EX_UNAVAILABLE if any(o.result == "error" for o in outcomes) else 0)
 
     address = settings.ingest_web if web is None else web
 
@@ -427,7 +435,10 @@ def new_plugin_command(name: str, directory: str, source: bool) -> None:
 
     from .tools.scaffold import new_plugin
 
-    root = new_plugin(name, Path(directory), source=source)
+    try:
+        root = new_plugin(name, Path(directory), source=source)
+    except ConfigError as exc:  # a name or directory given on the command line: a usage error (2)
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
     click.echo(f"created {root}/\nnext: cd {root} && pip install -e '.[test]' && stream plugins && pytest")
 
 
@@ -442,7 +453,7 @@ def webhooks() -> None:
 @webhooks.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 def webhooks_check(file: str) -> None:
-    """Validate a subscriptions FILE (exit 2 with the line and the problem)."""
+    """Validate a subscriptions FILE (exit 78 with the line and the problem)."""
     from .webhooks.config import load_subscriptions
 
     subs = load_subscriptions(file)
@@ -562,12 +573,16 @@ def _epoch_ms(text: str) -> int:
 def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
     """Turn a disabled ENDPOINT back on (publishes an endpoint.enabled event)."""
     from .records import dumps, utcnow
-    from .runtime.kafka import ensure_topics, make_producer
+    from .runtime.kafka import make_producer
+    from .runtime.plan import apply_plan, topic_plan
 
     settings = _settings(ctx)
+    plan = topic_plan(settings, None, ["webhooks"])
+    plan.topics = {settings.topic_webhooks_events: plan.topics[settings.topic_webhooks_events]}
+    plan.groups = {}
 
     async def run() -> None:
-        await ensure_topics(settings.kafka, [(settings.topic_webhooks_events, 1, True)])
+        await apply_plan(settings, plan, ["webhooks"], "stream webhooks enable")
         producer = make_producer(settings.kafka)
         await producer.start()
         try:
@@ -604,46 +619,102 @@ def dlq() -> None:
 
 
 @dlq.command("replay")
-@click.option("--since", default=None, help="Only dead letters that failed at or after this ISO 8601 time.")
-@click.option("--until", default=None, help="Only those that failed before this ISO 8601 time.")
-@click.option("--stage", default=None, help="Only those that failed in this stage or plugin (decode, ner, ...).")
+@click.option("--since", default=None, help="Only dead letters that failed at or after this ISO 8601 time "
+                                            "(2026-12-04T10:00:00+01:00; without a zone: UTC).")
+@click.option("--until", default=None, help="Only those that failed before this ISO 8601 time (without a zone: UTC).")
+@click.option("--stage", default=None, help="Only those that failed in this stage (error.stage: decode, ner, ...).")
+@click.option("--again", is_flag=True, help="Replay dead letters that an earlier replay sent already.")
 @click.option("--dry-run", is_flag=True, help="Count what would be replayed; send nothing.")
 @click.pass_context
-def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: str | None, dry_run: bool) -> None:
-    """Re-submit dead letters to articles.raw: the original bytes, key and headers."""
+def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: str | None, again: bool,
+               dry_run: bool) -> None:
+    """Re-submit dead letters to articles.raw: the original bytes, key and headers.
+
+    What was replayed is recorded (topic_dlq_replayed), so a second run skips it unless
+    --again is given.  A dead letter whose original was cut to fit is replayed whole, read
+    back from its source topic; when that record is gone (retention), it is skipped and named.
+    """
     import base64
 
-    from .records import loads
-    from .runtime.kafka import make_producer, read_records
+    from .records import dumps, loads, utcnow
+    from .runtime.kafka import fetch_records, make_producer, read_records
+    from .runtime.plan import apply_plan, topic_plan
 
     settings = _settings(ctx)
+    start, end = (_epoch_ms(since) if since else None), (_epoch_ms(until) if until else None)
+    plan = topic_plan(settings, None, ["commands"])
 
-    async def run() -> tuple[int, int]:
-        chosen: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
-        total = 0
+    def failed_ms(letter: dict[str, Any]) -> int | None:
+        try:
+            return _epoch_ms(str(letter.get("failed_at", "")))
+        except click.BadParameter:
+            return None
+
+    async def run() -> tuple[int, int, int, list[str]]:
+        await apply_plan(settings, plan, ["commands"], "stream dlq replay")
+        done: set[bytes] = set()
+        async for rec in read_records(settings.kafka, settings.topic_dlq_replayed, timeout=2):
+            if rec.key is not None:
+                (done.discard if rec.value is None else done.add)(rec.key)
+        chosen: list[tuple[bytes, dict[str, Any], bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        total = skipped = 0
         async for rec in read_records(settings.kafka, settings.topic_dlq, timeout=2):
             total += 1
             letter = loads(rec.value or b"null")
-            at = letter.get("failed_at", "")
-            if (since and at < since) or (until and at >= until) or (stage and letter["error"]["plugin"] != stage):
+            at = failed_ms(letter)
+            error = letter.get("error") or {}
+            if ((start is not None and (at is None or at < start)) or (end is not None and (at is None or at >= end))
+                    or (stage and error.get("stage", error.get("plugin")) != stage)):
+                continue
+            marker = f"{rec.partition}:{rec.offset}".encode()
+            if marker in done and not again:
+                skipped += 1
                 continue
             headers = [(k, v) for k, v in rec.headers if not k.startswith("stream-")]
-            chosen.append((rec.key, base64.b64decode(letter["original"]), headers))
+            original = None if letter.get("original_truncated") else base64.b64decode(letter["original"])
+            chosen.append((marker, letter, rec.key, original, headers))
+        lost: list[str] = []
+        cut = [(src["topic"], src["partition"], src["offset"]) for _m, letter, _k, original, _h in chosen
+               if original is None and (src := letter.get("source") or {}).get("topic") is not None]
+        whole = await fetch_records(settings.kafka, cut) if cut else {}
+        sendable = []
+        for marker, letter, key, original, headers in chosen:
+            if original is None:
+                src = letter.get("source") or {}
+                found = whole.get((str(src.get("topic")), int(src.get("partition", -1)), int(src.get("offset", -1))))
+                if found is None or found.value is None:
+                    lost.append(f"{letter.get('article_id') or marker.decode()} (its original at {src.get('topic')} "
+                                f"{src.get('partition')}:{src.get('offset')} is gone)")
+                    continue
+                original = found.value
+            sendable.append((marker, letter, key, original, headers))
         if dry_run:
-            return len(chosen), total
-        producer = make_producer(settings.kafka)
+            return len(sendable), total, skipped, lost
+        producer = make_producer(settings.kafka, max_request_size=settings.topic_max_message_bytes + 65536)
         await producer.start()
         try:
             futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
-                       for key, value, headers in bar(chosen, f"replaying to {settings.topic_raw}")]
+                       for _m, _l, key, value, headers in bar(sendable, f"replaying to {settings.topic_raw}")]
             await asyncio.gather(*futures)
+            # Recorded only once the broker acknowledged every replayed article: a replay cut
+            # short is repeated whole (the worker's dedup sees the same ids), never lost.
+            now = utcnow()
+            marks = [await producer.send(settings.topic_dlq_replayed, key=marker, value=dumps(
+                {"replayed_at": now, "article_id": letter.get("article_id"), "to": settings.topic_raw}))
+                for marker, letter, *_rest in sendable]
+            await asyncio.gather(*marks)
         finally:
             await producer.stop()
-        return len(chosen), total
+        return len(sendable), total, skipped, lost
 
-    replayed, total = _run_kafka(settings, run)
+    replayed, total, skipped, lost = _run_kafka(settings, run)
     verb = "would replay" if dry_run else "replayed"
-    click.echo(f"{verb} {replayed} of {total} dead letter(s) to {settings.topic_raw}")
+    note = f"; skipped {skipped} replayed before (--again replays them)" if skipped else ""
+    click.echo(f"{verb} {replayed} of {total} dead letter(s) to {settings.topic_raw}{note}")
+    for what in lost:
+        click.echo(f"stream: not replayed: {what}", err=True)
+    if lost:
+        sys.exit(EX_DATAERR)
 
 
 _SECRET_KEY = re.compile(r"(?i)secret|token|password|passwd|api[_-]?key")
@@ -681,3 +752,116 @@ def config_show(ctx: click.Context) -> None:
         click.echo(f"\n[plugins.{plugin}]")
         for key, value in sorted(table.items()):
             click.echo(f"{key} = {shown(key, value)}  # {settings.origins.get(f'plugins.{plugin}.{key}', '?')}")
+
+
+# -- topics ------------------------------------------------------------------------------
+
+
+@main.group()
+def topics() -> None:
+    """The topics, consumer groups, transactional ids and ACLs stream needs: plan, create, check."""
+
+
+def _part_option(f: F) -> F:
+    from .runtime.plan import PARTS
+
+    return click.option(
+        "--part", "parts", multiple=True, type=click.Choice(PARTS),
+        help="Only this part (repeat for several). Default: the worker, the ingester, the commands, and "
+             "the webhook dispatcher when the webhooks setting is set.")(f)
+
+
+def _plan(ctx: click.Context, parts: tuple[str, ...]) -> tuple[Settings, Any]:
+    from .plugins import get_plugin_manager
+    from .runtime.plan import topic_plan
+
+    settings = _settings(ctx)
+    host = get_plugin_manager(settings) if not parts or "worker" in parts else None
+    return settings, topic_plan(settings, host, parts or None)
+
+
+@topics.command("plan")
+@_part_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--principal", default=None,
+              help="The application's principal in the ACLs (default: User:SASL_USERNAME, else User:stream).")
+@click.pass_context
+def topics_plan(ctx: click.Context, parts: tuple[str, ...], fmt: str, principal: str | None) -> None:
+    """Print every topic (partitions, cleanup policy, retention, max.message.bytes, who reads and
+    writes it), consumer group and transactional id of these settings and the installed
+    plugins, and the ACLs a least-privilege principal needs, as kafka-acls.sh commands."""
+    import json
+
+    settings, plan = _plan(ctx, parts)
+    principal = principal or f"User:{settings.sasl_username or 'stream'}"
+    if fmt == "json":
+        click.echo(json.dumps(plan.as_dict(principal), indent=2))
+        return
+    replication = (f"replication factor {settings.replication_factor}" if settings.replication_factor
+                   else "replication factor: the brokers, at most 3")
+    click.echo(f"# topics ({replication}; auto_create_topics = {str(plan.auto_create).lower()})")
+    rows = [("topic", "partitions", "cleanup", "retention", "max.message.bytes", "written by", "read by")]
+    for t in plan.topics.values():
+        rows.append((t.name, f"{'=' if t.exact else ''}{t.partitions}", t.cleanup, t.retention,
+                     str(t.max_message_bytes or "broker default"), ", ".join(t.writers) or "-",
+                     ", ".join(t.readers) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    click.echo("# (=1: exactly one partition; other counts are the partitions setting and cap the workers)")
+    click.echo("\n# consumer groups")
+    for group, who in plan.groups.items():
+        click.echo(f"{group}  ({who})")
+    click.echo("\n# transactional ids (processing_guarantee = exactly_once)")
+    for prefix, who in plan.transactional_ids.items():
+        click.echo(f"{prefix}*  (prefixed; {who})")
+    if not plan.transactional_ids:
+        click.echo(f"(none: processing_guarantee = {settings.processing_guarantee})")
+    click.echo(f"\n# ACLs of {principal}: run as an administrator (ADMIN.properties: its client settings)")
+    bootstrap = settings.broker.split(",")[0].strip()
+    for acl in plan.acls:
+        click.echo(f"kafka-acls.sh --bootstrap-server {bootstrap} --command-config ADMIN.properties "
+                   + " ".join(acl.kafka_acls_args(principal)))
+
+
+@topics.command("check")
+@_part_option
+@click.pass_context
+def topics_check(ctx: click.Context, parts: tuple[str, ...]) -> None:
+    """Compare the cluster's topics, and this principal's access to them, its groups and
+    transactional ids, with the plan: exit 0 when all is as planned; else each problem and
+    its fix, and exit 77 when an ACL is missing, 78 otherwise."""
+    from .runtime.plan import check_plan
+
+    settings, plan = _plan(ctx, parts)
+    wanted = list(plan.topics.values())
+    problems = _run_kafka(settings, lambda: check_plan(settings, plan))
+    for problem in problems:
+        click.echo(f"{problem}", err=True)
+    if problems:
+        click.echo(f"stream: {len(problems)} problem(s) in {len(wanted)} topic(s)", err=True)
+        sys.exit(EX_NOPERM if any(p.denied for p in problems) else ConfigError.exit_status)
+    click.echo(f"{len(wanted)} topic(s) OK: {', '.join(plan.topics)}")
+
+
+@topics.command("create")
+@_part_option
+@click.pass_context
+def topics_create(ctx: click.Context, parts: tuple[str, ...]) -> None:
+    """Create the planned topics that are missing (with a principal allowed to), then check
+    them all (exit 78 with what is still wrong: an existing topic is not changed)."""
+    from .runtime.plan import check_plan, create_planned
+
+    settings, plan = _plan(ctx, parts)
+    wanted = list(plan.topics.values())
+
+    async def run() -> tuple[list[str], list[Any]]:
+        created = await create_planned(settings, wanted)
+        return created, await check_plan(settings, plan)
+
+    created, problems = _run_kafka(settings, run)
+    click.echo(f"created {len(created)} topic(s){': ' + ', '.join(created) if created else ''}")
+    for problem in problems:
+        click.echo(f"{problem}", err=True)
+    if problems:
+        sys.exit(ConfigError.exit_status)

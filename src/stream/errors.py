@@ -14,18 +14,47 @@
                                            (stream.webhooks.errors)
 
 Every message says what happened, where, and what to do about it.
+
+Each class has the exit status of a command it stops (``exit_status``), after sysexits(3),
+so that systemd's ``RestartPreventExitStatus`` and orchestrators can tell "fix the
+configuration" from "restart me"; docs/operations.md has the table.
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["BrokerError", "ConfigError", "ConnectError", "DeliveryError", "DependencyError", "PluginError",
-           "RecordError", "StreamError"]
+#: The exit statuses of ``stream`` (sysexits(3) where one fits; docs/operations.md).
+EX_OK = 0
+#: A failure at run time that a restart may cure (a stage failed, a record was refused).
+EX_FAILURE = 1
+#: A mistyped command line (click's status).
+EX_USAGE = 2
+#: ``stream broker status``: the broker is not running (the LSB status code).
+EX_NOT_RUNNING = 3
+#: Input data could not be processed (``stream process``: dead letters).
+EX_DATAERR = 65
+#: A service is unavailable: Kafka did not answer, a feed of ``ingest --once`` failed, the
+#: local broker could not start.
+EX_UNAVAILABLE = 69
+#: The worker did not stop within its deadline after SIGTERM.
+EX_SOFTWARE = 70
+#: Kafka refused the login (wrong user, password or mechanism).
+EX_NOPERM = 77
+#: Configuration or installation to fix: settings, rules, webhooks, plugins, topics, a
+#: library version.  Restarting does not help.
+EX_CONFIG = 78
+
+__all__ = ["EX_CONFIG", "EX_DATAERR", "EX_FAILURE", "EX_NOPERM", "EX_NOT_RUNNING", "EX_OK", "EX_SOFTWARE",
+           "EX_UNAVAILABLE", "EX_USAGE", "BrokerError", "ConfigError", "ConnectError", "DeliveryError",
+           "DependencyError", "PluginError", "RecordError", "StreamError"]
 
 
 class StreamError(Exception):
     """Root of every error stream raises on purpose."""
+
+    #: The exit status of a command this error stops.
+    exit_status = EX_FAILURE
 
 
 class ConfigError(StreamError, ValueError):
@@ -35,6 +64,8 @@ class ConfigError(StreamError, ValueError):
     :param path: the configuration file, or ``None`` for an environment variable.
     :param line: 1-based line number in ``path``, when known.
     """
+
+    exit_status = EX_CONFIG
 
     def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None):
         self.path = str(path) if path is not None else None
@@ -47,7 +78,10 @@ class ConfigError(StreamError, ValueError):
 
 
 class PluginError(StreamError):
-    """A plugin failed.  ``plugin`` names it (the entry-point name)."""
+    """A plugin failed.  ``plugin`` names it (the entry-point name).  At start (a plugin
+    that does not load or set up) that is an installation or configuration to fix."""
+
+    exit_status = EX_CONFIG
 
     def __init__(self, plugin: str, message: str):
         self.plugin = plugin
@@ -60,6 +94,8 @@ class RecordError(StreamError, ValueError):
 
     ``topic``, ``partition`` and ``offset`` say where it came from when it came from Kafka.
     """
+
+    exit_status = EX_DATAERR
 
     def __init__(
         self,
@@ -79,11 +115,23 @@ class RecordError(StreamError, ValueError):
 class BrokerError(StreamError, RuntimeError):
     """The local Apache Kafka broker could not be fetched, started or stopped."""
 
+    exit_status = EX_UNAVAILABLE
+
 
 class ConnectError(StreamError, RuntimeError):
     """Kafka cannot be reached with the configured servers and security settings: no server
     answered, its TLS certificate is not trusted, or it refused the SASL login (see
-    :func:`stream.runtime.security.check_connection`)."""
+    :func:`stream.runtime.security.check_connection`).
+
+    ``exit_status``: :data:`EX_UNAVAILABLE` when no server answered, :data:`EX_NOPERM`
+    when the login was refused, :data:`EX_CONFIG` when TLS failed (a CA or a listener to fix).
+    """
+
+    exit_status = EX_UNAVAILABLE
+
+    def __init__(self, message: str, *, exit_status: int = EX_UNAVAILABLE):
+        self.exit_status = exit_status
+        super().__init__(message)
 
 
 class DeliveryError(StreamError, RuntimeError):
@@ -111,3 +159,5 @@ class DeliveryError(StreamError, RuntimeError):
 class DependencyError(StreamError, RuntimeError):
     """An installed library is missing or at a version stream does not support (see
     :mod:`stream.runtime.versions`)."""
+
+    exit_status = EX_CONFIG

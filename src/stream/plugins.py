@@ -44,6 +44,8 @@ class PluginHost:
         self.settings = settings
         #: processor name -> the plugin (entry-point name) that registered it.
         self.owner: dict[str, str] = {}
+        #: topic name -> the plugin that declared it (filled by :meth:`topics`).
+        self.topic_owner: dict[str, str] = {}
 
     def _each(self, hook: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         """Call every implementation of ``hook`` (in pluggy's order), each with the arguments
@@ -96,6 +98,7 @@ class PluginHost:
                 if not isinstance(spec, TopicSpec):
                     raise PluginError(plugin_name, f"stream_register_topics returned {spec!r}, not a stream.TopicSpec")
                 specs.append(spec)
+                self.topic_owner[spec.name] = plugin_name
         return specs
 
     def sources(self) -> dict[str, type[Any]]:

@@ -346,7 +346,8 @@ class DeadLetter:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "error": {"type": self.error_type, "message": self.message, "plugin": self.stage},
+            # "plugin": the stage's old name, kept for one version (until 2.0).
+            "error": {"type": self.error_type, "message": self.message, "stage": self.stage, "plugin": self.stage},
             "article_id": self.article_id,
             "original": base64.b64encode(self.original).decode("ascii"),
             "original_size": len(self.original) if self.original_size is None else self.original_size,

@@ -82,6 +82,8 @@ class Settings:
     topic_dlq: str = "articles.dlq"
     #: Topic for duplicates when ``route_duplicates`` is on.
     topic_duplicates: str = "articles.duplicates"
+    #: What ``stream dlq replay`` replayed (compacted), so that a second run skips it.
+    topic_dlq_replayed: str = "articles.dlq.replayed"
     #: Send duplicates (``dedup.status`` exact or near) to ``topic_duplicates`` instead of
     #: ``topic_enriched`` (where they are otherwise published, marked).
     route_duplicates: bool = False
@@ -97,6 +99,10 @@ class Settings:
     #: this many replicas); 0 (the default): one less than the replication factor, at most
     #: 2, at least 1.
     min_insync_replicas: int = 0
+    #: Create missing topics at start (the worker, the ingester, the webhook dispatcher).
+    #: ``false``: check them instead, and stop with the list of missing or misconfigured
+    #: topics (for a cluster where an administrator creates topics: ``stream topics create``).
+    auto_create_topics: bool = True
     #: Articles per batch handed to the processors.
     batch_size: int = 64
     #: Seconds to wait for a batch to fill before processing what has arrived.

@@ -81,7 +81,7 @@ def test_every_kind_of_bad_input_goes_to_the_dlq_and_the_worker_goes_on(
     for name, (letter, headers) in dead.items():
         original, reason = BAD[name]
         assert reason in letter["error"]["message"], (name, letter["error"])
-        assert letter["error"]["plugin"] == "decode"
+        assert letter["error"]["plugin"] == letter["error"]["stage"] == "decode"
         assert base64.b64decode(letter["original"]) == original  # byte for byte
         assert headers["trace-id"] == name.encode() and headers["stream-source-topic"] == topics.raw.encode()
         assert headers["stream-error-type"] == b"RecordError"

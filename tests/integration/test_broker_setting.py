@@ -38,5 +38,5 @@ def test_a_malformed_broker_setting_stops_the_worker_at_start(broker: LocalBroke
     env = topics.env(broker, tmp_path / "d", STREAM_BROKER="http://127.0.0.1:9092")
     done = subprocess.run([sys.executable, "-m", "stream", "worker"], env=env, capture_output=True, text=True,
                           timeout=60)
-    assert done.returncode == 2
+    assert done.returncode == 78  # EX_CONFIG
     assert "STREAM_BROKER" in done.stderr and "kafka://host:port" in done.stderr

@@ -145,7 +145,7 @@ def test_each_entry_once_across_two_runs_and_a_restart_with_conditional_polls_an
     env = _env(broker, topics, tmp_path)
 
     first = _once(env, file)
-    assert first.returncode == 1, first.stderr  # the two bad feeds
+    assert first.returncode == 69, first.stderr  # the two bad feeds
     assert "5 entries polled, 11 new articles sent; 2 failed" in first.stdout, first.stdout + first.stderr
     assert "500.xml (http_500" in first.stdout and "not-a-feed.xml (not_a_feed" in first.stdout
     assert re.search(r"WARNING stream.ingest: feeds:\S+/500.xml: poll failed \(http_500\)", first.stderr)

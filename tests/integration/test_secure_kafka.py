@@ -135,7 +135,7 @@ def test_a_wrong_password_stops_the_worker_and_the_command_line_with_a_clear_err
     for args in (("worker",), ("tail", topics.enriched)):
         done = cli(env, *args, timeout=180)
         output = done.stdout + done.stderr
-        assert done.returncode == 1, output
+        assert done.returncode == 77, output  # EX_NOPERM
         assert "refused the login SASL_SSL (SCRAM-SHA-512 as 'stream')" in output, output
         assert "sasl_password" in output
         assert wrong not in output
@@ -149,7 +149,7 @@ def test_an_unknown_ca_stops_the_program_with_a_clear_error(
     for args in (("worker",), ("produce", str(SAMPLES[0]))):
         done = cli(env, *args, timeout=180)
         output = done.stdout + done.stderr
-        assert done.returncode == 1, output
+        assert done.returncode == 78, output  # EX_CONFIG: a CA to set
         assert "is not trusted" in output and "set ssl_cafile" in output, output
 
 
@@ -160,5 +160,5 @@ def test_a_plaintext_client_on_the_tls_listener_is_told_what_to_set(
                  "STREAM_SASL_PASSWORD_FILE", "STREAM_SSL_CAFILE"):
         del env[name]
     done = cli(env, "tail", topics.enriched)
-    assert done.returncode == 1
+    assert done.returncode == 69  # EX_UNAVAILABLE
     assert "set security_protocol" in done.stderr, done.stderr

@@ -241,9 +241,9 @@ def test_stream_rules_check_and_an_invalid_file_stopping_the_worker_at_start(tmp
     ok = runner.invoke(main, ["rules", "check", str(good)])
     assert ok.exit_code == 0 and "1 rule(s) OK" in ok.output
     ko = runner.invoke(main, ["rules", "check", str(bad)])
-    assert ko.exit_code == 2 and "bad.toml:4: rule 'a': severity" in ko.output
+    assert ko.exit_code == 78 and "bad.toml:4: rule 'a': severity" in ko.output
     worker = runner.invoke(main, ["worker", "--rules", str(bad)])
-    assert worker.exit_code == 2 and "bad.toml:4" in worker.output
+    assert worker.exit_code == 78 and "bad.toml:4" in worker.output
 
 
 def test_stream_process_with_rules_shows_the_alerts(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def test_a_new_source_installs_is_found_and_passes_its_own_tests(tmp_path: Path)
         checked = subprocess.run([sys.executable, "-m", "stream", "ingest", str(feeds), "--once"], env=env,
                                  capture_output=True, text=True)
         # The source's own check stops the program at the line, before any Kafka client.
-        assert checked.returncode == 2 and f"{feeds}:2: [[jsonpoll]] url: give the http(s)" in checked.stderr
+        assert checked.returncode == 78 and f"{feeds}:2: [[jsonpoll]] url: give the http(s)" in checked.stderr
         tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")],
                                env=env, capture_output=True, text=True, cwd=root)
         assert tests.returncode == 0, tests.stdout + tests.stderr

@@ -70,7 +70,7 @@ def test_a_dead_letter_keeps_the_original_bytes_and_where_they_came_from() -> No
     out = orjson.loads(orjson.dumps(letter.to_dict()))
     assert base64.b64decode(out["original"]) == b"\x00\xffraw"
     assert out["source"] == {"topic": "t", "partition": 2, "offset": 41}
-    assert out["error"] == {"type": "RecordError", "message": "not valid JSON", "plugin": "decode"}
+    assert out["error"] == {"type": "RecordError", "message": "not valid JSON", "stage": "decode", "plugin": "decode"}
     assert dict(letter.headers())["stream-source-offset"] == b"41"
 
 

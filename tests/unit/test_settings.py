@@ -144,7 +144,7 @@ def test_config_is_accepted_after_any_command_too(tmp_path: Path, monkeypatch: p
     assert after.exit_code == 0 and f"partitions = 9  # {cfg}:1" in after.output, after.output
     missing = CliRunner().invoke(main, ["rules", "check", "--config", str(tmp_path / "no.toml"), "x.toml"],
                                  env={"STREAM_PLUGINS": "alerts"})  # a plugin's command
-    assert missing.exit_code == 2 and "the settings file does not exist" in missing.output
+    assert missing.exit_code == 78 and "the settings file does not exist" in missing.output
     for command in (["worker"], ["process"], ["ingest"], ["broker", "start"]):
         shown = CliRunner().invoke(main, [*command, "--help"], env={"STREAM_PLUGINS": ""})
         assert "--config FILE" in shown.output, command

@@ -20,14 +20,14 @@ def rules() -> None:
 @rules.command("check")
 @click.argument("file", type=click.Path(dir_okay=False))
 def check(file: str) -> None:
-    """Validate a rules FILE: exit 0 and a summary; exit 2 with the line and the problem
+    """Validate a rules FILE: exit 0 and a summary; exit 78 (a configuration error) with the line and the problem
     when it is invalid; exit 1 with each rule that can never match (a none term found
     wherever an all term is, sources that are all excluded) and its line."""
     try:
         loaded = load_rules(file)
     except ConfigError as exc:
         click.echo(f"stream: invalid rules: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_status)
     from .matcher import Matcher
     from .rules import never_matches
 
@@ -67,7 +67,7 @@ def test(ctx: click.Context, new: str, old: str | None, files: tuple[str, ...]) 
             proc._load()
     except ConfigError as exc:
         click.echo(f"stream: invalid rules: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_status)
     installed = [p.name for p in get_plugin_manager(settings).loaded if p.name != "alerts"]
     articles = [decode_article(r.value, max_bytes=settings.max_article_bytes) for r in read_inputs(files)]
     result = run_chain(articles, plugins=installed, settings=settings)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from ..errors import ConnectError
+from ..errors import EX_CONFIG, EX_NOPERM, ConnectError
 
 __all__ = ["MECHANISMS", "PROTOCOLS", "KafkaSecurity", "KafkaTarget", "check_connection", "client_options"]
 
@@ -148,11 +148,12 @@ async def check_connection(target: KafkaTarget, timeout: float = 15.0) -> None:
                 f"the TLS certificate of the Kafka broker at {server} is not trusted ({exc.verify_message}); "
                 "set ssl_cafile (STREAM_SSL_CAFILE) to the CA certificate that signed it"
                 + (", or check that the broker's certificate names this host" if "hostname" in str(exc).lower()
-                   or "IP address mismatch" in str(exc) else "")) from None
+                   or "IP address mismatch" in str(exc) else ""), exit_status=EX_CONFIG) from None
         except ssl.SSLError as exc:
             raise ConnectError(
                 f"TLS with the Kafka broker at {server} failed ({exc.reason or exc}); check that this port is "
-                f"a {sec.protocol} listener and that ssl_certfile/ssl_keyfile are what the broker expects") from None
+                f"a {sec.protocol} listener and that ssl_certfile/ssl_keyfile are what the broker expects",
+                exit_status=EX_CONFIG) from None
         except (TimeoutError, OSError) as exc:
             failures.append(f"{server}: {type(exc).__name__}: {exc}")
             continue
@@ -165,7 +166,7 @@ async def check_connection(target: KafkaTarget, timeout: float = 15.0) -> None:
                 raise ConnectError(
                     f"the Kafka broker at {server} refused the login {how}: {type(exc).__name__}; check "
                     "sasl_username and sasl_password (STREAM_SASL_USERNAME, STREAM_SASL_PASSWORD or "
-                    "sasl_password_file) and sasl_mechanism") from None
+                    "sasl_password_file) and sasl_mechanism", exit_status=EX_NOPERM) from None
             failures.append(f"{server}: {type(exc).__name__}: {exc}")
             continue
         finally:

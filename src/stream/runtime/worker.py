@@ -28,7 +28,7 @@ from ..ops.metrics import WorkerMetrics
 from ..plugins import get_plugin_manager
 from ..settings import Settings
 from .chain import setup_pipeline
-from .kafka import adopt_offsets, cluster_replication
+from .kafka import adopt_offsets
 from .pipeline import Pipeline, split_stateful
 from .security import check_connection
 from .stage import GiveUp, Handler, Stage, StageFailed, stage_group
@@ -177,7 +177,7 @@ def run_worker(settings: Settings) -> int:
     to Kafka, so a broken plugin or a missing model stops the worker at once with its name.
     """
     from .batches import make_handlers
-    from .topics import check_record_limits, prepare_topics
+    from .plan import apply_plan, topic_plan
     from .versions import check_versions
 
     _setup_logging(settings)
@@ -204,16 +204,13 @@ def run_worker(settings: Settings) -> int:
              if stateful else None)
     stage2 = (setup_pipeline(stateful, settings, "worker", lambda name: store.tables[name])  # type: ignore[union-attr]
               if stateful else None)
-    # Kafka answers with the security settings (else one clear error), and the replication
-    # of the topics the worker creates is fixed from the cluster's size.
+    # Kafka answers with the security settings (else one clear error); the worker's topics
+    # are created (auto_create_topics) and checked: missing ones, a wrong cleanup policy, a
+    # record limit below what the worker writes stop it here, with every fix.
     asyncio.run(check_connection(settings.kafka))
-    replication, min_insync = asyncio.run(cluster_replication(
-        settings.kafka, settings.replication_factor, settings.min_insync_replicas))
-    settings = settings.replace(replication_factor=replication, min_insync_replicas=min_insync)
-    created = asyncio.run(prepare_topics(settings, host, stateful=stage2 is not None, tables=table_names))
+    created = asyncio.run(apply_plan(settings, topic_plan(settings, host, ["worker"]), ["worker"], "the worker"))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    asyncio.run(check_record_limits(settings, stateful=stage2 is not None))
     if dispatcher is not None:
         # Where the webhook group starts is fixed before any alert can be raised.
         asyncio.run(dispatcher.prepare())

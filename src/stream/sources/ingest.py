@@ -31,7 +31,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from ..errors import StreamError
 from ..records import dumps, loads, make_id
-from ..runtime.kafka import ensure_topics, make_producer, read_records
+from ..runtime.kafka import make_producer, read_records
+from ..runtime.plan import apply_plan, topic_plan
 from ..runtime.security import client_options
 from ..settings import Settings
 from .base import Found, Memory, Source, SourceContext, SourceError
@@ -98,9 +99,7 @@ class Ingester:
     # ---- topics, the entry list, the memories -------------------------------------------------
     async def prepare(self) -> None:
         s = self.settings
-        await ensure_topics(s.kafka, [(s.topic_raw, s.partitions, False), (s.topic_sources, s.partitions, True),
-                                      (s.topic_sources_seen, s.partitions, True)],
-                            s.replication_factor, None, s.min_insync_replicas)
+        await apply_plan(s, topic_plan(s, None, ["ingest"]), ["ingest"], "the ingester")
         await self.producer.start()
 
     async def load_memories(self) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import BrokerError
 from ..runtime.security import KafkaSecurity, KafkaTarget
 
-__all__ = ["KAFKA_VERSION", "SASL_USER", "BrokerStatus", "LocalBroker", "Node", "make_certificates"]
+__all__ = ["ADMIN_USER", "KAFKA_VERSION", "SASL_USER", "BrokerStatus", "LocalBroker", "Node", "make_certificates"]
 
 #: The Apache Kafka release fetched from Maven Central (``STREAM_KAFKA_VERSION`` overrides).
 KAFKA_VERSION = "4.1.1"
@@ -55,6 +55,11 @@ _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
     <dependency>
       <groupId>org.apache.kafka</groupId>
       <artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka-tools</artifactId>
       <version>{kafka}</version>
     </dependency>
     <dependency>
@@ -97,6 +102,17 @@ listener.name.sasl_ssl.plain.sasl.jaas.config={plain_module} required user_{user
 listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
+
+#: With ``acls``: Kafka's authorizer on, nothing allowed without an ACL, and two super
+#: users: the administrator (a SCRAM user beside the application's) and ANONYMOUS, the
+#: principal of the controller and PLAINTEXT listeners (local, the brokers' own traffic).
+_ACLS = """authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{admin};User:ANONYMOUS
+"""
+
+#: The administrator of a broker with ``acls`` (its password: ``client/admin-password``).
+ADMIN_USER = "admin"
 
 _LOG4J = """status = warn
 appender.file.type = File
@@ -236,6 +252,9 @@ class LocalBroker:
 
     :param nodes: ``None`` means what the directory was made with (else 1).
     :param sasl_ssl: ``None`` means what the directory was made with (else no).
+    :param acls: Kafka's ``StandardAuthorizer`` on (with ``sasl_ssl``): the application's
+        user (:data:`SASL_USER`) may do only what ACLs allow; :data:`ADMIN_USER` is a super
+        user (``admin_properties``: its client settings, for ``kafka-acls.sh``).
     """
 
     def __init__(
@@ -244,6 +263,7 @@ class LocalBroker:
         *,
         nodes: int | None = None,
         sasl_ssl: bool | None = None,
+        acls: bool | None = None,
         controller_port: int | None = None,
         directory: Path | str | None = None,
         cache: Path | str | None = None,
@@ -258,6 +278,9 @@ class LocalBroker:
         layout = self._layout()
         self.node_count = nodes if nodes is not None else int(layout.get("nodes", 1))
         self.sasl_ssl = sasl_ssl if sasl_ssl is not None else bool(layout.get("sasl_ssl", False))
+        self.acls = acls if acls is not None else bool(layout.get("acls", False))
+        if self.acls and not self.sasl_ssl:
+            raise BrokerError("--acls needs --sasl-ssl: the ACLs name the SASL users")
         if self.node_count not in (1, 3):
             raise BrokerError(f"--nodes {self.node_count}: the local launcher runs 1 or 3 nodes")
         self.nodes = [
@@ -291,6 +314,25 @@ class LocalBroker:
     def password_file(self) -> Path:
         """The SASL password of :data:`SASL_USER` (made at format time, mode 0600)."""
         return self.directory / "client" / "sasl-password"
+
+    @property
+    def admin_password_file(self) -> Path:
+        """The SASL password of :data:`ADMIN_USER` (with ``acls``; mode 0600)."""
+        return self.directory / "client" / "admin-password"
+
+    @property
+    def admin_properties(self) -> Path:
+        """The client settings of :data:`ADMIN_USER` over SASL_SSL, for Kafka's own tools
+        (``--command-config``)."""
+        return self.directory / "client" / "admin.properties"
+
+    def acl_command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run Kafka's ``AclCommand`` (what ``kafka-acls.sh`` runs) as the administrator
+        against the SASL_SSL listener: ``args`` are what follows ``--command-config FILE``."""
+        classpath = os.pathsep.join(str(p) for p in sorted(self.libs().glob("*.jar")))
+        return subprocess.run([self._java(), "-cp", classpath, "org.apache.kafka.tools.AclCommand",
+                               "--bootstrap-server", self.sasl_bootstrap, "--command-config",
+                               str(self.admin_properties), *args], capture_output=True, text=True, timeout=120)
 
     def target(self, secure: bool | None = None) -> KafkaTarget:
         """How a client reaches this cluster: over SASL_SSL (SCRAM-SHA-512) when the broker
@@ -340,7 +382,8 @@ class LocalBroker:
             return libs
         target = self.cache / self.version
         libs = target / "libs"
-        if (target / ".complete").exists():
+        # kafka-tools (AclCommand) joined the fetched jars later: a cache without it is fetched again.
+        if (target / ".complete").exists() and any(libs.glob("kafka-tools-[0-9]*.jar")):
             return libs
         mvn = shutil.which("mvn")
         if mvn is None:
@@ -407,6 +450,8 @@ class LocalBroker:
             text += _SASL_SSL.format(plain_module="org.apache.kafka.common.security.plain.PlainLoginModule",
                                      user=SASL_USER, password=self.password_file.read_text().strip(),
                                      keystore=self.tls_dir / "broker-keystore.pem")
+        if self.acls:
+            text += _ACLS.format(admin=ADMIN_USER)
         return text
 
     def _prepare(self, java: str, classpath: str) -> None:
@@ -414,13 +459,13 @@ class LocalBroker:
         ``sasl_ssl``), and every node's storage formatted with one cluster id."""
         layout = self._layout()
         formatted = any((n.directory / "data" / "meta.properties").exists() for n in self.nodes)
-        wanted = {"nodes": self.node_count, "sasl_ssl": self.sasl_ssl}
-        if formatted and layout and {k: layout.get(k) for k in wanted} != wanted:
+        wanted = {"nodes": self.node_count, "sasl_ssl": self.sasl_ssl, "acls": self.acls}
+        if formatted and layout and {k: layout.get(k, False if k == "acls" else None) for k in wanted} != wanted:
             raise BrokerError(
                 f"the broker in {self.directory} was made with --nodes {layout.get('nodes')}"
                 f"{' --sasl-ssl' if layout.get('sasl_ssl') else ''}; stop it and remove that directory to "
                 "change its shape, or start it with the same options")
-        if formatted and not layout and wanted != {"nodes": 1, "sasl_ssl": False}:
+        if formatted and not layout and wanted != {"nodes": 1, "sasl_ssl": False, "acls": False}:
             raise BrokerError(f"the broker in {self.directory} is a plain single node; stop it and remove "
                               "that directory to change its shape")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -432,6 +477,15 @@ class LocalBroker:
             self.password_file.write_text(secrets.token_hex(16) + "\n")
             env = "".join(f"{k}={v}\n" for k, v in self.client_env(secure=True).items())
             (self.directory / "client" / "client.env").write_text(env)
+        if self.acls and not self.admin_password_file.exists():
+            self.admin_password_file.touch(mode=0o600)
+            self.admin_password_file.write_text(secrets.token_hex(16) + "\n")
+            self.admin_properties.touch(mode=0o600)
+            self.admin_properties.write_text(
+                "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+                "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_USER}" password="{self.admin_password_file.read_text().strip()}";\n'
+                f"ssl.truststore.type=PEM\nssl.truststore.location={self.tls_dir / 'ca.pem'}\n")
         cluster_file = self.directory / "cluster.id"
         if not cluster_file.exists():
             cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
@@ -447,8 +501,12 @@ class LocalBroker:
             scram = []
             if self.sasl_ssl:
                 password = self.password_file.read_text().strip()
+                users = [(SASL_USER, password)]
+                if self.acls:
+                    users.append((ADMIN_USER, self.admin_password_file.read_text().strip()))
                 for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
-                    scram += ["--add-scram", f"{mechanism}=[name={SASL_USER},password={password}]"]
+                    scram += [arg for user, secret in users
+                              for arg in ("--add-scram", f"{mechanism}=[name={user},password={secret}]")]
             fmt = subprocess.run(
                 [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
                  # one argument: a base64url id may start with "-" (1 in 64), which the
@@ -460,6 +518,8 @@ class LocalBroker:
                 output = fmt.stdout + fmt.stderr
                 if self.sasl_ssl:  # the tool may echo its --add-scram arguments
                     output = output.replace(self.password_file.read_text().strip(), "***")
+                if self.acls:
+                    output = output.replace(self.admin_password_file.read_text().strip(), "***")
                 raise BrokerError(f"formatting the storage of node {node.node_id} failed:\n{output}")
 
     def _launch(self, node: Node, java: str, classpath: str) -> int:

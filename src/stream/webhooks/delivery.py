@@ -48,7 +48,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 
 from ..ops.metrics import WorkerMetrics
 from ..records import dumps, loads, utcnow
-from ..runtime.kafka import ensure_topics, make_producer, seed_offsets
+from ..runtime.kafka import make_producer, seed_offsets
+from ..runtime.plan import apply_plan, topic_plan
 from ..settings import Settings
 from .config import Endpoint, Subscriptions
 from .errors import WebhookError
@@ -318,14 +319,11 @@ class Dispatcher:
         and record the endpoints seen for the first time as added now.  Called by ``stream
         worker`` before it starts processing, else by :meth:`run`."""
         s = self.settings
-        retry, failed, events = self.topics
+        retry = s.topic_webhooks_retry
         # Endpoints seen now for the first time count as added *before* the group's start
         # offsets are fixed: an alert raised after those offsets is after this time too.
         now = int(time.time() * 1000)
-        await ensure_topics(s.kafka, [(s.topic_alerts, s.partitions, False), (retry, s.partitions, False),
-                                       (failed, s.partitions, False), (events, 1, True)], s.replication_factor,
-                            {s.topic_alerts: {"max.message.bytes": str(s.topic_max_message_bytes)}},
-                            s.min_insync_replicas)
+        await apply_plan(s, topic_plan(s, None, ["webhooks"]), ["webhooks"], "the webhook dispatcher")
         seeded = await seed_offsets(s.kafka, self.group, [s.topic_alerts], at="end")
         seeded.update(await seed_offsets(s.kafka, self.group, [retry], at="beginning"))
         if seeded:
