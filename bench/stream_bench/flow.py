@@ -48,6 +48,30 @@ def cpu_seconds(procs: Sequence[subprocess.Popen[bytes]]) -> float:
     return sum(pid_cpu_seconds(proc.pid) for proc in procs)
 
 
+def tree_pss_mb(pids: Sequence[int]) -> float:
+    """Proportional set size (MB) of the processes ``pids`` and all their descendants (a
+    worker and its model processes): shared pages counted once, split among the sharers,
+    so that the sum is what the tree costs the machine (Linux, ``/proc/PID/smaps_rollup``)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, total_kb = list(pids), 0
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kb / 1024, 1)
+
+
 @dataclass
 class Arm:
     """What one run of one arm gave."""
@@ -177,11 +201,13 @@ class FlowBench:
             records, t0 = await self._warm_then_measure(
                 t["raw"], t["enriched"], partitions, [dumps(a) for a in articles], [a["id"].encode() for a in articles],
                 procs, lambda p: dumps(dict(warm, id=f"warm-{p}")))
+            # Memory of the workers (and their model processes) once the articles are through.
+            pss_mb = tree_pss_mb([p.pid for p in procs]) / max(1, workers)
         finally:
             self._stop(procs)
         n, seconds = _since(t0, [r.timestamp for r in records])
         return Arm(n, seconds, {"records": [loads(r.value) for r in records], "topics": t,
-                                "worker_cpu_s": self.last_cpu_s})
+                                "worker_cpu_s": self.last_cpu_s, "worker_pss_mb": pss_mb})
 
     async def aiokafka_arm(self, values: Sequence[bytes]) -> Arm:
         """The raw loop: ``getmany`` -> ``send`` with the same producer settings as ours, and a

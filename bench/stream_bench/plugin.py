@@ -36,18 +36,20 @@ def stream_register_commands(cli: click.Group) -> None:
                   help="Where DATE.json and DATE.png go.")
     @click.option("--docs", type=click.Path(dir_okay=False), default="docs/performance.md", show_default=True,
                   help="The page whose generated table is replaced ('' to leave it).")
+    @click.option("--sizing-docs", type=click.Path(dir_okay=False), default="docs/operations.md", show_default=True,
+                  help="The page whose generated sizing table is replaced ('' to leave it).")
     @click.option("--soak", type=int, default=50_000, show_default=True,
                   help="Articles through a worker for the memory soak.")
     @click.option("--smoke", is_flag=True, help="A tiny run that checks the harness (figures meaningless).")
     @click.pass_context
     def bench(ctx: click.Context, count: int, ner_count: int, rounds: int, dedup_sizes: str, samples: str,
-              out_dir: str, docs: str, soak: int, smoke: bool) -> None:
+              out_dir: str, docs: str, sizing_docs: str, soak: int, smoke: bool) -> None:
         """Measure R1-R16 of the benchmark plan, each a ratio of two arms alternated in one run
         on the real broker; write the figures, the table of docs/performance.md and a plot."""
         import datetime
         from pathlib import Path
 
-        from stream_bench.report import plot, table, write_results, write_table
+        from stream_bench.report import plot, table, write_results, write_sizing, write_table
         from stream_bench.run import run_benchmark
 
         settings = _settings(ctx)
@@ -74,4 +76,7 @@ def stream_register_commands(cli: click.Group) -> None:
         if docs and not smoke:
             write_table(results, Path(docs), str(json_path))
             click.echo(f"table written to {docs}")
+        if sizing_docs and not smoke:
+            write_sizing(results, Path(sizing_docs), str(json_path))
+            click.echo(f"sizing table written to {sizing_docs}")
         click.echo(f"figures: {json_path}; plot: {png_path}")

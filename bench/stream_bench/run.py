@@ -169,6 +169,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
 
         # R2, R3: the NER stage and the whole pipeline in a worker / standalone nlp.pipe.
         ner_ratio, whole_ratio, whole_s, standalone_s, words_s, whole_cpu = [], [], [], [], [], []
+        whole_pss: list[float] = []
         sink = Sink()
 
         async def whole_arm(env: dict[str, str] = ONE_MODEL_PROCESS) -> Any:
@@ -185,6 +186,7 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         for _ in range(rounds):
             step("R2/R3: whole pipeline in a worker")
             arm = asyncio.run(whole_arm())
+            whole_pss.append(arm.extra["worker_pss_mb"])
             records = arm.extra["records"]
             whole_cpu.append(arm.extra["worker_cpu_s"] / max(1, arm.records))
             texts = [r["clean_text"] for r in records]
@@ -201,7 +203,8 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
         r2 = _entry("R2", median_min_max(ner_ratio), articles=len(ner_articles))
         r3 = _entry("R3", median_min_max(whole_ratio), articles=len(ner_articles),
                     whole_pipeline_articles_per_s=statistics.median(whole_s),
-                    standalone_articles_per_s=statistics.median(standalone_s))
+                    standalone_articles_per_s=statistics.median(standalone_s),
+                    whole_pipeline_articles_per_s_rounds=whole_s, worker_pss_mb=whole_pss)
         # R12: what the framework costs an article, next to what the article costs.
         tick = 1 / os.sysconf("SC_CLK_TCK")  # /proc counts CPU time in ticks: never divide by 0
         noop_cpu = [max(c, tick / max(1, len(corpus))) for c in noop_cpu]
@@ -212,15 +215,18 @@ def _run(settings: Settings, samples: list[Path], *, count: int, ner_count: int,
                      whole_pipeline_cpu_ms_per_article=round(1000 * statistics.median(whole_cpu), 2))
         # R11: one worker using the machine: its model in as many processes as it has cores.
         cores = usable_cores()
-        pooled_s, pooled_ratio = [], []
+        pooled_s, pooled_ratio, pooled_pss = [], [], []
         for _ in range(rounds):
             step(f"R11: whole pipeline, {cores} model processes")
-            per_second = asyncio.run(whole_arm({"STREAM_PLUGIN_NER_PROCESSES": str(cores)})).per_second
+            pooled = asyncio.run(whole_arm({"STREAM_PLUGIN_NER_PROCESSES": str(cores)}))
+            per_second = pooled.per_second
+            pooled_pss.append(pooled.extra["worker_pss_mb"])
             done()
             pooled_s.append(per_second)
             pooled_ratio.append(per_second / (cores * statistics.median(standalone_s)))
         r11 = _entry("R11", median_min_max(pooled_ratio), processes=cores, articles=len(ner_articles),
-                     articles_per_s=statistics.median(pooled_s),
+                     articles_per_s=statistics.median(pooled_s), articles_per_s_rounds=pooled_s,
+                     worker_pss_mb=pooled_pss,
                      one_process_articles_per_s=statistics.median(whole_s),
                      standalone_one_core_articles_per_s=statistics.median(standalone_s))
         results["sanity"].update({

@@ -373,7 +373,8 @@ def ingest(ctx: click.Context, sources_file: str, once: bool, web: str | None, l
         for sig in (_signal.SIGTERM, _signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         ingester = Ingester(settings, sources, kinds)
-        server = asyncio.create_task(serve_ingester(address, ingester, token, settings.web_token)) if address else None
+        dashboard = settings.dashboard_token
+        server = asyncio.create_task(serve_ingester(address, ingester, token, dashboard)) if address else None
         try:
             await ingester.run(stop)
         finally:

@@ -147,6 +147,8 @@ class Settings:
     #: A token the dashboard and its JSON ask for (``Authorization: Bearer TOKEN`` or
     #: ``/?token=TOKEN``); empty: open.  Metrics and health stay open.  Never logged.
     web_token: str = field(default="", repr=False)
+    #: A file holding the dashboard token (its first line), read at start.
+    web_token_file: str = ""
     #: Seconds a worker may have lag on its partitions while its committed offsets stay
     #: put before ``/health/live`` reports it unhealthy.
     stall_timeout: float = 120.0
@@ -220,6 +222,18 @@ class Settings:
             sasl_username=self.sasl_username, sasl_password=password, ssl_cafile=self.ssl_cafile,
             ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
             ssl_check_hostname=self.ssl_check_hostname)
+
+    @property
+    def dashboard_token(self) -> str:
+        """The dashboard's token (``web_token``, or the first line of ``web_token_file``);
+        empty: the dashboard is open.
+
+        :raises ConfigError: both are set, or the file cannot be read."""
+        if self.web_token and self.web_token_file:
+            raise ConfigError("both web_token and web_token_file are set; keep one", path=self.source)
+        if self.web_token_file:
+            return _read_password(self.web_token_file, "web_token_file")
+        return self.web_token
 
     @property
     def push_token(self) -> str:

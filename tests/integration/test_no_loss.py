@@ -166,6 +166,6 @@ def test_a_worker_refuses_to_start_when_a_topic_cannot_take_the_records_it_may_w
     status = worker.proc.wait(timeout=120)
     log = worker.log_path.read_text(errors="replace")
     worker.stop()
-    assert status != 0
-    assert f"topic {topics.enriched!r} accepts records up to 500000 bytes" in log
+    assert status == 78, log[-3000:]  # EX_CONFIG
+    assert f"{topics.enriched}: accepts records up to 500000 bytes" in log
     assert "--add-config max.message.bytes=" in log and "lower max_record_bytes" in log

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from stream.errors import ConfigError
-from stream.settings import load_settings
+from stream.settings import Settings, load_settings
 
 
 def test_defaults_need_no_file_and_no_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +148,14 @@ def test_config_is_accepted_after_any_command_too(tmp_path: Path, monkeypatch: p
     for command in (["worker"], ["process"], ["ingest"], ["broker", "start"]):
         shown = CliRunner().invoke(main, [*command, "--help"], env={"STREAM_PLUGINS": ""})
         assert "--config FILE" in shown.output, command
+
+
+def test_the_dashboard_token_can_come_from_a_file(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("dash-123\nignored\n")
+    assert Settings(web_token_file=str(token)).dashboard_token == "dash-123"
+    assert Settings(web_token="inline").dashboard_token == "inline"
+    with pytest.raises(ConfigError, match="both web_token and web_token_file are set"):
+        _ = Settings(web_token="a", web_token_file=str(token)).dashboard_token
+    with pytest.raises(ConfigError, match="cannot read web_token_file"):
+        _ = Settings(web_token_file=str(tmp_path / "missing")).dashboard_token

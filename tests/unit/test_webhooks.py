@@ -14,7 +14,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from stream.errors import ConfigError
-from stream.webhooks.config import Endpoint, parse_subscriptions
+from stream.webhooks.config import Endpoint, load_subscriptions, parse_subscriptions
 from stream.webhooks.delivery import attempt_delivery, payload, webhook_id
 from stream.webhooks.errors import WebhookError
 from stream.webhooks.safety import resolve_target
@@ -183,3 +183,20 @@ async def test_target_cache_reuses_a_checked_target_until_its_ttl(monkeypatch: p
     # An address literal is checked without the resolver.
     target = await cache.resolve("http://127.0.0.1:8099/x", allow_loopback=True)
     assert target.address == "127.0.0.1" and calls == ["localhost", "localhost", "localhost"]
+
+
+def test_an_endpoint_secret_can_come_from_a_file_relative_to_the_subscriptions(tmp_path: Path) -> None:
+    other = "whsec_" + base64.b64encode(b"another-secret-0123456789abcdef!").decode()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "ops").write_text(f"# newest first\n{SECRET}\n\n{other}\n")
+    subs = tmp_path / "webhooks.toml"
+    subs.write_text('[[endpoints]]\nid = "ops"\nurl = "https://h.example.com/x"\nsecret_file = "secrets/ops"\n')
+    [ep] = load_subscriptions(subs).endpoints
+    assert ep.secrets == (SECRET, other) and SECRET not in repr(ep)
+    subs.write_text('[[endpoints]]\nid = "ops"\nurl = "https://h.example.com/x"\nsecret_file = "missing"\n')
+    with pytest.raises(ConfigError, match=rf"{subs}:4: endpoint 'ops': secret_file: cannot read .*missing"):
+        load_subscriptions(subs)
+    subs.write_text(f'[[endpoints]]\nid = "ops"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
+                    'secret_file = "secrets/ops"\n')
+    with pytest.raises(ConfigError, match="give one of secret, secrets and secret_file, not secret and secret_file"):
+        load_subscriptions(subs)

@@ -110,9 +110,11 @@ def _ops(app: faust.App, settings: Settings, health: Health, inputs: dict[str, s
     if settings.web:
         from ..ops.web import serve
 
+        web_token = settings.dashboard_token  # read now: an unreadable file stops the worker at start
+
         @app.task  # type: ignore[untyped-decorator]
         async def web_server() -> None:
-            await serve(settings.web, health.metrics, health, token=settings.web_token)
+            await serve(settings.web, health.metrics, health, token=web_token)
 
 
 def _check_web_address(settings: Settings) -> None:

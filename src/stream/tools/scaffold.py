@@ -21,7 +21,7 @@ version = "0.1.0"
 description = "A stream plugin: {name}"
 readme = "README.md"
 requires-python = ">=3.11"
-dependencies = ["stream-news>={stream_version}"]
+dependencies = ["stream-news>={stream_version},<{next_major}"]
 
 [project.optional-dependencies]
 test = ["pytest>=8"]
@@ -54,7 +54,7 @@ class {cls}(Processor):
     on_error = "dlq"     # or "skip"
 
     def setup(self, context: Context) -> None:
-        # Your settings: [plugins.{name}] in stream.toml, or STREAM_PLUGIN_{upper}_<KEY>.
+        # Your settings: [plugins.{name}] in stream.toml, or STREAM_PLUGIN_{upper}__<KEY>.
         raw = context.config.get("minimum", 0)
         try:
             self.minimum = int(raw)
@@ -112,7 +112,7 @@ stream process article.txt     # runs it; see extra.{name}
 pytest
 ```
 
-Settings: `[plugins.{name}]` in stream.toml, or `STREAM_PLUGIN_{upper}_<KEY>`.
+Settings: `[plugins.{name}]` in stream.toml, or `STREAM_PLUGIN_{upper}__<KEY>`.
 '''
 
 
@@ -264,6 +264,8 @@ def new_plugin(name: str, directory: Path, *, source: bool = False) -> Path:
         "name": name, "package": package, "dist": f"stream-{name.replace('_', '-')}",
         "cls": "".join(part.capitalize() for part in name.split("_")) + ("Source" if source else "Processor"),
         "upper": name.upper(), "api": PLUGIN_API, "stream_version": __version__,
+        # The core's next major version: its API may break there (semantic versioning).
+        "next_major": int(__version__.split(".")[0]) + 1,
     }
     (root / package).mkdir(parents=True)
     (root / "tests").mkdir()

@@ -8,7 +8,8 @@
     [[endpoints]]
     id = "ops-team"
     url = "https://hooks.example.com/stream"
-    secret = "whsec_..."            # or secrets = ["whsec_new", "whsec_old"]
+    secret = "whsec_..."            # or secrets = ["whsec_new", "whsec_old"],
+                                    # or secret_file = "/run/secrets/ops-team" (a secret a line)
     rules = ["military-escalation"] # empty or absent: every rule
     min_severity = "medium"
     headers = { "X-Team" = "ops" }
@@ -38,8 +39,8 @@ __all__ = ["DEFAULT_SCHEDULE", "SEVERITIES", "Endpoint", "Subscriptions", "load_
 #: (the schedule of the established webhook services).
 DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 SEVERITIES = ("low", "medium", "high", "critical")
-_KEYS = {"id", "url", "secret", "secrets", "rules", "min_severity", "headers", "timeout", "concurrency", "format",
-         "rate", "digest"}
+_KEYS = {"id", "url", "secret", "secrets", "secret_file", "rules", "min_severity", "headers", "timeout", "concurrency",
+         "format", "rate", "digest"}
 _FORBIDDEN_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                       "content-type"}
 
@@ -89,11 +90,31 @@ class Subscriptions:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
 
 
+def _secrets_from(value: Any, base: Path | None) -> list[str]:
+    """The secrets of ``secret_file``: one a line, the newest first (two during a rotation);
+    blank lines and lines starting with ``#`` are skipped.  A relative path is relative to
+    the subscriptions file."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("secret_file must be the path of a file holding the secret")
+    file = Path(value)
+    if not file.is_absolute() and base is not None:
+        file = base / file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"secret_file: cannot read {file}: {exc.strerror}") from None
+    secrets = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not secrets:
+        raise ValueError(f"secret_file: {file} holds no secret (one whsec_... a line)")
+    return secrets
+
+
 def _key_line(text: str, start: int | None, message: str) -> int | None:
     """The line of the key the message is about, inside the endpoint that starts near ``start``."""
     if start is None:
         return None
-    keys = {"only http": "url", "the URL": "url", "credentials": "url", "secret": "secret", "base64": "secret"}
+    keys = {"only http": "url", "the URL": "url", "credentials": "url", "secret_file": "secret_file",
+            "secret": "secret", "base64": "secret"}
     key = next((k for k in sorted(_KEYS, key=len, reverse=True) if message.startswith(k)), None)
     key = key or next((v for k, v in keys.items() if k in message), None)
     if key is None:
@@ -102,7 +123,7 @@ def _key_line(text: str, start: int | None, message: str) -> int | None:
     return found if found != start else entry_key_line(text, "endpoints", start, key + "s")
 
 
-def _endpoint(entry: Any) -> Endpoint:
+def _endpoint(entry: Any, base: Path | None = None) -> Endpoint:
     if not isinstance(entry, dict):
         raise ValueError("each [[endpoints]] entry must be a table")
     unknown = set(entry) - _KEYS
@@ -115,11 +136,15 @@ def _endpoint(entry: Any) -> Endpoint:
     if not isinstance(url, str):
         raise ValueError("url must be a string such as \"https://hooks.example.com/stream\"")
     check_url(url)
-    if "secret" in entry and "secrets" in entry:
-        raise ValueError("give either secret or secrets, not both")
+    given = [k for k in ("secret", "secrets", "secret_file") if k in entry]
+    if len(given) > 1:
+        raise ValueError(f"give one of secret, secrets and secret_file, not {' and '.join(given)}")
     secrets = entry.get("secrets", [entry["secret"]] if "secret" in entry else None)
+    if "secret_file" in entry:
+        secrets = _secrets_from(entry["secret_file"], base)
     if not isinstance(secrets, list) or not secrets or not all(isinstance(s, str) for s in secrets):
-        raise ValueError("secret = \"whsec_...\" (or secrets = [\"whsec_new\", \"whsec_old\"]) is required")
+        raise ValueError("secret = \"whsec_...\" (or secrets = [\"whsec_new\", \"whsec_old\"], or secret_file = "
+                         "\"/run/secrets/NAME\") is required")
     for s in secrets:
         secret_key(s)
     rules = entry.get("rules", [])
@@ -176,7 +201,7 @@ def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscript
         ident = entry.get("id") if isinstance(entry, dict) else None
         line = line_containing(text, f'"{ident}"') if isinstance(ident, str) else None
         try:
-            endpoint = _endpoint(entry)
+            endpoint = _endpoint(entry, Path(path).parent)
         except ValueError as exc:
             name = f"endpoint {ident!r}" if isinstance(ident, str) else f"endpoint #{index + 1}"
             raise ConfigError(f"{name}: {exc}", path=path, line=_key_line(text, line, str(exc))) from None
