@@ -87,9 +87,10 @@ def sizing(results: dict[str, Any], source: str) -> str:
             f"| `[plugins.ner] processes = 1` | 1 | {one_rate} | {one_mb} |",
             f"| `processes` = the cores (default) | {cores} | {pooled_rate} | {pooled_mb} |",
             "", f"Measured by `make bench` (R3 and R11: {one.get('articles', '?')} articles of about "
-            f"{results.get('sanity', {}).get('words_per_article', '?')} words, clean, NER, dedup and alerts, alerts "
-            f"delivered by webhook; {results.get('corpus', {}).get('rounds', '?')} rounds) on "
-            f"{results.get('machine', {}).get('cpus', '?')} cores; from `{source}`."]
+            f"{results.get('sanity', {}).get('words_per_article', '?')} words through clean, NER, dedup and alerts, "
+            f"alerts delivered by webhook to a local sink; {results.get('corpus', {}).get('rounds', '?')} rounds; "
+            f"memory once the articles are through) on {results.get('machine', {}).get('cpus', '?')} cores "
+            f"shared with the broker; from `{source}`."]
     return "\n".join(rows)
 
 

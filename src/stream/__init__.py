@@ -15,7 +15,7 @@ from .records import SCHEMA_VERSION, Alert, Article, DeadLetter
 from .settings import Settings, load_settings
 from .toml import entry_key_line, key_line, line_containing, parse_toml, read_toml
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: Marks a function as a stream hook implementation (see ``stream.hookspecs``).
 hookimpl = pluggy.HookimplMarker("stream")

