@@ -32,7 +32,10 @@ def table(results: dict[str, Any], source: str) -> str:
     rows = ["| id | what is compared (A / B) | target | median | min | max | met |",
             "|---|---|---|---|---|---|---|"]
     for r in results["ratios"]:
-        rows.append(f"| {r['id']} | {r['what']} | {r['target']} | {r['median']:.3f} | {r['min']:.3f} | "
+        # Results written before 2026-12-04's second run hold R6's and R7's bound as a bare
+        # number (the harness's key replaced the entry's): both are upper bounds.
+        target = r["target"] if isinstance(r["target"], str) else f"<= {r['target']:g}"
+        rows.append(f"| {r['id']} | {r['what']} | {target} | {r['median']:.3f} | {r['min']:.3f} | "
                     f"{r['max']:.3f} | {'-' if r['met'] is None else 'yes' if r['met'] else '**no**'} |")
     s = results.get("sanity", {})
     c = results.get("corpus", {})

@@ -96,8 +96,9 @@ def _broker_cpu(bootstrap: str) -> float:
 def _entry(rid: str, ratio: dict[str, float], **detail: Any) -> dict[str, Any]:
     what, op, target = PLAN[rid]
     met = None if not op else ratio["median"] >= target if op == ">=" else ratio["median"] <= target
+    # Only the median, min and max: a harness's own keys (its "target") must not replace ours.
     return {"id": rid, "what": what, "target": f"{op} {target:g}" if op else "(a figure)", "met": met,
-            **{k: round(v, 3) for k, v in ratio.items()}, "detail": detail}
+            **{k: round(ratio[k], 3) for k in ("median", "min", "max")}, "detail": detail}
 
 
 #: The prefix of every topic (and consumer group) of the benchmark's arms.

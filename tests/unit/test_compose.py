@@ -82,6 +82,10 @@ def test_the_worker_settings_are_settings_the_code_reads(tmp_path: Path) -> None
     assert "STREAM_SASL_PASSWORD" not in env, "the password is a secret file, not a variable"
     assert worker["command"] == ["worker"]
     assert worker["depends_on"]["kafka-users"]["condition"] == "service_completed_successfully"
+    # One worker per host: each replica has a CPU limit, which the NER default follows
+    # (else three replicas on one machine would each start a model process per host core).
+    assert float(worker["deploy"]["resources"]["limits"]["cpus"]) >= 1
+    assert not any(k.startswith("STREAM_PLUGIN_NER") for k in env), "processes follows the CPU limit"
 
 
 def test_the_scram_user_is_the_workers_user_with_the_same_secret(tmp_path: Path) -> None:

@@ -163,3 +163,19 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[1][:1] not in ("Z", "X")  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def test_the_default_model_processes_follow_a_container_s_cpu_limit(tmp_path: Path) -> None:
+    from stream_ner.pool import cgroup_cpu_quota, usable_cores
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no quota
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None and usable_cores(tmp_path) >= 1
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # docker run --cpus 1.5
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    assert usable_cores(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1, one core
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert usable_cores(tmp_path) == 1

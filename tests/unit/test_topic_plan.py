@@ -70,7 +70,7 @@ def test_the_comparison_names_every_problem_and_its_fix() -> None:
     s = Settings(sasl_username="app")
     planned = [
         PlannedTopic("raw", 6, record_bytes=1_000_000, setting="max_article_bytes"),
-        PlannedTopic("enriched", 6, record_bytes=8_000_000, setting="max_record_bytes"),
+        PlannedTopic("enriched", 6, record_bytes=8_000_000, setting="max_record_bytes", writers=["worker"]),
         PlannedTopic("state", 1, compacted=True, exact=True),
         PlannedTopic("handoff", 1, exact=True),
         PlannedTopic("gone", 6),
@@ -127,3 +127,14 @@ def test_process_exits_65_when_records_went_to_the_dead_letters(tmp_path) -> Non
     result = CliRunner().invoke(main, ["process", str(bad)], env={"STREAM_PLUGINS": "clean"})
     assert result.exit_code == EX_DATAERR, result.output
     assert "1 record(s) could not be processed" in result.output
+
+
+def test_a_topic_only_read_is_not_held_to_a_record_limit() -> None:
+    s = Settings()
+    plan = topic_plan(s, None, ["commands"])  # dlq replay reads the dead letters, writes nothing there
+    dlq = plan.topics[s.topic_dlq]
+    assert not dlq.writers and dlq.record_bytes == s.max_record_bytes
+    small = {s.topic_dlq: (6, {"cleanup.policy": "delete", "max.message.bytes": "1048588"})}
+    assert compare([dlq], small, s) == []
+    worker = topic_plan(s, None, ["worker"]).topics[s.topic_dlq]
+    assert [p.topic for p in compare([worker], small, s)] == [s.topic_dlq]

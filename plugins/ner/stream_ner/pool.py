@@ -16,12 +16,14 @@ child whose worker died (even by SIGKILL) exits within ``PARENT_POLL`` seconds.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Iterator
 
 __all__ = ["ModelPool", "ModelPoolError", "grouped_pipe", "usable_cores"]
@@ -41,12 +43,34 @@ class ModelPoolError(RuntimeError):
     """A model process died; the batch failed and the pool will be started again."""
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use, at least 1: its CPU affinity, capped by a cgroup CPU
+    quota rounded up (a container's ``--cpus``, a Kubernetes CPU limit), so that one worker
+    in a container with a limit of 2 starts 2 model processes, not one per core of the host."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota(cgroup)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (``cpu.max`` of cgroup v2, else
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` of v1); ``None`` when there is none."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 def grouped_pipe(nlp: Any, texts: list[str], batch_size: int) -> Iterator[Any]:

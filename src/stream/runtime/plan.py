@@ -338,7 +338,10 @@ def compare(plan_topics: Iterable[PlannedTopic], found: dict[str, tuple[int, dic
             problems.append(TopicProblem(t.name, f"has {partitions} partitions, stream needs exactly {t.partitions}",
                                          f"delete and recreate it with {t.partitions} (stream topics create)"))
         limit = configs.get("max.message.bytes")
-        if t.record_bytes and limit is not None and int(limit) < t.record_bytes + _HEADROOM:
+        # The limit matters where the parts checked write (and on the input topic, whose
+        # producers must be able to send what the worker accepts); not on a topic only read.
+        written = bool(t.writers) or t.name == settings.topic_raw
+        if t.record_bytes and written and limit is not None and int(limit) < t.record_bytes + _HEADROOM:
             problems.append(TopicProblem(
                 t.name, f"accepts records up to {limit} bytes (max.message.bytes), but {t.setting} = "
                         f"{t.record_bytes} allows larger ones",
