@@ -653,10 +653,16 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
 
     async def run() -> tuple[int, int, int, list[str]]:
         await apply_plan(settings, plan, ["commands"], "stream dlq replay")
-        done: set[bytes] = set()
+        # marker (DLQ-TOPIC:PARTITION:OFFSET) -> the failed_at of the dead letter replayed: a
+        # dead-letter topic made again starts its offsets again, and its letters are new.
+        done: dict[bytes, str] = {}
         async for rec in read_records(settings.kafka, settings.topic_dlq_replayed, timeout=2):
             if rec.key is not None:
-                (done.discard if rec.value is None else done.add)(rec.key)
+                if rec.value is None:
+                    done.pop(rec.key, None)
+                else:
+                    with contextlib.suppress(Exception):
+                        done[rec.key] = str(loads(rec.value).get("failed_at"))
         chosen: list[tuple[bytes, dict[str, Any], bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
         total = skipped = 0
         async for rec in read_records(settings.kafka, settings.topic_dlq, timeout=2):
@@ -667,8 +673,8 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
             if ((start is not None and (at is None or at < start)) or (end is not None and (at is None or at >= end))
                     or (stage and error.get("stage", error.get("plugin")) != stage)):
                 continue
-            marker = f"{rec.partition}:{rec.offset}".encode()
-            if marker in done and not again:
+            marker = f"{settings.topic_dlq}:{rec.partition}:{rec.offset}".encode()
+            if done.get(marker) == str(letter.get("failed_at")) and not again:
                 skipped += 1
                 continue
             headers = [(k, v) for k, v in rec.headers if not k.startswith("stream-")]
@@ -701,7 +707,8 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
             # short is repeated whole (the worker's dedup sees the same ids), never lost.
             now = utcnow()
             marks = [await producer.send(settings.topic_dlq_replayed, key=marker, value=dumps(
-                {"replayed_at": now, "article_id": letter.get("article_id"), "to": settings.topic_raw}))
+                {"replayed_at": now, "article_id": letter.get("article_id"), "failed_at": letter.get("failed_at"),
+                 "to": settings.topic_raw}))
                 for marker, letter, *_rest in sendable]
             await asyncio.gather(*marks)
         finally:

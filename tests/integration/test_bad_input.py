@@ -98,3 +98,44 @@ def test_every_kind_of_bad_input_goes_to_the_dlq_and_the_worker_goes_on(
     done = subprocess.run([sys.executable, "-m", "stream", "dlq", "replay", "--stage", "publish"],
                           env=env, capture_output=True, text=True, check=True)
     assert f"replayed 1 of {len(BAD) + 1} dead letter(s) to {topics.raw}" in done.stdout
+    again = subprocess.run([sys.executable, "-m", "stream", "dlq", "replay", "--stage", "publish"],
+                           env=env, capture_output=True, text=True, check=True)
+    assert "replayed 0 of" in again.stdout and "skipped 1 replayed before" in again.stdout, again.stdout
+
+
+def test_a_dead_letter_cut_to_fit_is_replayed_whole_from_its_source(
+    broker: LocalBroker, topics: StreamTopics, tmp_path: Path
+) -> None:
+    """A 90 KB article whose enriched record is over max_record_bytes: its dead letter holds
+    only the start of it (the topic takes max_record_bytes + 64 KiB); the replay reads the
+    whole original back from articles.raw, and a second replay skips it."""
+    worker = StreamWorker(broker, topics, tmp_path, "w", STREAM_MAX_ARTICLE_BYTES="200000",
+                          STREAM_MAX_RECORD_BYTES="4000", STREAM_PLUGINS="clean")
+    big = {"id": "big", "text": "Officials met in Geneva to discuss the talks again. " * 1800}
+    try:
+        produce(broker, topics.raw, [big])
+        letters: list[dict] = []  # type: ignore[type-arg]
+        for _ in range(60):
+            letters = [d for d, _h in _dead(broker, topics.dlq) if d["article_id"] == "big"]
+            if letters:
+                break
+            asyncio.run(asyncio.sleep(1))
+    finally:
+        assert worker.stop() == 0, worker.log()
+    [letter] = letters
+    assert letter["error"]["stage"] == "publish" and letter["original_truncated"], letter["error"]
+    assert letter["original_size"] > len(base64.b64decode(letter["original"]))
+
+    env = topics.env(broker, tmp_path / "d")
+    done = subprocess.run([sys.executable, "-m", "stream", "dlq", "replay"], env=env, capture_output=True,
+                          text=True, check=True)
+    assert f"replayed 1 of 1 dead letter(s) to {topics.raw}" in done.stdout, done.stdout
+
+    async def raw_values() -> list[bytes]:
+        return [r.value or b"" async for r in read_records(broker.target(), topics.raw, timeout=2)]
+
+    sent = asyncio.run(raw_values())
+    assert len(sent) == 2 and sent[1] == sent[0] and len(sent[1]) == letter["original_size"]
+    again = subprocess.run([sys.executable, "-m", "stream", "dlq", "replay"], env=env, capture_output=True,
+                           text=True, check=True)
+    assert "replayed 0 of 1" in again.stdout and "skipped 1 replayed before" in again.stdout, again.stdout
