@@ -26,11 +26,27 @@ T = TypeVar("T")
 def _run_kafka(settings: Settings, run: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``run()`` after checking that Kafka answers with the security settings (a wrong
     password or an untrusted certificate is one clear error, not a client's retry loop)."""
+    from aiokafka.errors import (
+        ClusterAuthorizationFailedError,
+        GroupAuthorizationFailedError,
+        TopicAuthorizationFailedError,
+        TransactionalIdAuthorizationFailed,
+    )
+
     from .runtime.security import check_connection
 
     async def checked() -> T:
         await check_connection(settings.kafka)
-        return await run()
+        try:
+            return await run()
+        except (TopicAuthorizationFailedError, GroupAuthorizationFailedError, TransactionalIdAuthorizationFailed,
+                ClusterAuthorizationFailedError) as exc:
+            # A missing ACL: one line that says so (exit 77), not a client's traceback.
+            error = ConfigError(f"User:{settings.sasl_username or 'ANONYMOUS'} is not allowed this: "
+                                f"{type(exc).__name__}: {exc}; `stream topics plan` lists the ACLs each part of "
+                                "stream needs (`--part commands` for the commands)")
+            error.exit_status = EX_NOPERM
+            raise error from None
 
     return asyncio.run(checked())
 

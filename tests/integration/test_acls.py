@@ -1,5 +1,6 @@
 """A cluster with tight permissions: a SASL_SSL broker with Kafka's StandardAuthorizer, where
-the application's user may do only what ACLs allow and topics are not created for it.
+the application's user may do only what ACLs allow and topics are not created for it
+(and, in the second test, the default: the worker creates its topics with Create ACLs).
 
 - With ``auto_create_topics = false``, no topics and no ACLs, the worker stops at start
   (exit 77) with the list of missing topics and ACLs and the commands that fix them.
@@ -101,9 +102,10 @@ def test_a_principal_with_exactly_the_planned_acls_runs_the_whole_chain(
                     f'secret = "{SECRET}"\n')
     feeds_file = tmp_path / "feeds.toml"
     feeds_file.write_text(f'allow_loopback = true\n[[feeds]]\nurl = "{feeds.url("/rss.xml")}"\nsource = "acl-feed"\n')
+    # Every optional part on: stories (its topic and changelog), webhooks, exactly-once.
     env = topics.env(acl_broker, tmp_path / "data", STREAM_AUTO_CREATE_TOPICS="false",
                      STREAM_PROCESSING_GUARANTEE="exactly_once", STREAM_WEBHOOKS=str(subs),
-                     STREAM_WEBHOOKS_ALLOW_LOOPBACK="1")
+                     STREAM_WEBHOOKS_ALLOW_LOOPBACK="1", STREAM_PLUGINS="clean,ner,dedup,stories,alerts")
     admin = {**env, "STREAM_SASL_USERNAME": ADMIN_USER,
              "STREAM_SASL_PASSWORD_FILE": str(acl_broker.admin_password_file)}
     try:
@@ -170,6 +172,8 @@ def test_a_principal_with_exactly_the_planned_acls_runs_the_whole_chain(
             enriched = wait_until(lambda: (lambda got: got if want <= got and len(got) >= len(want) + 2 else None)(
                 {r["id"] for r in records(acl_broker, topics.enriched)}), 240, "the enriched articles", worker)
             assert len(enriched) == len(want) + 2  # the two feed entries
+            assert all(r.get("story") for r in records(acl_broker, topics.enriched))
+            assert records(acl_broker, "stories"), "the story summaries were written"
             alerts = records(acl_broker, topics.alerts)
             assert alerts, "the samples raise alerts"
             receiver.wait(len(alerts), timeout=120)
@@ -194,3 +198,43 @@ def test_a_principal_with_exactly_the_planned_acls_runs_the_whole_chain(
     finally:
         receiver.stop()
         feeds.stop()
+
+
+def test_with_auto_create_the_plan_s_create_acls_let_the_worker_make_its_topics(
+        acl_broker: LocalBroker, topics: StreamTopics, tmp_path: Path) -> None:
+    """The default, auto_create_topics = true: with the ACLs the plan prints for it (Create on
+    each topic), the worker creates its topics itself and runs; no administrator step."""
+    env = topics.env(acl_broker, tmp_path / "data", STREAM_PLUGINS="clean,dedup")
+    plan = cli(env, "topics", "plan", "--part", "worker")
+    assert plan.returncode == 0, plan.stderr
+    acls = [shlex.split(line)[5:] for line in plan.stdout.splitlines() if line.startswith("kafka-acls.sh ")]
+    topic_acls = [a for a in acls if "--topic" in a]
+    assert topic_acls and all("Create" in a for a in topic_acls)
+    assert any(a[-2:] == ["--topic", f"{topics.app_id}-dedup-changelog"] for a in topic_acls)
+    with ThreadPoolExecutor(4) as pool:
+        for done in pool.map(lambda a: acl_broker.acl_command(*a), acls):
+            assert done.returncode == 0, done.stdout + done.stderr
+    worker = StreamWorker(acl_broker, topics, tmp_path, name="creates",
+                          **{k: v for k, v in env.items() if k.startswith("STREAM_")})
+    try:
+        worker.wait_ready(timeout=180)
+        # The worker's part has no Write on the input topic: `stream produce` is refused, in
+        # one line; with the commands' ACLs too, it sends.
+        denied = cli(env, "produce", str(SAMPLES[0]))
+        assert denied.returncode == 77 and "is not allowed this: TopicAuthorizationFailedError" in denied.stderr, \
+            denied.stderr
+        assert "Traceback" not in denied.stderr
+        both = cli(env, "topics", "plan", "--part", "worker", "--part", "commands")
+        more = [shlex.split(line)[5:] for line in both.stdout.splitlines() if line.startswith("kafka-acls.sh ")]
+        with ThreadPoolExecutor(4) as pool:
+            for done in pool.map(lambda a: acl_broker.acl_command(*a), [a for a in more if a not in acls]):
+                assert done.returncode == 0, done.stdout + done.stderr
+        produced = cli(env, "produce", str(SAMPLES[0]))
+        assert produced.returncode == 0, produced.stderr
+        wait_until(lambda: [r for r in records(acl_broker, topics.enriched) if r["id"] == SAMPLES[0].stem], 180,
+                   "the enriched article", worker)
+    finally:
+        status = worker.stop()
+    log = worker.log_path.read_text(errors="replace")
+    assert status == 0, log[-4000:]
+    assert "created topics" in log and f"{topics.app_id}-dedup-changelog" in log, log[-4000:]

@@ -200,3 +200,20 @@ def test_an_endpoint_secret_can_come_from_a_file_relative_to_the_subscriptions(t
                     'secret_file = "secrets/ops"\n')
     with pytest.raises(ConfigError, match="give one of secret, secrets and secret_file, not secret and secret_file"):
         load_subscriptions(subs)
+
+
+def test_an_endpoint_url_can_come_from_a_file_and_is_then_never_shown(tmp_path: Path) -> None:
+    """A Slack or Teams incoming-webhook URL is a secret itself."""
+    url = "https://hooks.slack.com/services/T000/B000/very-secret-token"
+    (tmp_path / "slack-url").write_text(f"# the channel's incoming webhook\n{url}\n")
+    subs = tmp_path / "webhooks.toml"
+    subs.write_text(f'[[endpoints]]\nid = "chat"\nurl_file = "slack-url"\nformat = "slack"\nsecret = "{SECRET}"\n')
+    [ep] = load_subscriptions(subs).endpoints
+    assert ep.url == url and ep.url_secret and "very-secret-token" not in repr(ep)
+    (tmp_path / "slack-url").write_text("ftp://hooks.example.com/x\n")
+    with pytest.raises(ConfigError, match="only http and https URLs are allowed") as info:
+        load_subscriptions(subs)
+    assert "hooks.example.com" not in str(info.value)
+    subs.write_text(f'[[endpoints]]\nid = "chat"\nurl = "{url}"\nurl_file = "slack-url"\nsecret = "{SECRET}"\n')
+    with pytest.raises(ConfigError, match="give url or url_file, not both"):
+        load_subscriptions(subs)

@@ -7,7 +7,7 @@
 
     [[endpoints]]
     id = "ops-team"
-    url = "https://hooks.example.com/stream"
+    url = "https://hooks.example.com/stream"   # or url_file = "/run/secrets/slack-url"
     secret = "whsec_..."            # or secrets = ["whsec_new", "whsec_old"],
                                     # or secret_file = "/run/secrets/ops-team" (a secret a line)
     rules = ["military-escalation"] # empty or absent: every rule
@@ -39,8 +39,8 @@ __all__ = ["DEFAULT_SCHEDULE", "SEVERITIES", "Endpoint", "Subscriptions", "load_
 #: (the schedule of the established webhook services).
 DEFAULT_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 SEVERITIES = ("low", "medium", "high", "critical")
-_KEYS = {"id", "url", "secret", "secrets", "secret_file", "rules", "min_severity", "headers", "timeout", "concurrency",
-         "format", "rate", "digest"}
+_KEYS = {"id", "url", "url_file", "secret", "secrets", "secret_file", "rules", "min_severity", "headers", "timeout",
+         "concurrency", "format", "rate", "digest"}
 _FORBIDDEN_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                       "content-type"}
 
@@ -63,6 +63,8 @@ class Endpoint:
     digest_minutes: float | None = None
     #: alerts per digest delivery at most (a window with more is sent in several)
     digest_max: int = 50
+    #: the URL came from ``url_file``: it is a secret (a Slack or Teams incoming webhook)
+    url_secret: bool = False
 
     def wants(self, alert: dict[str, Any]) -> bool:
         """Whether this endpoint subscribed to ``alert`` (its rule and severity)."""
@@ -73,7 +75,8 @@ class Endpoint:
         return rank >= SEVERITIES.index(self.min_severity)
 
     def __repr__(self) -> str:  # never show secrets
-        return f"Endpoint(id={self.id!r}, url={self.url!r}, secrets=<{len(self.secrets)} hidden>)"
+        url = "<from url_file>" if self.url_secret else repr(self.url)
+        return f"Endpoint(id={self.id!r}, url={url}, secrets=<{len(self.secrets)} hidden>)"
 
 
 @dataclass(frozen=True)
@@ -90,30 +93,31 @@ class Subscriptions:
         return next((e for e in self.endpoints if e.id == endpoint_id), None)
 
 
-def _secrets_from(value: Any, base: Path | None) -> list[str]:
-    """The secrets of ``secret_file``: one a line, the newest first (two during a rotation);
-    blank lines and lines starting with ``#`` are skipped.  A relative path is relative to
-    the subscriptions file."""
+def _lines_of(value: Any, base: Path | None, key: str, what: str) -> list[str]:
+    """The lines of the file ``key`` names (``secret_file``: one secret a line, the newest
+    first during a rotation; ``url_file``: the URL), blank lines and lines starting with
+    ``#`` skipped.  A relative path is relative to the subscriptions file."""
     if not isinstance(value, str) or not value:
-        raise ValueError("secret_file must be the path of a file holding the secret")
+        raise ValueError(f"{key} must be the path of a file holding {what}")
     file = Path(value)
     if not file.is_absolute() and base is not None:
         file = base / file
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"secret_file: cannot read {file}: {exc.strerror}") from None
-    secrets = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    if not secrets:
-        raise ValueError(f"secret_file: {file} holds no secret (one whsec_... a line)")
-    return secrets
+        raise ValueError(f"{key}: cannot read {file}: {exc.strerror}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise ValueError(f"{key}: {file} holds no {what.removeprefix('a ')}")
+    return lines
 
 
 def _key_line(text: str, start: int | None, message: str) -> int | None:
     """The line of the key the message is about, inside the endpoint that starts near ``start``."""
     if start is None:
         return None
-    keys = {"only http": "url", "the URL": "url", "credentials": "url", "secret_file": "secret_file",
+    keys = {"url_file": "url_file", "only http": "url", "the URL": "url", "credentials": "url",
+            "secret_file": "secret_file",
             "secret": "secret", "base64": "secret"}
     key = next((k for k in sorted(_KEYS, key=len, reverse=True) if message.startswith(k)), None)
     key = key or next((v for k, v in keys.items() if k in message), None)
@@ -132,16 +136,20 @@ def _endpoint(entry: Any, base: Path | None = None) -> Endpoint:
     ident = entry.get("id")
     if not isinstance(ident, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", ident):
         raise ValueError("id must be a short name of letters, digits, '.', '_' or '-'")
-    url = entry.get("url")
+    if "url" in entry and "url_file" in entry:
+        raise ValueError("give url or url_file, not both")
+    url_secret = "url_file" in entry
+    url = _lines_of(entry["url_file"], base, "url_file", "a URL")[0] if url_secret else entry.get("url")
     if not isinstance(url, str):
-        raise ValueError("url must be a string such as \"https://hooks.example.com/stream\"")
+        raise ValueError("url must be a string such as \"https://hooks.example.com/stream\" (or url_file, "
+                         "the path of a file holding it)")
     check_url(url)
     given = [k for k in ("secret", "secrets", "secret_file") if k in entry]
     if len(given) > 1:
         raise ValueError(f"give one of secret, secrets and secret_file, not {' and '.join(given)}")
     secrets = entry.get("secrets", [entry["secret"]] if "secret" in entry else None)
     if "secret_file" in entry:
-        secrets = _secrets_from(entry["secret_file"], base)
+        secrets = _lines_of(entry["secret_file"], base, "secret_file", "a secret (one whsec_... a line)")
     if not isinstance(secrets, list) or not secrets or not all(isinstance(s, str) for s in secrets):
         raise ValueError("secret = \"whsec_...\" (or secrets = [\"whsec_new\", \"whsec_old\"], or secret_file = "
                          "\"/run/secrets/NAME\") is required")
@@ -184,7 +192,7 @@ def _endpoint(entry: Any, base: Path | None = None) -> Endpoint:
         digest_minutes, digest_max = float(minutes), most
     return Endpoint(ident, url, tuple(secrets), tuple(rules), severity, tuple(headers.items()),
                     float(timeout), concurrency, fmt, float(rate) if rate is not None else None,
-                    digest_minutes, digest_max)
+                    digest_minutes, digest_max, url_secret)
 
 
 def parse_subscriptions(text: str, path: str | Path = "<webhooks>") -> Subscriptions:
