@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import time
-from typing import Any, Callable, Coroutine, TypeVar
+from typing import Any, Callable, Coroutine, NamedTuple, TypeVar
 
 import click
 
@@ -33,6 +33,7 @@ def _run_kafka(settings: Settings, run: Callable[[], Coroutine[Any, Any, T]]) ->
         TransactionalIdAuthorizationFailed,
     )
 
+    from .runtime.plan import principal
     from .runtime.security import check_connection
 
     async def checked() -> T:
@@ -42,11 +43,9 @@ def _run_kafka(settings: Settings, run: Callable[[], Coroutine[Any, Any, T]]) ->
         except (TopicAuthorizationFailedError, GroupAuthorizationFailedError, TransactionalIdAuthorizationFailed,
                 ClusterAuthorizationFailedError) as exc:
             # A missing ACL: one line that says so (exit 77), not a client's traceback.
-            error = ConfigError(f"User:{settings.sasl_username or 'ANONYMOUS'} is not allowed this: "
-                                f"{type(exc).__name__}: {exc}; `stream topics plan` lists the ACLs each part of "
-                                "stream needs (`--part commands` for the commands)")
-            error.exit_status = EX_NOPERM
-            raise error from None
+            raise ConfigError(f"{principal(settings)} is not allowed this: {type(exc).__name__}: {exc}; "
+                              "`stream topics plan` lists the ACLs each part of stream needs (`--part commands` "
+                              "for the commands)", exit_status=EX_NOPERM) from None
 
     return asyncio.run(checked())
 
@@ -247,15 +246,15 @@ def produce(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> No
     """Send articles from FILES (.txt, .json, .jsonl, or - for stdin) to Kafka."""
     from .runtime.inputs import read_inputs
     from .runtime.kafka import make_producer
-    from .runtime.plan import Plan, PlannedTopic, apply_plan
+    from .runtime.plan import Plan, PlannedTopic, apply_plan, topic_plan
 
     settings = _settings(ctx)
     target = topic or settings.topic_raw
     records = list(read_inputs(files))
-    size: dict[str, Any] = ({"record_bytes": settings.max_article_bytes, "setting": "max_article_bytes"}
-            if target == settings.topic_raw else {})
-    plan = Plan({target: PlannedTopic(target, settings.partitions, parts={"commands"}, writers=["stream produce"],
-                                      **size)}, {}, {}, settings.auto_create_topics)
+    commands = topic_plan(settings, None, ["commands"])
+    plan = (commands.only(target) if target in commands.topics else  # the input topic, as planned
+            Plan({target: PlannedTopic(target, settings.partitions, parts={"commands"}, writers=["stream produce"])},
+                 {}, {}, settings.auto_create_topics))
 
     async def run() -> int:
         await apply_plan(settings, plan, ["commands"], "stream produce")
@@ -594,9 +593,7 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
     from .runtime.plan import apply_plan, topic_plan
 
     settings = _settings(ctx)
-    plan = topic_plan(settings, None, ["webhooks"])
-    plan.topics = {settings.topic_webhooks_events: plan.topics[settings.topic_webhooks_events]}
-    plan.groups = {}
+    plan = topic_plan(settings, None, ["webhooks"]).only(settings.topic_webhooks_events)
 
     async def run() -> None:
         await apply_plan(settings, plan, ["webhooks"], "stream webhooks enable")
@@ -628,6 +625,19 @@ def webhook_sink(host: str, port: int, secret: str | None, fmt: str) -> None:
 
 
 # -- dead letters -------------------------------------------------------------------------
+
+
+class _Replay(NamedTuple):
+    """A dead letter ``stream dlq replay`` sends back: its marker in ``topic_dlq_replayed``,
+    the letter, the original key and headers, the original (``None`` while only its start is
+    known) and where the worker read it."""
+
+    marker: bytes
+    letter: dict[str, Any]
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    original: bytes | None
+    source: tuple[str, int, int] | None
 
 
 @main.group()
@@ -679,12 +689,12 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
                 else:
                     with contextlib.suppress(Exception):
                         done[rec.key] = str(loads(rec.value).get("failed_at"))
-        chosen: list[tuple[bytes, dict[str, Any], bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        chosen: list[_Replay] = []
         total = skipped = 0
         async for rec in read_records(settings.kafka, settings.topic_dlq, timeout=2):
             total += 1
             letter = loads(rec.value or b"null")
-            at = failed_ms(letter)
+            at = failed_ms(letter) if start is not None or end is not None else None
             error = letter.get("error") or {}
             if ((start is not None and (at is None or at < start)) or (end is not None and (at is None or at >= end))
                     or (stage and error.get("stage", error.get("plugin")) != stage)):
@@ -693,39 +703,40 @@ def dlq_replay(ctx: click.Context, since: str | None, until: str | None, stage: 
             if done.get(marker) == str(letter.get("failed_at")) and not again:
                 skipped += 1
                 continue
-            headers = [(k, v) for k, v in rec.headers if not k.startswith("stream-")]
-            original = None if letter.get("original_truncated") else base64.b64decode(letter["original"])
-            chosen.append((marker, letter, rec.key, original, headers))
-        lost: list[str] = []
-        cut = [(src["topic"], src["partition"], src["offset"]) for _m, letter, _k, original, _h in chosen
-               if original is None and (src := letter.get("source") or {}).get("topic") is not None]
+            src = letter.get("source") or {}
+            chosen.append(_Replay(
+                marker, letter, rec.key, [(k, v) for k, v in rec.headers if not k.startswith("stream-")],
+                None if letter.get("original_truncated") else base64.b64decode(letter["original"]),
+                (src["topic"], src["partition"], src["offset"]) if src.get("topic") is not None else None))
+        # An original cut to fit is read back whole from where the worker read it.
+        cut = [r.source for r in chosen if r.original is None and r.source is not None]
         whole = await fetch_records(settings.kafka, cut) if cut else {}
-        sendable = []
-        for marker, letter, key, original, headers in chosen:
-            if original is None:
-                src = letter.get("source") or {}
-                found = whole.get((str(src.get("topic")), int(src.get("partition", -1)), int(src.get("offset", -1))))
+        lost: list[str] = []
+        sendable: list[_Replay] = []
+        for r in chosen:
+            if r.original is None:
+                found = whole.get(r.source) if r.source is not None else None
                 if found is None or found.value is None:
-                    lost.append(f"{letter.get('article_id') or marker.decode()} (its original at {src.get('topic')} "
-                                f"{src.get('partition')}:{src.get('offset')} is gone)")
+                    where = "{} {}:{}".format(*r.source) if r.source is not None else "an unknown place"
+                    lost.append(f"{r.letter.get('article_id') or r.marker.decode()} (its original at {where} is gone)")
                     continue
-                original = found.value
-            sendable.append((marker, letter, key, original, headers))
+                r = r._replace(original=found.value)
+            sendable.append(r)
         if dry_run:
             return len(sendable), total, skipped, lost
         producer = make_producer(settings.kafka, max_request_size=settings.topic_max_message_bytes + 65536)
         await producer.start()
         try:
-            futures = [await producer.send(settings.topic_raw, value=value, key=key, headers=headers)
-                       for _m, _l, key, value, headers in bar(sendable, f"replaying to {settings.topic_raw}")]
+            futures = [await producer.send(settings.topic_raw, value=r.original, key=r.key, headers=r.headers)
+                       for r in bar(sendable, f"replaying to {settings.topic_raw}")]
             await asyncio.gather(*futures)
             # Recorded only once the broker acknowledged every replayed article: a replay cut
             # short is repeated whole (the worker's dedup sees the same ids), never lost.
             now = utcnow()
-            marks = [await producer.send(settings.topic_dlq_replayed, key=marker, value=dumps(
-                {"replayed_at": now, "article_id": letter.get("article_id"), "failed_at": letter.get("failed_at"),
+            marks = [await producer.send(settings.topic_dlq_replayed, key=r.marker, value=dumps(
+                {"replayed_at": now, "article_id": r.letter.get("article_id"), "failed_at": r.letter.get("failed_at"),
                  "to": settings.topic_raw}))
-                for marker, letter, *_rest in sendable]
+                for r in sendable]
             await asyncio.gather(*marks)
         finally:
             await producer.stop()
@@ -855,7 +866,7 @@ def topics_check(ctx: click.Context, parts: tuple[str, ...]) -> None:
     """Compare the cluster's topics, and this principal's access to them, its groups and
     transactional ids, with the plan: exit 0 when all is as planned; else each problem and
     its fix, and exit 77 when an ACL is missing, 78 otherwise."""
-    from .runtime.plan import check_plan
+    from .runtime.plan import check_plan, exit_status
 
     settings, plan = _plan(ctx, parts)
     wanted = list(plan.topics.values())
@@ -864,7 +875,7 @@ def topics_check(ctx: click.Context, parts: tuple[str, ...]) -> None:
         click.echo(f"{problem}", err=True)
     if problems:
         click.echo(f"stream: {len(problems)} problem(s) in {len(wanted)} topic(s)", err=True)
-        sys.exit(EX_NOPERM if any(p.denied for p in problems) else ConfigError.exit_status)
+        sys.exit(exit_status(problems))
     click.echo(f"{len(wanted)} topic(s) OK: {', '.join(plan.topics)}")
 
 

@@ -63,11 +63,14 @@ class ConfigError(StreamError, ValueError):
     :param message: what is wrong and how to fix it.
     :param path: the configuration file, or ``None`` for an environment variable.
     :param line: 1-based line number in ``path``, when known.
+    :param exit_status: :data:`EX_CONFIG`, or :data:`EX_NOPERM` for a missing ACL.
     """
 
     exit_status = EX_CONFIG
 
-    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None):
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None, line: int | None = None,
+                 exit_status: int = EX_CONFIG):
+        self.exit_status = exit_status  # EX_NOPERM when what to fix is a missing ACL
         self.path = str(path) if path is not None else None
         self.line = line
         self.reason = message

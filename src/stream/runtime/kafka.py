@@ -14,14 +14,12 @@ from typing import Any, AsyncIterator, Iterable, Literal, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from .security import KafkaTarget, client_options
 
 __all__ = ["KafkaRecord", "adopt_offsets", "cluster_replication", "delete_topics", "end_offsets", "ensure_topics",
-           "fetch_records", "make_producer", "partitions_of", "read_records", "replication_for", "seed_offsets",
-           "topic_limits"]
+           "fetch_records", "make_producer", "partitions_of", "read_records", "replication_for", "seed_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -168,29 +166,6 @@ async def delete_topics(bootstrap: Target, prefixes: Iterable[str]) -> int:
         for start in range(0, len(names), 200):
             await admin.delete_topics(names[start:start + 200], timeout_ms=60_000)
         return len(names)
-    finally:
-        await admin.close()
-
-
-async def topic_limits(bootstrap: Target, topics: Iterable[str]) -> dict[str, int]:
-    """The largest record batch each topic accepts (``max.message.bytes``: the topic's own
-    setting, else the broker's ``message.max.bytes``), for the topics that exist."""
-    names = sorted(set(topics))
-    admin = AIOKafkaAdminClient(**client_options(bootstrap))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        asked = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
-                 for name in names if name in existing]
-        limits: dict[str, int] = {}
-        if not asked:
-            return limits
-        for response in await admin.describe_configs(asked):
-            for resource in response.to_object()["resources"]:
-                for entry in resource["config_entries"]:
-                    if resource["error_code"] == 0 and entry["config_names"] == "max.message.bytes":
-                        limits[resource["resource_name"]] = int(entry["config_value"])
-        return limits
     finally:
         await admin.close()
 

@@ -17,12 +17,13 @@ from typing import Any, Iterable, Literal
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from ..errors import EX_NOPERM, ConfigError
+from ..errors import EX_CONFIG, EX_NOPERM, ConfigError
 from ..settings import Settings
 from .kafka import ensure_topics
 from .security import client_options
 
-__all__ = ["PARTS", "Acl", "Plan", "PlannedTopic", "TopicProblem", "apply_plan", "check_plan", "topic_plan"]
+__all__ = ["PARTS", "Acl", "Plan", "PlannedTopic", "TopicProblem", "apply_plan", "check_plan", "exit_status",
+           "principal", "topic_plan"]
 
 #: The parts of stream that use Kafka, as ``--part`` names them.
 PARTS = ("worker", "webhooks", "ingest", "commands")
@@ -33,6 +34,9 @@ _HEADROOM = 1024
 
 #: The broker's default ``message.max.bytes`` (what a topic without its own limit takes).
 _BROKER_DEFAULT = 1_048_588
+#: What a topic stream creates takes beside its largest record (key, headers, batch):
+#: ``max.message.bytes`` = record + this, as ``Settings.topic_max_message_bytes``.
+_ENVELOPE = 64 * 1024
 
 @dataclass
 class PlannedTopic:
@@ -66,7 +70,7 @@ class PlannedTopic:
     @property
     def max_message_bytes(self) -> int | None:
         """``max.message.bytes`` stream creates it with (``None``: the broker's default)."""
-        return self.record_bytes + 64 * 1024 if self.record_bytes + _HEADROOM > _BROKER_DEFAULT else None
+        return self.record_bytes + _ENVELOPE if self.record_bytes + _HEADROOM > _BROKER_DEFAULT else None
 
     def configs(self, min_insync_replicas: int) -> dict[str, str]:
         config = {"min.insync.replicas": str(min_insync_replicas)}
@@ -136,6 +140,11 @@ class Plan:
 
     def part(self, *parts: str) -> list[PlannedTopic]:
         return [t for t in self.topics.values() if t.parts & set(parts)]
+
+    def only(self, *names: str) -> Plan:
+        """This plan reduced to the topics ``names``, without groups or transactional ids
+        (what a command that writes one topic checks)."""
+        return Plan({n: self.topics[n] for n in names}, {}, {}, self.auto_create)
 
     def acl_for(self, resource: str, name: str) -> Acl | None:
         return next((a for a in self.acls if a.resource == resource and a.name == name), None)
@@ -254,10 +263,17 @@ class TopicProblem:
         return f"{self.topic}: {self.problem}; fix: {self.fix}"
 
 
-async def describe(bootstrap: Any, names: Iterable[str]) -> dict[str, tuple[int, dict[str, str]]]:
+def exit_status(problems: Iterable[TopicProblem]) -> int:
+    """77 when an ACL is missing (the principal's to fix), else 78 (the topics')."""
+    return EX_NOPERM if any(p.denied for p in problems) else EX_CONFIG
+
+
+async def describe(bootstrap: Any, names: Iterable[str]) -> dict[str, tuple[int, dict[str, str] | None]]:
     """``{topic: (partitions, {config: value})}`` for the topics of ``names`` this principal
-    sees (``cleanup.policy`` and ``max.message.bytes`` as the broker applies them; ``{}``
+    sees (``cleanup.policy`` and ``max.message.bytes`` as the broker applies them; ``None``
     when it may not read the configuration)."""
+    from aiokafka.errors import TopicAuthorizationFailedError
+
     names = sorted(set(names))
     admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
@@ -268,24 +284,20 @@ async def describe(bootstrap: Any, names: Iterable[str]) -> dict[str, tuple[int,
             return {}
         found = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(sorted(existing))
                  if d["error_code"] == 0}
-        configs: dict[str, dict[str, str]] = {name: {} for name in found}
+        configs: dict[str, dict[str, str] | None] = {name: {} for name in found}
         asked = [ConfigResource(ConfigResourceType.TOPIC, name, {"cleanup.policy": None, "max.message.bytes": None})
                  for name in found]
         if asked:
             for response in await admin.describe_configs(asked):
                 for resource in response.to_object()["resources"]:
-                    if resource["error_code"] == _TOPIC_AUTHORIZATION_FAILED:
-                        configs[resource["resource_name"]][_DENIED] = "1"
+                    name = resource["resource_name"]
+                    if resource["error_code"] == TopicAuthorizationFailedError.errno:
+                        configs[name] = None
                         continue
-                    for entry in resource["config_entries"]:
-                        configs[resource["resource_name"]][entry["config_names"]] = entry["config_value"]
+                    configs[name] = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
         return {name: (found[name], configs[name]) for name in found}
     finally:
         await admin.close()
-
-
-_TOPIC_AUTHORIZATION_FAILED = 29
-_DENIED = "\0denied"
 
 
 def _grant(plan: Plan | None, resource: str, name: str, settings: Settings) -> str:
@@ -294,14 +306,15 @@ def _grant(plan: Plan | None, resource: str, name: str, settings: Settings) -> s
     if acl is None:
         return "grant the ACLs `stream topics plan` lists"
     return (f"grant the ACL: kafka-acls.sh --bootstrap-server {settings.broker.split(',')[0].strip()} "
-            "--command-config ADMIN.properties " + " ".join(acl.kafka_acls_args(_principal(settings))))
+            "--command-config ADMIN.properties " + " ".join(acl.kafka_acls_args(principal(settings))))
 
 
-def _principal(settings: Settings) -> str:
+def principal(settings: Settings) -> str:
+    """The Kafka principal these settings connect as (``User:ANONYMOUS`` without SASL)."""
     return f"User:{settings.sasl_username or 'ANONYMOUS'}"
 
 
-def compare(plan_topics: Iterable[PlannedTopic], found: dict[str, tuple[int, dict[str, str]]],
+def compare(plan_topics: Iterable[PlannedTopic], found: dict[str, tuple[int, dict[str, str] | None]],
             settings: Settings, plan: Plan | None = None) -> list[TopicProblem]:
     """What keeps the cluster's topics from serving the plan: missing topics (or hidden from
     this principal), a wrong cleanup policy, a one-partition topic with more, a record
@@ -309,20 +322,20 @@ def compare(plan_topics: Iterable[PlannedTopic], found: dict[str, tuple[int, dic
     is not a problem (it only caps how many workers share the topic)."""
     problems: list[TopicProblem] = []
     bootstrap = settings.broker.split(",")[0]
-    principal = _principal(settings)
+    who = principal(settings)
     alter = f"kafka-configs.sh --bootstrap-server {bootstrap} --alter --entity-type topics --entity-name"
     for t in plan_topics:
         if t.name not in found:
-            acl = (f"; if it exists, {principal} may not Describe it: {_grant(plan, 'topic', t.name, settings)}"
+            acl = (f"; if it exists, {who} may not Describe it: {_grant(plan, 'topic', t.name, settings)}"
                    if settings.sasl_username else "")
             problems.append(TopicProblem(
-                t.name, "missing" + (f", or {principal} may not Describe it" if acl else ""),
+                t.name, "missing" + (f", or {who} may not Describe it" if acl else ""),
                 "stream topics create (as a principal allowed to create topics), or create it as `stream topics "
                 f"plan` lists{acl}"))
             continue
         partitions, configs = found[t.name]
-        if _DENIED in configs:
-            problems.append(TopicProblem(t.name, f"{principal} may not DescribeConfigs it",
+        if configs is None:
+            problems.append(TopicProblem(t.name, f"{who} may not DescribeConfigs it",
                                          _grant(plan, "topic", t.name, settings), denied=True))
             continue
         policy = set(configs.get("cleanup.policy", "delete").replace(" ", "").split(","))
@@ -342,51 +355,55 @@ def compare(plan_topics: Iterable[PlannedTopic], found: dict[str, tuple[int, dic
         # producers must be able to send what the worker accepts); not on a topic only read.
         written = bool(t.writers) or t.name == settings.topic_raw
         if t.record_bytes and written and limit is not None and int(limit) < t.record_bytes + _HEADROOM:
+            wanted = t.record_bytes + _ENVELOPE
             problems.append(TopicProblem(
                 t.name, f"accepts records up to {limit} bytes (max.message.bytes), but {t.setting} = "
                         f"{t.record_bytes} allows larger ones",
-                f"raise the topic's limit ({alter} {t.name} --add-config max.message.bytes={t.record_bytes + 65536}) "
+                f"raise the topic's limit ({alter} {t.name} --add-config max.message.bytes={wanted}) "
                 f"or lower {t.setting} (setting file or STREAM_{t.setting.upper()})"))
     return problems
+
+
+async def _retrying(call: Any, *args: Any, seconds: float = 60) -> None:
+    """``await call(*args)``, asked again on a retriable error for up to ``seconds``: a fresh
+    cluster answers "coordinator not available" while it creates its internal topics."""
+    from aiokafka.errors import KafkaError
+
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        try:
+            await call(*args)
+            return
+        except KafkaError as exc:
+            if not exc.retriable or asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 async def check_access(settings: Settings, plan: Plan, parts: Iterable[str]) -> list[TopicProblem]:
     """The consumer groups and transactional ids of ``parts`` this principal may not use
     (asked as a client does: the group's coordinator and offsets, the transaction
     coordinator of the first partition's id)."""
-    from aiokafka.errors import GroupAuthorizationFailedError, KafkaError, TransactionalIdAuthorizationFailed
+    from aiokafka.errors import GroupAuthorizationFailedError, TransactionalIdAuthorizationFailed
 
     wanted = set(parts)
-    principal = _principal(settings)
+    who = principal(settings)
     problems: list[TopicProblem] = []
     admin = AIOKafkaAdminClient(**client_options(settings.kafka))
     await admin.start()
-    async def ask(call: Any, *args: Any) -> None:
-        # A fresh cluster answers "coordinator not available" while it creates its internal
-        # topics: retriable errors are asked again, for up to 60 s.
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            try:
-                await call(*args)
-                return
-            except KafkaError as exc:
-                if not exc.retriable or asyncio.get_running_loop().time() > deadline:
-                    raise
-            await asyncio.sleep(0.5)
-
     try:
         for group in (g for g in plan.groups if plan.parts_of.get(g) in wanted):
             try:
-                await ask(admin.list_consumer_group_offsets, group)
+                await _retrying(admin.list_consumer_group_offsets, group)
             except GroupAuthorizationFailedError:
-                problems.append(TopicProblem(f"group {group}", f"{principal} may not use this consumer group",
+                problems.append(TopicProblem(f"group {group}", f"{who} may not use this consumer group",
                                              _grant(plan, "group", group, settings), denied=True))
         for prefix in (p for p in plan.transactional_ids if plan.parts_of.get(p) in wanted):
             try:
-                await ask(admin.find_coordinator, f"{prefix}raw-0", 1)
+                await _retrying(admin.find_coordinator, f"{prefix}raw-0", 1)
             except TransactionalIdAuthorizationFailed:
                 problems.append(TopicProblem(f"transactional id {prefix}*",
-                                             f"{principal} may not use these transactional ids (exactly-once)",
+                                             f"{who} may not use these transactional ids (exactly-once)",
                                              _grant(plan, "transactional-id", prefix, settings), denied=True))
     finally:
         await admin.close()
@@ -417,12 +434,10 @@ async def create_planned(settings: Settings, plan_topics: list[PlannedTopic]) ->
         return await ensure_topics(settings.kafka, [(t.name, t.partitions, t.compacted) for t in plan_topics],
                                    replication, {t.name: t.configs(min_insync) for t in plan_topics}, min_insync)
     except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as exc:
-        error = ConfigError(
-            f"{_principal(settings)} may not create topics ({type(exc).__name__}): grant "
+        raise ConfigError(
+            f"{principal(settings)} may not create topics ({type(exc).__name__}): grant "
             "the Create operation on them (`stream topics plan` lists the ACLs), or set auto_create_topics = "
-            "false and have an administrator run `stream topics create`")
-        error.exit_status = EX_NOPERM
-        raise error from None
+            "false and have an administrator run `stream topics create`", exit_status=EX_NOPERM) from None
 
 
 async def apply_plan(settings: Settings, plan: Plan, parts: Iterable[str], who: str) -> list[str]:
@@ -441,11 +456,9 @@ async def apply_plan(settings: Settings, plan: Plan, parts: Iterable[str], who: 
         where = f"{settings.source}: " if settings.source else ""
         mode = ("auto_create_topics = false: stream does not create topics; "
                 if not settings.auto_create_topics else "")
-        error = ConfigError(
+        raise ConfigError(
             f"{where}{who} cannot start: {mode}{len(problems)} problem(s):\n"
             + "\n".join(f"  - {p}" for p in problems)
-            + "\n  (`stream topics check` lists them again; `stream topics plan` shows every topic, group and ACL)")
-        if any(p.denied for p in problems):
-            error.exit_status = EX_NOPERM
-        raise error
+            + "\n  (`stream topics check` lists them again; `stream topics plan` shows every topic, group and ACL)",
+            exit_status=exit_status(problems))
     return created
