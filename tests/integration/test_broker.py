@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,7 +79,7 @@ def test_the_test_kit_deletes_test_topics_and_only_those(broker: LocalBroker) ->
     tag = uuid.uuid4().hex[:8]
     ours, theirs = f"test-{tag}.raw", f"keep-{tag}.raw"
 
-    async def topics(create: bool) -> set[str]:
+    async def topics(create: bool = False) -> set[str]:
         admin = AIOKafkaAdminClient(**broker.target().options())
         await admin.start()
         try:
@@ -87,8 +89,18 @@ def test_the_test_kit_deletes_test_topics_and_only_those(broker: LocalBroker) ->
         finally:
             await admin.close()
 
-    assert {ours, theirs} <= asyncio.run(topics(True))
+    def listed_soon(wanted: Callable[[set[str]], bool]) -> set[str]:
+        # CreateTopics and DeleteTopics return once the controller has the change; the
+        # broker's metadata, which list_topics reads, follows a moment later (CI once
+        # listed the topics it had just created as absent).
+        deadline = time.monotonic() + 30
+        while not wanted(names := asyncio.run(topics())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return names
+
+    asyncio.run(topics(create=True))
+    assert {ours, theirs} <= listed_soon(lambda names: {ours, theirs} <= names)
     assert delete_test_topics(broker) >= 1
-    left = asyncio.run(topics(False))
+    left = listed_soon(lambda names: ours not in names)
     assert ours not in left and theirs in left
     delete_test_topics(broker, (f"keep-{tag}",))
