@@ -76,7 +76,7 @@ bench: broker
 # The long randomized fault campaign (make test runs a few rounds of it).
 CAMPAIGN_ROUNDS ?= 30
 campaign: broker
-	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) $(BIN)/pytest -s tests/integration/test_campaign.py
+	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) STREAM_CAMPAIGN_LONG_FREEZE=1 $(BIN)/pytest -s tests/integration/test_campaign.py
 
 # The stall hunt of issue 26: the 1 -> 3 -> 1 scale test with webhooks and digests, and the
 # exactly-once crash test, FAULT_LOOPS times each (not in `make test`: about 4 minutes a loop).

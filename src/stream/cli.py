@@ -606,7 +606,7 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
             await producer.stop()
 
     _run_kafka(settings, run)
-    click.echo(f"endpoint {endpoint} enabled (running dispatchers pick it up at their next start)")
+    click.echo(f"endpoint {endpoint} enabled (running dispatchers deliver to it again within seconds)")
 
 
 @main.command("webhook-sink")

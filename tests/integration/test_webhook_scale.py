@@ -8,12 +8,14 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from stream.ops.metrics import WorkerMetrics
 from stream.runtime.kafka import ensure_topics, make_producer, read_records
 from stream.testing import StreamTopics, StreamWorker, produce, wait_for
 from stream.tools.broker import LocalBroker
@@ -106,6 +108,96 @@ def test_jobs_in_flight_are_bounded_and_all_are_delivered(broker: LocalBroker, t
     assert sorted(set(_ids(slow.requests))) == sorted(f"al-{n}" for n in range(40))
     assert 1 <= peak <= 4, peak  # without the bound, the 40 alerts come in one read: 40 jobs
     assert running.dispatcher.paused is False
+
+
+def test_retries_waiting_for_their_time_never_hold_up_the_other_endpoints(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    """A dead endpoint's retries wait hours for their time.  They have a bound of their own:
+    at it, only the retry topic stops being read, and the others' alerts keep going out
+    (they used to count as jobs in flight, and 4 of them here stopped every delivery)."""
+    settings = settings_for(broker, topics)
+    dead, live = Receiver(default=503).start(), Receiver().start()
+    subs = (f"[delivery]\nschedule = [0, 3600]\nmax_in_flight = 4\n"
+            f'[[endpoints]]\nid = "dead"\nurl = "{dead.url}"\nsecret = "{SECRET}"\nrules = ["troops"]\n'
+            f'[[endpoints]]\nid = "live"\nurl = "{live.url}"\nsecret = "{SECRET}"\nrules = ["invasion"]\n')
+    metrics = WorkerMetrics()
+    running = Running(settings, subs, metrics)
+    try:
+        produce(broker, topics.alerts, [alert(n) for n in range(8)])
+        dead.wait(8)
+        deadline = time.monotonic() + 30
+        while not running.dispatcher.retries_paused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        produce(broker, topics.alerts, [{**alert(n), "rule_id": "invasion"} for n in range(100, 110)])
+        live.wait(10, timeout=30)
+        waiting, paused, retries_paused = (running.dispatcher.waiting, running.dispatcher.paused,
+                                           running.dispatcher.retries_paused)
+        gauge = metrics.registry.get_sample_value("stream_webhook_jobs", {"state": "waiting"})
+    finally:
+        running.stop()
+        dead.stop()
+        live.stop()
+    assert sorted(_ids(live.requests)) == sorted(f"al-{n}" for n in range(100, 110))
+    assert len(dead.requests) == 8  # the first attempts; every retry is an hour away
+    assert 4 <= waiting <= 8 and retries_paused and not paused, (waiting, retries_paused, paused)
+    assert gauge is not None and 4 <= gauge <= 8, gauge
+
+
+def test_disabling_and_enabling_an_endpoint_reach_the_running_dispatchers(
+    broker: LocalBroker, topics: StreamTopics, tmp_path: Path
+) -> None:
+    """Two dispatchers share the alerts.  One gets ``410 Gone`` and disables the endpoint:
+    the other stops delivering to it too.  ``stream webhooks enable`` turns it on in both,
+    without a restart, and ``redeliver --failed`` sends what it missed, same webhook-ids."""
+    settings = settings_for(broker, topics)
+    server = Receiver(statuses=[410]).start()
+    subs = subscriptions(("ops", server.url))
+    first, second = Running(settings, subs), Running(settings, subs)
+    dispatchers = (first.dispatcher, second.dispatcher)
+
+    def settle(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    hooks = tmp_path / "webhooks.toml"
+    hooks.write_text(subs)
+    env = topics.env(broker, tmp_path / "d", STREAM_WEBHOOKS=str(hooks), STREAM_WEBHOOKS_ALLOW_LOOPBACK="1",
+                     STREAM_TOPIC_WEBHOOKS_RETRY=settings.topic_webhooks_retry,
+                     STREAM_TOPIC_WEBHOOKS_FAILED=settings.topic_webhooks_failed,
+                     STREAM_TOPIC_WEBHOOKS_EVENTS=settings.topic_webhooks_events, STREAM_PARTITIONS="2")
+    try:
+        produce(broker, topics.alerts, [alert(1)])
+        server.wait(1)
+        settle(lambda: all("ops" in d.disabled for d in dispatchers), "a dispatcher does not know of the 410")
+        produce(broker, topics.alerts, [alert(n) for n in range(2, 12)])  # both partitions: both dispatchers
+        settle(lambda: len(_read(broker, settings.topic_webhooks_failed)) >= 11, "not every alert failed")
+        assert len(server.requests) == 1  # none after the 410, from either dispatcher
+
+        enabled = subprocess.run([sys.executable, "-m", "stream", "webhooks", "enable", "ops"], env=env,
+                                 capture_output=True, text=True)
+        assert enabled.returncode == 0, enabled.stderr
+        settle(lambda: not any("ops" in d.disabled for d in dispatchers), "a dispatcher did not see the enable")
+        produce(broker, topics.alerts, [alert(n) for n in range(12, 16)])
+        server.wait(5)
+        redelivered = subprocess.run([sys.executable, "-m", "stream", "webhooks", "redeliver", "--failed",
+                                      "--endpoint", "ops"], env=env, capture_output=True, text=True)
+        assert redelivered.returncode == 0, redelivered.stderr
+        server.wait(16)
+        time.sleep(1)
+    finally:
+        first.stop()
+        second.stop()
+        server.stop()
+    failed = _read(broker, settings.topic_webhooks_failed)
+    reasons = sorted(f["reason"] for f in failed)
+    assert len(reasons) == 11 and reasons.count("endpoint disabled: 410 Gone") == 10, reasons
+    delivered = [r for r in server.requests if r.status == 200]
+    assert sorted(_ids(delivered)) == sorted(f"al-{n}" for n in range(1, 16))
+    assert all(r.headers["webhook-id"] == webhook_id(_ids([r])[0], "ops") for r in delivered)
+    assert {d.group for d in dispatchers} == {f"{topics.app_id}-webhooks"}
 
 
 def test_a_new_subscription_receives_only_new_alerts_and_a_backfill_is_explicit(

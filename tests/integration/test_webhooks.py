@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.ops.metrics import WorkerMetrics
 from stream.settings import Settings
 from stream.testing import StreamTopics, produce
 from stream.tools.broker import LocalBroker
@@ -51,8 +52,8 @@ def settings_for(broker: LocalBroker, topics: StreamTopics) -> Settings:
 class Running:
     """A Dispatcher in a thread of its own, stopped cleanly at the end."""
 
-    def __init__(self, settings: Settings, subs_text: str):
-        self.dispatcher = Dispatcher(settings, parse_subscriptions(subs_text), allow_loopback=True)
+    def __init__(self, settings: Settings, subs_text: str, metrics: WorkerMetrics | None = None):
+        self.dispatcher = Dispatcher(settings, parse_subscriptions(subs_text), allow_loopback=True, metrics=metrics)
         self.loop = asyncio.new_event_loop()
         self.stop_event: asyncio.Event | None = None
         self.thread = threading.Thread(target=self._main, daemon=True)

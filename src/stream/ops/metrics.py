@@ -47,6 +47,9 @@ class WorkerMetrics:
         self.webhook_results = Counter(
             "stream_webhook_results", "Webhook attempt results, by endpoint and result "
             "(ok, retry, final, gone, failed).", ["endpoint", "result"], registry=r)
+        self.webhook_jobs = Gauge(
+            "stream_webhook_jobs", "Webhook jobs in the dispatcher: under_way (attempts and deliveries queued "
+            "behind an endpoint's limits) and waiting (retries sleeping until due).", ["state"], registry=r)
         self.lag = Gauge("stream_consumer_lag", "Records not yet committed, per assigned input partition.",
                          ["topic", "partition"], registry=r)
         self.committed = Gauge("stream_committed_offset", "Committed offset, per assigned input partition.",

@@ -3,7 +3,7 @@
     [delivery]
     schedule = [0, 5, 300, 1800, 7200, 18000, 36000, 36000]   # seconds before each attempt
     disable_after_hours = 120
-    max_in_flight = 10000           # jobs (deliveries and waiting retries) per dispatcher
+    max_in_flight = 10000           # jobs under way, and retries waiting, per dispatcher
 
     [[endpoints]]
     id = "ops-team"

@@ -16,15 +16,18 @@ Several dispatchers (workers) share the partitions: before a partition moves, th
 dispatcher commits what is done for it and cancels its unfinished jobs (the new owner runs
 them again, same ``webhook-id``); only assigned partitions are committed.  A record that is
 no alert or retry job goes to ``webhooks.failed`` with the reason.  At most
-``max_in_flight`` jobs run at once: beyond, the dispatcher stops reading (back-pressure).
+``max_in_flight`` jobs are under way: beyond, the dispatcher stops reading (back-pressure);
+retries sleeping until they are due have a bound of their own, beyond which it stops
+reading only ``webhooks.retry``.
 
 Where deliveries start: a new dispatcher group starts at the end of ``alerts`` (not the
 history), and an endpoint receives the alerts raised after it first appeared in the
 subscriptions (recorded as ``endpoint.added`` on ``webhooks.events``); a backfill is
 explicit (``stream webhooks redeliver --endpoint ID --since TIME``).
 
-Each endpoint has its own concurrency limit, so a slow or dead endpoint never delays the
-deliveries to the others.
+Each endpoint has its own concurrency limit and pace, so a slow or dead endpoint does not
+delay the deliveries to the others; a slow one does once the jobs queued behind its limit
+reach ``max_in_flight`` (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -268,6 +271,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
             await self.dispatcher._load_events(None, 0, only_digests=True)
 
 
+def _event(value: bytes | None) -> dict[str, Any] | None:
+    """An endpoint event of ``webhooks.events`` as a dict, or None when it is none."""
+    try:
+        event = loads(value or b"null")
+    except Exception:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 class Dispatcher:
     """Delivers alerts to the endpoints of ``subscriptions`` (``stream webhooks run``, or
     inside ``stream worker`` when ``STREAM_WEBHOOKS`` is set)."""
@@ -304,7 +316,14 @@ class Dispatcher:
         #: Set once the dispatcher's start offsets are fixed: alerts raised from then on are
         #: delivered.
         self.prepared = threading.Event()
+        #: Whether reading is paused: every partition (deliveries under way reached
+        #: ``max_in_flight``), or only the retry topic's (retries waiting for their time did).
         self.paused = False
+        self.retries_paused = False
+        #: ``webhooks.events``: partition -> the next offset to read (where the follower starts)
+        self._events_from: dict[int, int] = {}
+        #: How many retries are sleeping until they are due.
+        self.waiting = 0
 
     @property
     def topics(self) -> tuple[str, str, str]:
@@ -345,6 +364,8 @@ class Dispatcher:
 
         pages: dict[tuple[str, str], _Page] = {}
         async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events, timeout=1):
+            if not only_digests:
+                self._events_from[rec.partition] = rec.offset + 1
             key = (rec.key or b"").decode("utf-8", "replace")
             if key.startswith("page\0"):
                 _page, endpoint_id, alert_id = [*key.split("\0", 2), "", ""][:3]
@@ -358,17 +379,12 @@ class Dispatcher:
                 continue  # a page record of stream before 2026-12-04 (by offset): no longer read
             if only_digests:
                 continue
-            try:
-                event = loads(rec.value or b"null") or {}
-            except Exception:
-                continue
-            if not isinstance(event, dict):
+            event = _event(rec.value)
+            if event is None:
                 continue
             kind, endpoint = event.get("type"), str(event.get("endpoint"))
-            if kind == "endpoint.disabled":
-                self.disabled[endpoint] = str(event.get("reason", ""))
-            elif kind == "endpoint.enabled":
-                self.disabled.pop(endpoint, None)
+            if kind in ("endpoint.disabled", "endpoint.enabled"):
+                self._endpoint_state(kind, endpoint, event)
             elif kind == "endpoint.added" and isinstance(event.get("at_ms"), int):
                 self.added[endpoint] = min(self.added.get(endpoint, event["at_ms"]), event["at_ms"])
         self.pages = pages
@@ -383,6 +399,42 @@ class Dispatcher:
             await (await producer.send(self.settings.topic_webhooks_events, value=dumps(added),
                                        key=f"{new.id}:added".encode()))
             log.info("webhooks: endpoint %s is new: it receives the alerts raised from now on", new.id)
+
+    def _endpoint_state(self, kind: str, endpoint: str, event: dict[str, Any], live: bool = False) -> None:
+        if kind == "endpoint.disabled":
+            if live and endpoint not in self.disabled:
+                log.warning("webhooks: endpoint %s disabled (by another dispatcher): %s", endpoint,
+                            event.get("reason", ""))
+            self.disabled[endpoint] = str(event.get("reason", ""))
+        else:
+            if live and endpoint in self.disabled:
+                log.info("webhooks: endpoint %s enabled again: delivering to it", endpoint)
+            self.disabled.pop(endpoint, None)
+            self.failing_since.pop(endpoint, None)  # its disable_after_hours starts again
+
+    async def _follow_events(self) -> None:
+        """Follow ``webhooks.events`` while running, from where :meth:`prepare` read it to:
+        ``stream webhooks enable`` and another dispatcher disabling an endpoint take effect
+        within a second, without a restart.  A broker error restarts the reading from the
+        last event applied."""
+        from ..runtime.kafka import read_records
+
+        while True:
+            try:
+                async for rec in read_records(self.settings.kafka, self.settings.topic_webhooks_events,
+                                              start=dict(self._events_from), follow=True, timeout=None):
+                    self._events_from[rec.partition] = rec.offset + 1
+                    if (rec.key or b"").startswith((b"page\0", b"digest\0")):
+                        continue
+                    event = _event(rec.value)
+                    if event is not None and event.get("type") in ("endpoint.disabled", "endpoint.enabled"):
+                        self._endpoint_state(str(event["type"]), str(event.get("endpoint")), event, live=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("webhooks: following %s failed (%r); again in 5 s", self.settings.topic_webhooks_events,
+                            exc)
+            await asyncio.sleep(5)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; then finish committing what is done."""
@@ -403,6 +455,7 @@ class Dispatcher:
         self.client = httpx.AsyncClient(follow_redirects=False, limits=limits, trust_env=False)
         log.info("webhooks: delivering %s to %d endpoint(s) (group %s, at most %d jobs in flight)", s.topic_alerts,
                  len(self.subs.endpoints), self.group, self.subs.max_in_flight)
+        follower = asyncio.ensure_future(self._follow_events())
         try:
             while not stop.is_set():
                 room = self._pace(consumer)
@@ -412,9 +465,10 @@ class Dispatcher:
                         self._accept(tp, rec.offset, rec.topic, rec.value, rec.timestamp)
                 await self._commit(consumer)
         finally:
+            follower.cancel()
             for task in list(self.tasks):
                 task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(follower, *self.tasks, return_exceptions=True)
             try:
                 await self._commit(consumer)
             finally:
@@ -423,21 +477,40 @@ class Dispatcher:
                 await self.client.aclose()
 
     def _pace(self, consumer: AIOKafkaConsumer) -> int:
-        """Back-pressure: stop fetching while ``max_in_flight`` jobs are running (the consumer
-        keeps polling, so the group keeps this member), go on below three quarters of it.
+        """Back-pressure, with two bounds of ``max_in_flight`` each, resumed below three
+        quarters of it (the consumer keeps polling, so the group keeps this member):
+
+        - jobs under way (attempts, and jobs queued behind an endpoint's concurrency or
+          pace): at the bound, reading stops;
+        - jobs sleeping until they are due (retries): at the bound, only the retry topic's
+          partitions stop.  A dead endpoint's retries, hours apart, thus never hold up the
+          new alerts of the others; later retries wait in ``webhooks.retry``.
 
         :return: how many records the next read may take (each may make a job per endpoint)."""
         limit = self.subs.max_in_flight
-        if not self.paused and len(self.tasks) >= limit:
-            consumer.pause(*consumer.assignment())
+        active = len(self.tasks) - self.waiting
+        if not self.paused and active >= limit:
             self.paused = True
-            log.info("webhooks: %d jobs in flight: reading paused", len(self.tasks))
-        elif self.paused and len(self.tasks) < limit * 3 // 4:
-            consumer.resume(*consumer.assignment())
+            log.info("webhooks: %d jobs under way: reading paused", active)
+        elif self.paused and active < limit * 3 // 4:
             self.paused = False
-        elif self.paused:
-            consumer.pause(*consumer.assignment())  # partitions assigned since
-        room = (limit - len(self.tasks)) // max(1, len(self.subs.endpoints))
+        if not self.retries_paused and self.waiting >= limit:
+            self.retries_paused = True
+            log.info("webhooks: %d retries waiting for their time: reading %s paused", self.waiting,
+                     self.settings.topic_webhooks_retry)
+        elif self.retries_paused and self.waiting < limit * 3 // 4:
+            self.retries_paused = False
+        assigned = consumer.assignment()
+        hold = assigned if self.paused else (
+            {tp for tp in assigned if tp.topic == self.settings.topic_webhooks_retry} if self.retries_paused else set())
+        if hold:
+            consumer.pause(*hold)  # again each time: partitions may have been assigned since
+        if release := consumer.paused() - hold:
+            consumer.resume(*release)
+        if self.metrics is not None:
+            self.metrics.webhook_jobs.labels("under_way").set(active)
+            self.metrics.webhook_jobs.labels("waiting").set(self.waiting)
+        room = (limit - active) // max(1, len(self.subs.endpoints))
         return max(1, min(500, room))
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -674,8 +747,14 @@ class Dispatcher:
         endpoint = self.subs.endpoint(job["endpoint"])
         assert endpoint is not None
         delay = job["due"] - time.time()
-        if delay > 0:
+        if delay > 0 and not job["attempts"]:  # a first attempt after schedule[0]: under way
             await asyncio.sleep(delay)
+        elif delay > 0:  # a retry, read from webhooks.retry
+            self.waiting += 1
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self.waiting -= 1
         if endpoint.id in self.disabled:
             await self._fail(job, f"endpoint disabled: {self.disabled[endpoint.id]}")
             return
