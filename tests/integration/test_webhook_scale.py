@@ -144,6 +144,40 @@ def test_retries_waiting_for_their_time_never_hold_up_the_other_endpoints(
     assert gauge is not None and 4 <= gauge <= 8, gauge
 
 
+def test_a_slow_endpoint_holds_only_its_share_and_its_overflow_waits_in_the_retry_topic(
+    broker: LocalBroker, topics: StreamTopics
+) -> None:
+    """An endpoint that answers after its timeout, with 40 alerts queued behind a
+    concurrency of 1: beyond its share of ``max_in_flight`` (8 / 2 endpoints) its jobs are
+    handed to ``webhooks.retry`` for later, and the other endpoint's alerts go out at once
+    (they used to wait until the slow endpoint's attempts had timed out: about 70 s here)."""
+    settings = settings_for(broker, topics)
+    slow, fast = Receiver(delay=20).start(), Receiver().start()
+    subs = (f"[delivery]\nschedule = [0, 3600]\nmax_in_flight = 8\n"
+            f'[[endpoints]]\nid = "slow"\nurl = "{slow.url}"\nsecret = "{SECRET}"\nrules = ["troops"]\n'
+            f"concurrency = 1\ntimeout = 2\n"
+            f'[[endpoints]]\nid = "fast"\nurl = "{fast.url}"\nsecret = "{SECRET}"\nrules = ["invasion"]\n')
+    running = Running(settings, subs)
+    try:
+        produce(broker, topics.alerts, [alert(n) for n in range(40)])
+        slow.wait(1)
+        started = time.monotonic()
+        produce(broker, topics.alerts, [{**alert(n), "rule_id": "invasion"} for n in range(100, 110)])
+        fast.wait(10, timeout=60)
+        took = time.monotonic() - started
+        deferred = running.dispatcher.counts["slow:deferred"]
+    finally:
+        running.stop()
+        slow.stop()
+        fast.stop()
+    assert sorted(_ids(fast.requests)) == sorted(f"al-{n}" for n in range(100, 110))
+    assert took < 15, took
+    parked = {j["webhook_id"]: j for j in _read(broker, settings.topic_webhooks_retry) if j.get("deferred")}
+    assert deferred >= 30 and len(parked) >= 30, (deferred, len(parked))
+    assert {j["endpoint"] for j in parked.values()} == {"slow"}
+    assert all(j["attempts"] == [] for j in parked.values())  # deferred before any attempt: none counted
+
+
 def test_disabling_and_enabling_an_endpoint_reach_the_running_dispatchers(
     broker: LocalBroker, topics: StreamTopics, tmp_path: Path
 ) -> None:

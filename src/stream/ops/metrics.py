@@ -46,7 +46,8 @@ class WorkerMetrics:
                                         ["endpoint"], registry=r)
         self.webhook_results = Counter(
             "stream_webhook_results", "Webhook attempt results, by endpoint and result "
-            "(ok, retry, final, gone, failed).", ["endpoint", "result"], registry=r)
+            "(ok, retry, final, gone, failed; deferred: handed to the retry topic unattempted).",
+            ["endpoint", "result"], registry=r)
         self.webhook_jobs = Gauge(
             "stream_webhook_jobs", "Webhook jobs in the dispatcher: under_way (attempts and deliveries queued "
             "behind an endpoint's limits) and waiting (retries sleeping until due).", ["state"], registry=r)

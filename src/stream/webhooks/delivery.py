@@ -25,9 +25,9 @@ history), and an endpoint receives the alerts raised after it first appeared in 
 subscriptions (recorded as ``endpoint.added`` on ``webhooks.events``); a backfill is
 explicit (``stream webhooks redeliver --endpoint ID --since TIME``).
 
-Each endpoint has its own concurrency limit and pace, so a slow or dead endpoint does not
-delay the deliveries to the others; a slow one does once the jobs queued behind its limit
-reach ``max_in_flight`` (docs/webhooks.md).
+Each endpoint has its own concurrency limit and pace, and holds at most its share of
+``max_in_flight``: beyond it, its jobs wait in ``webhooks.retry`` (deferred, due when its
+queue should have drained).  So a slow or dead endpoint does not delay the others.
 """
 
 from __future__ import annotations
@@ -322,6 +322,11 @@ class Dispatcher:
         self.retries_paused = False
         #: ``webhooks.events``: partition -> the next offset to read (where the follower starts)
         self._events_from: dict[int, int] = {}
+        #: Per endpoint: jobs between their start and the end of their attempt (queued behind
+        #: its concurrency or rate, or being attempted); the mean seconds of an attempt.
+        self.queued: dict[str, int] = defaultdict(int)
+        self.attempt_seconds: dict[str, float] = {}
+        self._deferred_logged: dict[str, float] = {}
         #: How many retries are sleeping until they are due.
         self.waiting = 0
 
@@ -747,9 +752,9 @@ class Dispatcher:
         endpoint = self.subs.endpoint(job["endpoint"])
         assert endpoint is not None
         delay = job["due"] - time.time()
-        if delay > 0 and not job["attempts"]:  # a first attempt after schedule[0]: under way
+        if delay > 0 and not job["attempts"] and not job.get("deferred"):  # a first attempt after schedule[0]
             await asyncio.sleep(delay)
-        elif delay > 0:  # a retry, read from webhooks.retry
+        elif delay > 0:  # a retry or a deferred job, read from webhooks.retry
             self.waiting += 1
             try:
                 await asyncio.sleep(delay)
@@ -758,14 +763,23 @@ class Dispatcher:
         if endpoint.id in self.disabled:
             await self._fail(job, f"endpoint disabled: {self.disabled[endpoint.id]}")
             return
+        if self._crowded(endpoint):
+            await self._defer(job, endpoint)
+            return
         number = len(job["attempts"]) + 1
         pace = self.paces[endpoint.id]
-        async with self.limits[endpoint.id]:
-            await pace.take()
-            body = payload(job["alert"], endpoint.format)
-            outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], body,
-                                             allow_loopback=self.allow_loopback, allow_networks=self.allow_networks,
-                                             targets=self.targets)
+        self.queued[endpoint.id] += 1
+        try:
+            async with self.limits[endpoint.id]:
+                await pace.take()
+                body = payload(job["alert"], endpoint.format)
+                outcome = await attempt_delivery(self.client, endpoint, job["webhook_id"], body,
+                                                 allow_loopback=self.allow_loopback,
+                                                 allow_networks=self.allow_networks, targets=self.targets)
+        finally:
+            self.queued[endpoint.id] -= 1
+        took = self.attempt_seconds.get(endpoint.id, outcome.ms / 1000)
+        self.attempt_seconds[endpoint.id] = 0.8 * took + 0.2 * outcome.ms / 1000
         job["attempts"].append(outcome.record(number))
         if outcome.status == 429 and outcome.retry_after:
             # The endpoint is overloaded: every delivery to it waits, not only this one.
@@ -797,6 +811,35 @@ class Dispatcher:
                                             key=job["webhook_id"].encode()))
             return
         await self._fail(job, outcome.error or outcome.result)
+
+    def _crowded(self, endpoint: Endpoint) -> bool:
+        """Whether ``endpoint`` has its share of ``max_in_flight`` queued already (behind its
+        ``concurrency`` or ``rate``, or answering slowly).  With one endpoint there is no one
+        else to hold up: the dispatcher's own bound applies."""
+        count = len(self.subs.endpoints)
+        return count > 1 and self.queued[endpoint.id] >= max(endpoint.concurrency, self.subs.max_in_flight // count)
+
+    async def _defer(self, job: dict[str, Any], endpoint: Endpoint) -> None:
+        """Hand a job of a crowded endpoint to ``webhooks.retry`` (acknowledged), due when
+        its queue should have drained at its pace: a slow endpoint then holds its share of
+        the dispatcher, not all of it.  The job keeps its attempts (none are counted)."""
+        seconds = self.attempt_seconds.get(endpoint.id, endpoint.timeout)
+        throughput = endpoint.concurrency / max(seconds, 0.001)
+        if endpoint.rate:
+            throughput = min(throughput, endpoint.rate)
+        wait = min(3600.0, max(5.0, self.queued[endpoint.id] / throughput)) * random.uniform(0.9, 1.1)
+        job["due"] = time.time() + wait
+        job["deferred"] = int(job.get("deferred", 0)) + 1
+        await (await self.producer.send(self.settings.topic_webhooks_retry, value=dumps(job),
+                                        key=job["webhook_id"].encode()))
+        self.counts[f"{endpoint.id}:deferred"] += 1
+        if self.metrics is not None:
+            self.metrics.webhook_results.labels(endpoint.id, "deferred").inc()
+        if time.monotonic() - self._deferred_logged.get(endpoint.id, -60.0) >= 60:
+            self._deferred_logged[endpoint.id] = time.monotonic()
+            log.warning("webhooks: %s is slow (%d deliveries queued, %.1f s an attempt): further deliveries "
+                        "to it wait in %s, about %.0f s each", endpoint.id, self.queued[endpoint.id], seconds,
+                        self.settings.topic_webhooks_retry, wait)
 
     async def _fail(self, job: dict[str, Any], reason: str) -> None:
         record = {**job, "failed_at": utcnow(), "reason": reason}
