@@ -74,9 +74,12 @@ bench: broker
 	$(BIN)/stream bench
 
 # The long randomized fault campaign (make test runs a few rounds of it).
+# `make campaign CAMPAIGN_GUARANTEE=exactly_once` runs it under exactly-once.
 CAMPAIGN_ROUNDS ?= 30
+CAMPAIGN_GUARANTEE ?= at_least_once
 campaign: broker
-	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) STREAM_CAMPAIGN_LONG_FREEZE=1 $(BIN)/pytest -s tests/integration/test_campaign.py
+	STREAM_CAMPAIGN_ROUNDS=$(CAMPAIGN_ROUNDS) STREAM_CAMPAIGN_LONG_FREEZE=1 \
+	  STREAM_CAMPAIGN_GUARANTEE=$(CAMPAIGN_GUARANTEE) $(BIN)/pytest -s tests/integration/test_campaign.py
 
 # The stall hunt of issue 26: the 1 -> 3 -> 1 scale test with webhooks and digests, and the
 # exactly-once crash test, FAULT_LOOPS times each (not in `make test`: about 4 minutes a loop).

@@ -16,7 +16,8 @@ rule.  After each round the invariant is checked:
 
 ``make test`` runs a few rounds; ``make campaign`` (``STREAM_CAMPAIGN_ROUNDS``, default 30
 there) runs a long one, with a 45 s broker freeze among the faults.  ``STREAM_CAMPAIGN_SEED``
-replays a campaign (the seed is printed); ``STREAM_CAMPAIGN_FAULTS`` chooses the faults.
+replays a campaign (the seed is printed); ``STREAM_CAMPAIGN_FAULTS`` chooses the faults;
+``STREAM_CAMPAIGN_GUARANTEE=exactly_once`` runs it under exactly-once (each id once).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ CHOSEN = [f for f in os.environ.get("STREAM_CAMPAIGN_FAULTS", "").split(",") if 
 assert set(CHOSEN) <= set(FAULTS) | {"broker_long_freeze"}, f"unknown fault in STREAM_CAMPAIGN_FAULTS: {CHOSEN}"
 if CHOSEN:
     ROUNDS = len(CHOSEN)
+#: ``STREAM_CAMPAIGN_GUARANTEE=exactly_once``: the workers run with exactly-once, the
+#: topics are read committed-only, and every id must be in the output once.
+GUARANTEE = os.environ.get("STREAM_CAMPAIGN_GUARANTEE", "at_least_once")
 PLUGINS = "clean,ner,slow,dedup,stories,alerts"
 #: The default rules and a story rule (the articles come from five outlets).
 STORY_RULE = """
@@ -73,7 +77,8 @@ within_minutes = 1440
 
 def _records(broker: LocalBroker, topic: str) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=2)]
+        return [orjson.loads(r.value) async for r in read_records(broker.bootstrap, topic, timeout=2,
+                                                                  committed_only=GUARANTEE == "exactly_once")]
 
     return asyncio.run(run())
 
@@ -114,6 +119,8 @@ def _check(broker: LocalBroker, topics: StreamTopics, ids: set[str], receiver: R
         missing, undelivered = ids - got - dead, alerts - delivered
         if not missing and not undelivered:
             assert not got & dead, f"in two topics: {sorted(got & dead)[:10]}"
+            if GUARANTEE == "exactly_once":
+                assert len(enriched) == len(got), f"{len(enriched) - len(got)} committed repeats"
             return len(enriched), len(alerts)
         if time.monotonic() > deadline:
             raise AssertionError(f"lost: {sorted(missing)[:10]} ({len(missing)}); "
@@ -140,7 +147,7 @@ def test_a_random_fault_campaign_keeps_the_invariant(broker: LocalBroker, topics
            "STREAM_PLUGIN_NER_PROCESSES": "2",
            "STREAM_WEBHOOKS": str(hooks), "STREAM_WEBHOOKS_ALLOW_LOOPBACK": "1",
            "STREAM_TOPIC_WEBHOOKS_RETRY": f"{tag}.retry", "STREAM_TOPIC_WEBHOOKS_FAILED": f"{tag}.failed",
-           "STREAM_TOPIC_WEBHOOKS_EVENTS": f"{tag}.events"}
+           "STREAM_TOPIC_WEBHOOKS_EVENTS": f"{tag}.events", "STREAM_PROCESSING_GUARANTEE": GUARANTEE}
     asyncio.run(ensure_topics(broker.bootstrap, [(topics.raw, 3, False)], 1))
     started = 0
 
