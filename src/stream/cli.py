@@ -613,12 +613,13 @@ def webhooks_enable(ctx: click.Context, endpoint: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8099, show_default=True)
 @click.option("--secret", default=None, envvar="STREAM_SINK_SECRET", help="whsec_ secret to verify signatures with.")
-@click.option("--format", "fmt", type=click.Choice(["standard", "slack", "teams"]), default="standard",
-              show_default=True, help="The endpoint format to expect: slack and teams are checked for the shape "
-                                      "the chat service accepts and shown as its client would show them.")
+@click.option("--format", "fmt", type=click.Choice(["standard", "slack", "teams-workflow", "teams"]),
+              default="standard", show_default=True,
+              help="The endpoint format to expect: slack, teams-workflow and teams are checked for the shape "
+                   "the chat service accepts and shown as its client would show them.")
 def webhook_sink(host: str, port: int, secret: str | None, fmt: str) -> None:
     """A small receiver for demos and tests: verifies signatures, prints each alert (or,
-    with --format slack|teams, what the chat client would show)."""
+    with --format slack|teams-workflow|teams, what the chat client would show)."""
     from .tools.sink import run_sink
 
     run_sink(port, secret, host=host, fmt=fmt)

@@ -16,7 +16,17 @@ from stream.errors import ConfigError
 from stream.tools.sink import make_sink
 from stream.webhooks.config import Endpoint, parse_subscriptions
 from stream.webhooks.delivery import attempt_delivery, payload
-from stream.webhooks.formats import slack_as_shown, slack_message, slack_problems, teams_as_shown, teams_card
+from stream.webhooks.formats import (
+    TEAMS_MAX_BYTES,
+    slack_as_shown,
+    slack_message,
+    slack_problems,
+    teams_as_shown,
+    teams_card,
+    teams_workflow_as_shown,
+    teams_workflow_message,
+    teams_workflow_problems,
+)
 from stream.webhooks.signing import verify
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -65,6 +75,41 @@ def test_a_teams_card_has_the_title_facts_colour_and_a_button() -> None:
     assert "Open the article" in teams_as_shown(card)
 
 
+def test_a_teams_workflow_message_is_an_adaptive_card_with_the_title_facts_colour_and_a_button() -> None:
+    message = teams_workflow_message(ALERT)
+    assert teams_workflow_problems(message) == []
+    [attachment] = message["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    card = attachment["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    head, title, facts, snippet = card["body"]
+    assert head["text"] == "HIGH alert" and head["color"] == "Warning"
+    assert title["text"] == "Troops <mass> at the border & wait"  # only markdown's own characters escaped
+    assert teams_workflow_message(dict(ALERT, title="a *b* [c]"))["attachments"][0]["content"]["body"][1]["text"] \
+        == "a \\*b\\* \\[c\\]"
+    assert {f["title"]: f["value"] for f in facts["facts"]} == {
+        "Rule": "military-escalation", "Severity": "high", "Article": "a1"}
+    assert "**invasion**" in snippet["text"] and "**troops**" in snippet["text"]
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open the article", "url": ALERT["url"]}]
+    assert "[Open the article] https://news.example.com/a?x=1&y=2" in teams_workflow_as_shown(message)
+    critical = teams_workflow_message(dict(ALERT, severity="critical", url=None))
+    assert critical["attachments"][0]["content"]["body"][0]["color"] == "Attention"
+    assert "actions" not in critical["attachments"][0]["content"]
+
+
+def test_the_teams_workflow_checker_is_not_blind() -> None:
+    assert teams_workflow_problems(teams_card(ALERT))  # a connector MessageCard: Workflows refuse it
+    assert teams_workflow_problems({"type": "message", "attachments": []})
+    bad_type = {"type": "message", "attachments": [{"contentType": "application/json", "content": {}}]}
+    assert teams_workflow_problems(bad_type) == [
+        "attachments[0].contentType must be application/vnd.microsoft.card.adaptive"]
+    message = teams_workflow_message(ALERT)
+    message["attachments"][0]["content"]["body"].append({"type": "TextBlock"})
+    assert teams_workflow_problems(message) == ["attachments[0].content.body[4]: a TextBlock needs text"]
+    huge = teams_workflow_message(dict(ALERT, snippet="word " * (TEAMS_MAX_BYTES // 5)))
+    assert any("bytes" in p for p in teams_workflow_problems(huge))
+
+
 def test_a_digest_renders_as_a_list_in_each_format() -> None:
     digest = {"type": "alert.digest", "window_start": "10:00", "window_end": "10:05",
               "alerts": [dict(ALERT, alert_id=f"al-{n}", title=f"Story {n}") for n in range(25)]}
@@ -72,6 +117,9 @@ def test_a_digest_renders_as_a_list_in_each_format() -> None:
     assert slack_problems(slack) == [] and "25 alert(s)" in slack["text"]
     assert "and 5 more" in slack_as_shown(slack) and "Story 19" in slack_as_shown(slack)
     assert "- and 5 more" in teams_card(digest)["sections"][0]["text"]
+    workflow = teams_workflow_message(digest)
+    assert teams_workflow_problems(workflow) == []
+    assert "- and 5 more" in workflow["attachments"][0]["content"]["body"][2]["text"]
     standard = orjson.loads(payload(digest))
     assert standard["type"] == "alert.digest" and len(standard["data"]["alerts"]) == 25
 
@@ -80,13 +128,14 @@ def test_an_unknown_format_stops_the_load_with_the_line() -> None:
     with pytest.raises(ConfigError) as info:
         parse_subscriptions(f'[[endpoints]]\nid = "x"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
                             'format = "discord"\n', "w.toml")
-    assert "w.toml:5" in str(info.value) and "format must be one of 'standard', 'slack', 'teams'" in str(info.value)
+    assert "w.toml:5" in str(info.value)
+    assert "format must be one of 'standard', 'slack', 'teams-workflow', 'teams'" in str(info.value)
     [ep] = parse_subscriptions(f'[[endpoints]]\nid = "x"\nurl = "https://h.example.com/x"\nsecret = "{SECRET}"\n'
                                'format = "slack"\n').endpoints
     assert ep.format == "slack"
 
 
-@pytest.mark.parametrize("fmt", ["slack", "teams"])
+@pytest.mark.parametrize("fmt", ["slack", "teams-workflow", "teams"])
 async def test_a_chat_delivery_is_signed_and_accepted_by_a_receiver_that_checks_the_shape(fmt: str) -> None:
     out = io.StringIO()
     runner = web.AppRunner(make_sink(SECRET, out=out, fmt=fmt))
@@ -125,7 +174,7 @@ def test_the_sink_command_takes_a_format() -> None:
     from stream.cli import main
 
     result = CliRunner().invoke(main, ["webhook-sink", "--help"])
-    assert "--format [standard|slack|teams]" in result.output
+    assert "--format [standard|slack|teams-workflow|teams]" in result.output
 
 
 def test_a_digest_id_is_the_same_for_the_same_window_and_alerts_only() -> None:

@@ -1,6 +1,6 @@
 """``stream webhook-sink``: a small receiver for demos and tests.  It verifies each
-delivery's signature and prints the alert as a JSON line; with ``fmt`` "slack" or "teams"
-it answers as the chat service would (400 and the reason for a message it would refuse)
+delivery's signature and prints the alert as a JSON line; with ``fmt`` "slack",
+"teams-workflow" or "teams" it answers as the chat service would (400 and the reason for a message it would refuse)
 and prints what its client would show."""
 
 from __future__ import annotations
@@ -13,7 +13,13 @@ from typing import Any
 from aiohttp import web
 
 from ..records import dumps, loads
-from ..webhooks.formats import slack_as_shown, slack_problems, teams_as_shown
+from ..webhooks.formats import (
+    slack_as_shown,
+    slack_problems,
+    teams_as_shown,
+    teams_workflow_as_shown,
+    teams_workflow_problems,
+)
 from ..webhooks.signing import verify
 
 __all__ = ["make_sink", "run_sink"]
@@ -45,6 +51,15 @@ def make_sink(secret: str | None, out: Any = None, fmt: str = "standard") -> web
             print(f"--- {msg_id} (slack, signature {_said(verified)})\n{slack_as_shown(event)}\n",
                   file=stream_out, flush=True)
             return web.Response(status=200, text="ok")
+        if fmt == "teams-workflow":
+            problems = teams_workflow_problems(event)
+            if problems:  # the workflow's trigger answers 400 with the reason
+                print(dumps({"webhook_id": msg_id, "verified": verified, "refused": problems}).decode(),
+                      file=stream_out, flush=True)
+                return web.Response(status=400, text=problems[0])
+            print(f"--- {msg_id} (teams-workflow, signature {_said(verified)})\n{teams_workflow_as_shown(event)}\n",
+                  file=stream_out, flush=True)
+            return web.Response(status=202)
         if fmt == "teams":
             if not (isinstance(event, dict) and event.get("@type") == "MessageCard" and event.get("summary")
                     and isinstance(event.get("sections", []), list)):

@@ -15,7 +15,7 @@
     headers = { "X-Team" = "ops" }
     timeout = 10                    # seconds
     concurrency = 4                 # deliveries in flight to this endpoint
-    format = "standard"             # or "slack" (incoming webhook), "teams" (message card)
+    format = "standard"             # or "slack" (incoming webhook), "teams-workflow" (Adaptive Card), "teams"
     rate = 5                        # at most 5 deliveries a second (default: no limit)
     digest = { minutes = 5, max = 50 }   # one delivery per 5 minutes with their alerts
 """

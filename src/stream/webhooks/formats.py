@@ -7,10 +7,14 @@
     a Slack incoming-webhook message: ``text`` (the notification's fallback) and
     ``blocks``: a section with the severity, the rule and the title linked to the article,
     then the snippet with the matched terms in bold, then the source and time.
+``teams-workflow``
+    a Microsoft Teams Workflows message (the "When a Teams webhook request is received"
+    trigger): an Adaptive Card with the title, the severity in its colour, the rule,
+    severity and article as facts, the snippet with the matched terms in bold, and a
+    button that opens the article.  Workflows take Adaptive Cards only.
 ``teams``
-    a Microsoft Teams connector message card (``MessageCard``): the title, a colour by
-    severity, the rule and severity as facts, the snippet with the matched terms in bold,
-    and a button that opens the article.
+    the same for a Teams connector (Office 365 / Microsoft 365 connectors, which Microsoft
+    is retiring): a ``MessageCard``.
 
 Every format is signed the same way (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature`` over the body), so a receiver can check any of them.  A digest
@@ -25,9 +29,10 @@ from typing import Any
 
 from ..records import SCHEMA_VERSION, dumps, utcnow
 
-__all__ = ["FORMATS", "SLACK_LIMITS", "bold_terms", "render", "slack_message", "slack_problems", "teams_card"]
+__all__ = ["FORMATS", "SLACK_LIMITS", "TEAMS_MAX_BYTES", "bold_terms", "render", "slack_message", "slack_problems",
+           "teams_card", "teams_workflow_message", "teams_workflow_problems"]
 
-FORMATS = ("standard", "slack", "teams")
+FORMATS = ("standard", "slack", "teams-workflow", "teams")
 _ICONS = {"low": ":large_blue_circle:", "medium": ":large_yellow_circle:", "high": ":large_orange_circle:",
           "critical": ":red_circle:"}
 _COLOURS = {"low": "2F80ED", "medium": "F2C94C", "high": "F2994A", "critical": "EB5757"}
@@ -49,6 +54,8 @@ def render(fmt: str, event: dict[str, Any]) -> bytes:
         return dumps(slack_message(event))
     if fmt == "teams":
         return dumps(teams_card(event))
+    if fmt == "teams-workflow":
+        return dumps(teams_workflow_message(event))
     if event.get("type") == "alert.digest":
         return dumps({"type": "alert.digest", "timestamp": event.get("timestamp") or utcnow(),
                       "schema_version": SCHEMA_VERSION,
@@ -263,4 +270,114 @@ def teams_as_shown(card: dict[str, Any]) -> str:
             lines.append(section["text"])
     for action in card.get("potentialAction", []):
         lines.append(f"[{action.get('name')}] {action['targets'][0]['uri']}")
+    return "\n".join(lines)
+
+
+# -- Teams Workflows (Adaptive Cards) ----------------------------------------------------------
+
+#: Teams refuses a message over about 28 KB (learn.microsoft.com, "Send messages using
+#: incoming webhooks": message size limit).
+TEAMS_MAX_BYTES = 28_000
+_CARD_COLOURS = {"low": "Accent", "medium": "Warning", "high": "Warning", "critical": "Attention"}
+_ADAPTIVE = "application/vnd.microsoft.card.adaptive"
+
+
+def _card_escape(text: str) -> str:
+    """Escape what Adaptive Cards' markdown subset acts on (emphasis, links, code): other
+    characters (``<``, ``&``, ``#``) are shown as they are."""
+    return re.sub(r"([\\*_`\[\]])", r"\\\1", text)
+
+
+def _text(text: str, **style: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **style}
+
+
+def teams_workflow_message(event: dict[str, Any]) -> dict[str, Any]:
+    """The body a Teams Workflows webhook takes: ``{"type": "message", "attachments":
+    [{"contentType": "application/vnd.microsoft.card.adaptive", "content": CARD}]}`` with an
+    Adaptive Card (version 1.4) for an alert or a digest."""
+    actions: list[dict[str, Any]] = []
+    if event.get("type") == "alert.digest":
+        alerts = list(event.get("alerts") or [])
+        worst = max((str(a.get("severity", "low")) for a in alerts), default="low",
+                    key=lambda s: list(_COLOURS).index(s) if s in _COLOURS else 0)
+        rows = [f"- **{str(a.get('severity', 'low')).upper()}** {_card_escape(str(a.get('rule_id')))}: "
+                + (f"[{_card_escape(str(a.get('title') or a.get('article_id')))}]({a['url']})" if a.get("url")
+                   else _card_escape(str(a.get("title") or a.get("article_id"))))
+                for a in alerts[:DIGEST_LINES]]
+        if len(alerts) > DIGEST_LINES:
+            rows.append(f"- and {len(alerts) - DIGEST_LINES} more")
+        body = [_text(f"stream digest: {len(alerts)} alert(s)", weight="Bolder", size="Medium",
+                      color=_CARD_COLOURS.get(worst, "Accent")),
+                _text(f"{event.get('window_start', '?')} to {event.get('window_end', '?')}", isSubtle=True,
+                      spacing="None"),
+                _text("\n".join(rows))]
+    else:
+        severity = str(event.get("severity", "low"))
+        title = str(event.get("title") or event.get("article_id") or "article")
+        snippet = bold_terms(str(event.get("snippet") or ""), list(event.get("matched") or []),
+                             lambda s: f"**{s}**", _card_escape)
+        kind = "burst" if event.get("kind") == "burst" else "alert"
+        body = [_text(f"{severity.upper()} {kind}", weight="Bolder", color=_CARD_COLOURS.get(severity, "Accent")),
+                _text(_card_escape(title), weight="Bolder", size="Medium", spacing="Small"),
+                {"type": "FactSet", "facts": [{"title": "Rule", "value": str(event.get("rule_id"))},
+                                              {"title": "Severity", "value": severity},
+                                              {"title": "Article", "value": str(event.get("article_id"))}]},
+                _text(snippet)]
+        if event.get("url"):
+            actions.append({"type": "Action.OpenUrl", "title": "Open the article", "url": event["url"]})
+    card: dict[str, Any] = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+                            "version": "1.4", "body": body}
+    if actions:
+        card["actions"] = actions
+    return {"type": "message", "attachments": [{"contentType": _ADAPTIVE, "contentUrl": None, "content": card}]}
+
+
+def teams_workflow_problems(message: Any) -> list[str]:
+    """Why a Teams Workflows webhook would not post ``message`` (empty when it would): the
+    envelope, an Adaptive Card with a version and a body of elements, the size limit."""
+    if not isinstance(message, dict) or message.get("type") != "message":
+        return ['the body must be {"type": "message", "attachments": [...]} (a MessageCard is not taken)']
+    attachments = message.get("attachments")
+    if not isinstance(attachments, list) or not attachments:
+        return ["attachments: a list with one Adaptive Card is needed"]
+    problems = []
+    for n, attachment in enumerate(attachments):
+        where = f"attachments[{n}]"
+        if not isinstance(attachment, dict) or attachment.get("contentType") != _ADAPTIVE:
+            problems.append(f"{where}.contentType must be {_ADAPTIVE}")
+            continue
+        card = attachment.get("content")
+        if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
+            problems.append(f"{where}.content must be an AdaptiveCard")
+            continue
+        if not isinstance(card.get("version"), str):
+            problems.append(f"{where}.content.version is missing")
+        elements = card.get("body")
+        if not isinstance(elements, list) or not elements:
+            problems.append(f"{where}.content.body must be a list of elements")
+            continue
+        for k, element in enumerate(elements):
+            if not isinstance(element, dict) or not isinstance(element.get("type"), str):
+                problems.append(f"{where}.content.body[{k}] has no type")
+            elif element["type"] == "TextBlock" and not isinstance(element.get("text"), str):
+                problems.append(f"{where}.content.body[{k}]: a TextBlock needs text")
+    size = len(dumps(message))
+    if size > TEAMS_MAX_BYTES:
+        problems.append(f"the message is {size} bytes; Teams takes at most about {TEAMS_MAX_BYTES}")
+    return problems
+
+
+def teams_workflow_as_shown(message: dict[str, Any]) -> str:
+    """Roughly what Teams shows for a Workflows ``message``."""
+    lines: list[str] = []
+    for attachment in message.get("attachments", []):
+        card = attachment.get("content") or {}
+        for element in card.get("body", []):
+            if element.get("type") == "TextBlock":
+                lines.append(("# " if element.get("size") == "Medium" else "") + element["text"])
+            elif element.get("type") == "FactSet":
+                lines += [f"{f['title']}: {f['value']}" for f in element.get("facts", [])]
+        for action in card.get("actions", []):
+            lines.append(f"[{action.get('title')}] {action.get('url')}")
     return "\n".join(lines)
