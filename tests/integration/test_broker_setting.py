@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 def test_a_worker_produce_and_tail_take_kafka_urls_and_lists(broker: LocalBroker, topics: StreamTopics,
                                                               tmp_path: Path) -> None:
-    url = f"kafka://{broker.bootstrap},{broker.bootstrap}"
+    servers = broker.client_env()["STREAM_BROKER"]  # the SASL_SSL listeners when the tests run over them
+    url = f"kafka://{servers},{servers}"
     article = tmp_path / "a.json"
     article.write_text('{"id": "url-form", "text": "Troops crossed the border, officials said."}')
     env = topics.env(broker, tmp_path / "cli", STREAM_BROKER=url)
