@@ -389,7 +389,7 @@ class Dispatcher:
                 continue
             kind, endpoint = event.get("type"), str(event.get("endpoint"))
             if kind in ("endpoint.disabled", "endpoint.enabled"):
-                self._endpoint_state(kind, endpoint, event)
+                self._endpoint_state(event)
             elif kind == "endpoint.added" and isinstance(event.get("at_ms"), int):
                 self.added[endpoint] = min(self.added.get(endpoint, event["at_ms"]), event["at_ms"])
         self.pages = pages
@@ -405,8 +405,11 @@ class Dispatcher:
                                        key=f"{new.id}:added".encode()))
             log.info("webhooks: endpoint %s is new: it receives the alerts raised from now on", new.id)
 
-    def _endpoint_state(self, kind: str, endpoint: str, event: dict[str, Any], live: bool = False) -> None:
-        if kind == "endpoint.disabled":
+    def _endpoint_state(self, event: dict[str, Any], live: bool = False) -> None:
+        """Apply an ``endpoint.disabled`` or ``endpoint.enabled`` event (``live``: read while
+        running, logged when it changes the endpoint's state)."""
+        endpoint = str(event.get("endpoint"))
+        if event.get("type") == "endpoint.disabled":
             if live and endpoint not in self.disabled:
                 log.warning("webhooks: endpoint %s disabled (by another dispatcher): %s", endpoint,
                             event.get("reason", ""))
@@ -433,7 +436,7 @@ class Dispatcher:
                         continue
                     event = _event(rec.value)
                     if event is not None and event.get("type") in ("endpoint.disabled", "endpoint.enabled"):
-                        self._endpoint_state(str(event["type"]), str(event.get("endpoint")), event, live=True)
+                        self._endpoint_state(event, live=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

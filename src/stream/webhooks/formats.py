@@ -218,18 +218,28 @@ def _md_escape(text: str) -> str:
     return re.sub(r"([\\*_`\[\]<>#])", r"\\\1", text)
 
 
+def _worst(alerts: list[dict[str, Any]]) -> str:
+    """The highest severity of a digest's alerts."""
+    return max((str(a.get("severity", "low")) for a in alerts), default="low",
+               key=lambda s: list(_COLOURS).index(s) if s in _COLOURS else 0)
+
+
+def _digest_rows(alerts: list[dict[str, Any]], escape: Callable[[str], str]) -> list[str]:
+    """A digest's alerts as markdown list items (the first ``DIGEST_LINES``, then a count)."""
+    rows = [f"- **{str(a.get('severity', 'low')).upper()}** {escape(str(a.get('rule_id')))}: "
+            + (f"[{escape(str(a.get('title') or a.get('article_id')))}]({a['url']})" if a.get("url")
+               else escape(str(a.get("title") or a.get("article_id"))))
+            for a in alerts[:DIGEST_LINES]]
+    if len(alerts) > DIGEST_LINES:
+        rows.append(f"- and {len(alerts) - DIGEST_LINES} more")
+    return rows
+
+
 def teams_card(event: dict[str, Any]) -> dict[str, Any]:
     """A Teams connector ``MessageCard`` for an alert or a digest."""
     if event.get("type") == "alert.digest":
         alerts = list(event.get("alerts") or [])
-        worst = max((str(a.get("severity", "low")) for a in alerts), default="low",
-                    key=lambda s: list(_COLOURS).index(s) if s in _COLOURS else 0)
-        rows = [f"- **{str(a.get('severity', 'low')).upper()}** {_md_escape(str(a.get('rule_id')))}: "
-                + (f"[{_md_escape(str(a.get('title') or a.get('article_id')))}]({a['url']})" if a.get("url")
-                   else _md_escape(str(a.get("title") or a.get("article_id"))))
-                for a in alerts[:DIGEST_LINES]]
-        if len(alerts) > DIGEST_LINES:
-            rows.append(f"- and {len(alerts) - DIGEST_LINES} more")
+        worst, rows = _worst(alerts), _digest_rows(alerts, _md_escape)
         summary = f"stream digest: {len(alerts)} alert(s)"
         return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": summary,
                 "themeColor": _COLOURS.get(worst, _COLOURS["low"]), "title": summary,
@@ -299,14 +309,7 @@ def teams_workflow_message(event: dict[str, Any]) -> dict[str, Any]:
     actions: list[dict[str, Any]] = []
     if event.get("type") == "alert.digest":
         alerts = list(event.get("alerts") or [])
-        worst = max((str(a.get("severity", "low")) for a in alerts), default="low",
-                    key=lambda s: list(_COLOURS).index(s) if s in _COLOURS else 0)
-        rows = [f"- **{str(a.get('severity', 'low')).upper()}** {_card_escape(str(a.get('rule_id')))}: "
-                + (f"[{_card_escape(str(a.get('title') or a.get('article_id')))}]({a['url']})" if a.get("url")
-                   else _card_escape(str(a.get("title") or a.get("article_id"))))
-                for a in alerts[:DIGEST_LINES]]
-        if len(alerts) > DIGEST_LINES:
-            rows.append(f"- and {len(alerts) - DIGEST_LINES} more")
+        worst, rows = _worst(alerts), _digest_rows(alerts, _card_escape)
         body = [_text(f"stream digest: {len(alerts)} alert(s)", weight="Bolder", size="Medium",
                       color=_CARD_COLOURS.get(worst, "Accent")),
                 _text(f"{event.get('window_start', '?')} to {event.get('window_end', '?')}", isSubtle=True,
